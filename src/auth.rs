@@ -1,0 +1,252 @@
+//! Bearer-token authentication of internal API clients.
+//!
+//! Tokens are never stored: `API_KEYS` holds the SHA-256 of each token, and a presented token
+//! is hashed and compared against every digest in constant time.
+
+use std::fmt;
+
+use actix_web::http::header::{HeaderMap, AUTHORIZATION};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::{Choice, ConstantTimeEq};
+
+use crate::error::ApiError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    IdnowAttemptsRead,
+    SigningsWrite,
+}
+
+impl Scope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IdnowAttemptsRead => "idnow_attempts:read",
+            Self::SigningsWrite => "signings:write",
+        }
+    }
+
+    fn parse(raw: &str) -> Option<Self> {
+        [Self::IdnowAttemptsRead, Self::SigningsWrite]
+            .into_iter()
+            .find(|scope| scope.as_str() == raw)
+    }
+}
+
+/// One entry of `API_KEYS`, as configured.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyEntry {
+    pub name: String,
+    pub sha256: String,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Clone)]
+struct ApiClient {
+    name: String,
+    digest: [u8; 32],
+    scopes: Vec<Scope>,
+}
+
+/// The configured API clients.
+#[derive(Clone, Default)]
+pub struct ApiKeys {
+    clients: Vec<ApiClient>,
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.clients.iter().map(|client| &client.name))
+            .finish()
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ApiKeysError {
+    #[error("API client #{index} has an empty name")]
+    EmptyName { index: usize },
+    #[error("API client {name:?}: sha256 must be 64 hex characters")]
+    BadDigest { name: String },
+    #[error("API client {name:?}: unknown scope {scope:?}")]
+    UnknownScope { name: String, scope: String },
+    #[error("API client {name:?} is configured twice")]
+    DuplicateName { name: String },
+}
+
+impl ApiKeys {
+    pub fn from_entries(entries: &[ApiKeyEntry]) -> Result<Self, ApiKeysError> {
+        let mut clients: Vec<ApiClient> = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            if entry.name.trim().is_empty() {
+                return Err(ApiKeysError::EmptyName { index });
+            }
+            if clients.iter().any(|client| client.name == entry.name) {
+                return Err(ApiKeysError::DuplicateName {
+                    name: entry.name.clone(),
+                });
+            }
+            let mut digest = [0; 32];
+            hex::decode_to_slice(&entry.sha256, &mut digest).map_err(|_| {
+                ApiKeysError::BadDigest {
+                    name: entry.name.clone(),
+                }
+            })?;
+            let scopes = entry
+                .scopes
+                .iter()
+                .map(|scope| {
+                    Scope::parse(scope).ok_or_else(|| ApiKeysError::UnknownScope {
+                        name: entry.name.clone(),
+                        scope: scope.clone(),
+                    })
+                })
+                .collect::<Result<_, _>>()?;
+            clients.push(ApiClient {
+                name: entry.name.clone(),
+                digest,
+                scopes,
+            });
+        }
+        Ok(Self { clients })
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+
+    /// The name of the client whose token authorises `scope`: 401 for a missing or unknown
+    /// token, 403 for a known client without the scope.
+    pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<&str, ApiError> {
+        let token = bearer_token(headers).ok_or(ApiError::Unauthenticated)?;
+        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        // Every digest is compared, so the time taken does not tell which one matched.
+        let mut found = None;
+        for client in &self.clients {
+            let matches: Choice = client.digest.ct_eq(&presented);
+            if bool::from(matches) {
+                found = Some(client);
+            }
+        }
+        let client = found.ok_or(ApiError::Unauthenticated)?;
+        if client.scopes.contains(&scope) {
+            Ok(&client.name)
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let mut values = headers.get_all(AUTHORIZATION);
+    let value = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    let value = value.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::http::header::HeaderValue;
+
+    fn keys() -> ApiKeys {
+        ApiKeys::from_entries(&[ApiKeyEntry {
+            name: "loan-backend".into(),
+            sha256: hex::encode(Sha256::digest(b"s3cret")),
+            scopes: vec!["idnow_attempts:read".into()],
+        }])
+        .expect("valid keys")
+    }
+
+    fn headers(authorization: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in authorization {
+            map.append(
+                AUTHORIZATION,
+                HeaderValue::from_str(value).expect("valid header"),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn a_known_token_with_the_scope_is_authorised() {
+        assert_eq!(
+            keys()
+                .authorize(&headers(&["Bearer s3cret"]), Scope::IdnowAttemptsRead)
+                .ok(),
+            Some("loan-backend")
+        );
+        assert!(keys()
+            .authorize(&headers(&["bearer s3cret"]), Scope::IdnowAttemptsRead)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_known_token_without_the_scope_is_forbidden() {
+        assert!(matches!(
+            keys().authorize(&headers(&["Bearer s3cret"]), Scope::SigningsWrite),
+            Err(ApiError::Forbidden)
+        ));
+    }
+
+    #[test]
+    fn anything_else_is_unauthenticated() {
+        for value in [
+            &[][..],
+            &["Bearer wrong"],
+            &["Bearer "],
+            &["Basic czNjcmV0"],
+            &["s3cret"],
+            &["Bearer s3cret", "Bearer s3cret"],
+        ] {
+            assert!(
+                matches!(
+                    keys().authorize(&headers(value), Scope::IdnowAttemptsRead),
+                    Err(ApiError::Unauthenticated)
+                ),
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn bad_configuration_is_refused() {
+        let entry = |name: &str, sha256: &str, scope: &str| ApiKeyEntry {
+            name: name.into(),
+            sha256: sha256.into(),
+            scopes: vec![scope.into()],
+        };
+        let digest = "a".repeat(64);
+        assert!(matches!(
+            ApiKeys::from_entries(&[entry("x", "abc", "signings:write")]),
+            Err(ApiKeysError::BadDigest { .. })
+        ));
+        assert!(matches!(
+            ApiKeys::from_entries(&[entry("x", &digest, "signings:read")]),
+            Err(ApiKeysError::UnknownScope { .. })
+        ));
+        assert!(matches!(
+            ApiKeys::from_entries(&[entry(" ", &digest, "signings:write")]),
+            Err(ApiKeysError::EmptyName { .. })
+        ));
+        assert!(matches!(
+            ApiKeys::from_entries(&[
+                entry("x", &digest, "signings:write"),
+                entry("x", &digest, "signings:write")
+            ]),
+            Err(ApiKeysError::DuplicateName { .. })
+        ));
+    }
+}

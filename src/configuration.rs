@@ -1,0 +1,504 @@
+//! Layered, typed settings, validated once at start-up.
+//!
+//! Layers, each overriding the one before: built-in defaults, `config/default.toml`, the file
+//! named by `APP_CONFIG`, then the environment variables of the contract, which always win.
+//! File keys are the lower-cased names of those variables, plus `[database]` and `[http]`
+//! tables for tuning that has no variable.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroUsize;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use figment::providers::{Format, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sqlx::postgres::PgConnectOptions;
+
+use crate::auth::{ApiKeyEntry, ApiKeys};
+use crate::webhook_signature::SigningKey;
+
+/// The shipped defaults, relative to the working directory (the image's too).
+pub const DEFAULT_CONFIG_FILE: &str = "config/default.toml";
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub http: HttpSettings,
+    pub webhooks: WebhookSettings,
+    pub api_keys: ApiKeys,
+    pub migrate_on_start: bool,
+    /// `RUST_LOG` syntax.
+    pub log_filter: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    /// How long a request waits for a connection before it is answered 503.
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Defaults to one per core.
+    pub workers: Option<NonZeroUsize>,
+    pub keep_alive: Duration,
+    /// Time a client has to send its request head.
+    pub client_request_timeout: Duration,
+    /// Time in-flight requests get to finish after SIGTERM.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    pub keys: Vec<SigningKey>,
+    pub tolerance: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+    #[error("APP_CONFIG names {0}, which does not exist")]
+    MissingFile(PathBuf),
+    #[error("cannot read the configuration files")]
+    File(#[from] Box<figment::Error>),
+}
+
+impl ConfigError {
+    fn invalid(name: &'static str, reason: impl ToString) -> Self {
+        Self::Invalid {
+            name,
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// What the configuration files may hold. Every field has a built-in default.
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct FileSettings {
+    database_url: Option<SecretString>,
+    port: u16,
+    idnow_webhook_secrets: Vec<SecretString>,
+    webhook_tolerance_seconds: u64,
+    api_keys: Vec<ApiKeyEntry>,
+    migrate_on_start: bool,
+    rust_log: String,
+    host: IpAddr,
+    database: DatabaseFile,
+    http: HttpFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct DatabaseFile {
+    max_connections: u32,
+    min_connections: u32,
+    acquire_timeout_ms: u64,
+    statement_timeout_ms: u64,
+    idle_timeout_seconds: u64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct HttpFile {
+    body_limit_bytes: usize,
+    workers: Option<NonZeroUsize>,
+    keep_alive_seconds: u64,
+    client_request_timeout_ms: u64,
+    shutdown_timeout_seconds: u64,
+}
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        Self {
+            database_url: None,
+            port: 8080,
+            idnow_webhook_secrets: Vec::new(),
+            webhook_tolerance_seconds: 300,
+            api_keys: Vec::new(),
+            migrate_on_start: true,
+            rust_log: "info".to_owned(),
+            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            database: DatabaseFile::default(),
+            http: HttpFile::default(),
+        }
+    }
+}
+
+impl Default for DatabaseFile {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            min_connections: 0,
+            acquire_timeout_ms: 2_000,
+            statement_timeout_ms: 5_000,
+            idle_timeout_seconds: 300,
+        }
+    }
+}
+
+impl Default for HttpFile {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 1024 * 1024,
+            workers: None,
+            keep_alive_seconds: 75,
+            client_request_timeout_ms: 5_000,
+            shutdown_timeout_seconds: 25,
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the settings of this process: `config/default.toml`, `APP_CONFIG`, environment.
+    pub fn load() -> Result<Self, ConfigError> {
+        Self::load_from(Path::new(DEFAULT_CONFIG_FILE), |name| {
+            std::env::var(name).ok()
+        })
+    }
+
+    /// Loads with an explicit default file and environment, so that layering can be tested
+    /// without touching the process environment.
+    pub fn load_from(
+        default_file: &Path,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        // The shipped file is optional (the binary runs from anywhere); a file the operator
+        // named explicitly is not.
+        let mut figment = Figment::new().merge(Toml::file(default_file));
+        if let Some(path) = env("APP_CONFIG").filter(|path| !path.is_empty()) {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                return Err(ConfigError::MissingFile(path));
+            }
+            figment = figment.merge(Toml::file(path));
+        }
+        let mut file: FileSettings = figment.extract().map_err(Box::new)?;
+        apply_environment(&mut file, &env)?;
+        file.try_into()
+    }
+
+    /// Settings from explicit values, with every tuning knob at its default.
+    pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        Self::load_from(Path::new("/nonexistent"), |name| env.get(name).cloned())
+    }
+}
+
+fn apply_environment(
+    file: &mut FileSettings,
+    env: &impl Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    if let Some(url) = env("DATABASE_URL") {
+        file.database_url = Some(url.into());
+    }
+    if let Some(port) = env("PORT") {
+        file.port = port
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::invalid("PORT", "expected a TCP port number"))?;
+    }
+    if let Some(secrets) = env("IDNOW_WEBHOOK_SECRETS") {
+        file.idnow_webhook_secrets = secrets
+            .split(',')
+            .map(|secret| SecretString::from(secret.trim()))
+            .collect();
+    }
+    if let Some(seconds) = env("WEBHOOK_TOLERANCE_SECONDS") {
+        file.webhook_tolerance_seconds = seconds.trim().parse().map_err(|_| {
+            ConfigError::invalid("WEBHOOK_TOLERANCE_SECONDS", "expected whole seconds")
+        })?;
+    }
+    if let Some(keys) = env("API_KEYS") {
+        file.api_keys = serde_json::from_str(&keys).map_err(|e| {
+            ConfigError::invalid(
+                "API_KEYS",
+                format!("expected a JSON array of {{\"name\",\"sha256\",\"scopes\"}}: {e}"),
+            )
+        })?;
+    }
+    if let Some(flag) = env("MIGRATE_ON_START") {
+        file.migrate_on_start = parse_bool(&flag)
+            .ok_or_else(|| ConfigError::invalid("MIGRATE_ON_START", "expected true or false"))?;
+    }
+    if let Some(filter) = env("RUST_LOG") {
+        file.rust_log = filter;
+    }
+    Ok(())
+}
+
+fn parse_bool(raw: &str) -> Option<bool> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+impl TryFrom<FileSettings> for Settings {
+    type Error = ConfigError;
+
+    fn try_from(file: FileSettings) -> Result<Self, ConfigError> {
+        let url = file
+            .database_url
+            .filter(|url| !url.expose_secret().trim().is_empty())
+            .ok_or(ConfigError::Missing("DATABASE_URL"))?;
+        // Checked now so that a typo fails at start-up; the message never repeats the URL,
+        // which may hold a password.
+        let is_postgres = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| url.expose_secret().starts_with(scheme));
+        if !is_postgres || PgConnectOptions::from_str(url.expose_secret()).is_err() {
+            return Err(ConfigError::invalid(
+                "DATABASE_URL",
+                "not a postgres:// or postgresql:// connection URL",
+            ));
+        }
+
+        if file.idnow_webhook_secrets.is_empty() {
+            return Err(ConfigError::Missing("IDNOW_WEBHOOK_SECRETS"));
+        }
+        let keys = file
+            .idnow_webhook_secrets
+            .iter()
+            .map(SigningKey::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::invalid("IDNOW_WEBHOOK_SECRETS", e))?;
+
+        let api_keys = ApiKeys::from_entries(&file.api_keys)
+            .map_err(|e| ConfigError::invalid("API_KEYS", e))?;
+
+        let database = &file.database;
+        if database.max_connections == 0 || database.min_connections > database.max_connections {
+            return Err(ConfigError::invalid(
+                "database.max_connections",
+                "must be at least 1 and at least database.min_connections",
+            ));
+        }
+        if file.http.body_limit_bytes == 0 {
+            return Err(ConfigError::invalid(
+                "http.body_limit_bytes",
+                "must be at least 1",
+            ));
+        }
+
+        Ok(Self {
+            database: DatabaseSettings {
+                url,
+                max_connections: database.max_connections,
+                min_connections: database.min_connections,
+                acquire_timeout: Duration::from_millis(database.acquire_timeout_ms),
+                statement_timeout: Duration::from_millis(database.statement_timeout_ms),
+                idle_timeout: Duration::from_secs(database.idle_timeout_seconds),
+            },
+            http: HttpSettings {
+                host: file.host,
+                port: file.port,
+                body_limit: file.http.body_limit_bytes,
+                workers: file.http.workers,
+                keep_alive: Duration::from_secs(file.http.keep_alive_seconds),
+                client_request_timeout: Duration::from_millis(file.http.client_request_timeout_ms),
+                shutdown_timeout: Duration::from_secs(file.http.shutdown_timeout_seconds),
+            },
+            webhooks: WebhookSettings {
+                keys,
+                tolerance: Duration::from_secs(file.webhook_tolerance_seconds),
+            },
+            api_keys,
+            migrate_on_start: file.migrate_on_start,
+            log_filter: file.rust_log,
+        })
+    }
+}
+
+impl DatabaseSettings {
+    pub fn connect_options(&self) -> PgConnectOptions {
+        PgConnectOptions::from_str(self.url.expose_secret())
+            .expect("DATABASE_URL was validated when the settings were loaded")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const REQUIRED: [(&str, &str); 2] = [
+        ("DATABASE_URL", "postgres://app:pw@db:5432/idnow"),
+        ("IDNOW_WEBHOOK_SECRETS", "one"),
+    ];
+
+    #[test]
+    fn contract_defaults_apply() {
+        let settings = Settings::from_env_map(&env(&REQUIRED)).expect("valid");
+        assert_eq!(settings.http.port, 8080);
+        assert_eq!(settings.http.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(settings.webhooks.tolerance, Duration::from_secs(300));
+        assert!(settings.api_keys.is_empty());
+        assert!(settings.migrate_on_start);
+        assert_eq!(settings.log_filter, "info");
+        assert_eq!(settings.http.body_limit, 1024 * 1024);
+    }
+
+    #[test]
+    fn required_variables_are_named_when_missing() {
+        let error = Settings::from_env_map(&env(&REQUIRED[1..])).expect_err("no url");
+        assert_eq!(error.to_string(), "DATABASE_URL is required");
+        let error = Settings::from_env_map(&env(&REQUIRED[..1])).expect_err("no secrets");
+        assert_eq!(error.to_string(), "IDNOW_WEBHOOK_SECRETS is required");
+    }
+
+    #[test]
+    fn environment_variables_parse_as_the_contract_says() {
+        let digest = "ab".repeat(32);
+        let api_keys = format!(
+            r#"[{{"name":"loan-backend","sha256":"{digest}","scopes":["idnow_attempts:read","signings:write"]}}]"#
+        );
+        let mut vars = env(&REQUIRED);
+        vars.extend(env(&[
+            ("PORT", "9090"),
+            (
+                "IDNOW_WEBHOOK_SECRETS",
+                "new, whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+            ("WEBHOOK_TOLERANCE_SECONDS", "60"),
+            ("API_KEYS", &api_keys),
+            ("MIGRATE_ON_START", "false"),
+            ("RUST_LOG", "debug"),
+        ]));
+        let settings = Settings::from_env_map(&vars).expect("valid");
+        assert_eq!(settings.http.port, 9090);
+        assert_eq!(settings.webhooks.keys.len(), 2);
+        assert_eq!(settings.webhooks.tolerance, Duration::from_secs(60));
+        assert_eq!(settings.api_keys.len(), 1);
+        assert!(!settings.migrate_on_start);
+        assert_eq!(settings.log_filter, "debug");
+    }
+
+    #[test]
+    fn invalid_values_are_refused_without_echoing_secrets() {
+        for (name, value) in [
+            ("PORT", "http"),
+            ("PORT", "70000"),
+            ("WEBHOOK_TOLERANCE_SECONDS", "-1"),
+            ("API_KEYS", "{}"),
+            ("MIGRATE_ON_START", "maybe"),
+            ("IDNOW_WEBHOOK_SECRETS", "good,,also-good"),
+            ("IDNOW_WEBHOOK_SECRETS", "whsec_not*base64"),
+            ("DATABASE_URL", "mysql://user:hunter2@db/x"),
+        ] {
+            let mut vars = env(&REQUIRED);
+            vars.insert(name.to_owned(), value.to_owned());
+            let error = Settings::from_env_map(&vars).expect_err(name).to_string();
+            assert!(error.starts_with(name), "{error}");
+            assert!(
+                !error.contains("hunter2") && !error.contains("not*base64"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn settings_never_print_secrets() {
+        let mut vars = env(&REQUIRED);
+        vars.insert(
+            "IDNOW_WEBHOOK_SECRETS".into(),
+            "topsecret-webhook-key".into(),
+        );
+        let settings = Settings::from_env_map(&vars).expect("valid");
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("topsecret-webhook-key"), "{printed}");
+        assert!(!printed.contains("pw@db"), "{printed}");
+    }
+
+    #[test]
+    fn files_layer_under_the_environment() {
+        let dir =
+            std::env::temp_dir().join(format!("idnow-attempts-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let default_file = dir.join("default.toml");
+        let app_config = dir.join("app.toml");
+        let write = |path: &Path, text: &str| {
+            std::fs::File::create(path)
+                .and_then(|mut f| f.write_all(text.as_bytes()))
+                .expect("write config");
+        };
+        write(
+            &default_file,
+            "port = 1000\nrust_log = \"warn\"\n[http]\nbody_limit_bytes = 10\n",
+        );
+        write(
+            &app_config,
+            "port = 2000\n[database]\nmax_connections = 3\n",
+        );
+
+        let mut vars = env(&REQUIRED);
+        vars.insert("APP_CONFIG".into(), app_config.display().to_string());
+        let load = |vars: &HashMap<String, String>| {
+            Settings::load_from(&default_file, |name| vars.get(name).cloned())
+        };
+
+        let settings = load(&vars).expect("valid");
+        assert_eq!(
+            settings.http.port, 2000,
+            "APP_CONFIG overrides default.toml"
+        );
+        assert_eq!(
+            settings.log_filter, "warn",
+            "default.toml overrides built-ins"
+        );
+        assert_eq!(settings.http.body_limit, 10);
+        assert_eq!(settings.database.max_connections, 3);
+
+        vars.insert("PORT".into(), "3000".into());
+        assert_eq!(
+            load(&vars).expect("valid").http.port,
+            3000,
+            "the environment wins"
+        );
+
+        vars.insert(
+            "APP_CONFIG".into(),
+            dir.join("absent.toml").display().to_string(),
+        );
+        assert!(matches!(load(&vars), Err(ConfigError::MissingFile(_))));
+
+        write(&app_config, "prot = 1\n");
+        vars.insert("APP_CONFIG".into(), app_config.display().to_string());
+        assert!(
+            matches!(load(&vars), Err(ConfigError::File(_))),
+            "typos are not ignored"
+        );
+
+        std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn the_shipped_default_file_is_valid() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
+        let vars = env(&REQUIRED);
+        Settings::load_from(&file, |name| vars.get(name).cloned()).expect("valid default.toml");
+    }
+}

@@ -1,0 +1,325 @@
+//! An IDnow result webhook, read from its raw body.
+//!
+//! Only the few `identificationprocess` fields the service needs are read; the rest of the
+//! body is checked for syntax and kept as it was sent. Nothing here copies a payload value into
+//! an error: error details reach clients and logs, and payloads hold personal data.
+
+use chrono::{DateTime, Utc};
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use super::{IdError, TransactionNumber};
+
+/// A webhook body that is JSON and carries what an attempt needs.
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    pub transaction_number: TransactionNumber,
+    /// `identificationprocess.id`, IDnow's own ident code.
+    pub ident_id: Option<String>,
+    /// Stored as sent: IDnow adds result values over time.
+    pub result: String,
+    pub reason: Option<String>,
+    /// `identificationprocess.identificationtime`, when it is RFC 3339.
+    pub identified_at: Option<DateTime<Utc>>,
+    /// Identity of the IDnow event, equal across redeliveries. See the `attempts` migration.
+    pub dedup_key: [u8; 32],
+    /// The body as received, to be stored and served back unchanged.
+    pub payload: &'a str,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    /// The body is not a JSON document (400).
+    #[error("the body is not valid JSON")]
+    NotJson(#[source] Option<serde_json::Error>),
+    /// The body is JSON, but not an attempt (422).
+    #[error("{0}")]
+    Unprocessable(&'static str),
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    identificationprocess: Option<&'a RawValue>,
+}
+
+/// Every field as raw JSON, so that a value of the wrong type is ours to report (without
+/// echoing it), and a key sent twice is a clean error rather than a silent choice of one.
+#[derive(Deserialize)]
+struct Process<'a> {
+    #[serde(borrow, default)]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    transactionnumber: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    reason: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    identificationtime: Option<&'a RawValue>,
+}
+
+impl<'a> Delivery<'a> {
+    pub fn parse(body: &'a [u8]) -> Result<Self, DeliveryError> {
+        let text = std::str::from_utf8(body).map_err(|_| DeliveryError::NotJson(None))?;
+        // A full syntax check first, so that "not JSON" (400) is never confused with "JSON of
+        // the wrong shape" (422), whatever the order in which the fields come.
+        serde_json::from_str::<IgnoredAny>(text).map_err(|e| DeliveryError::NotJson(Some(e)))?;
+        if !is_object(text) {
+            return Err(DeliveryError::Unprocessable(
+                "the body must be a JSON object",
+            ));
+        }
+        let envelope: Envelope<'a> = serde_json::from_str(text).map_err(|_| {
+            DeliveryError::Unprocessable("the body has the key identificationprocess twice")
+        })?;
+        let process = envelope
+            .identificationprocess
+            .filter(|raw| is_object(raw.get()))
+            .ok_or(DeliveryError::Unprocessable(
+                "identificationprocess is missing or not an object",
+            ))?;
+        let process: Process<'a> = serde_json::from_str(process.get()).map_err(|_| {
+            DeliveryError::Unprocessable("identificationprocess has a key more than once")
+        })?;
+
+        let result = string_field(process.result)
+            .map_err(|()| {
+                DeliveryError::Unprocessable("identificationprocess.result must be a string")
+            })?
+            .filter(|result| !result.is_empty())
+            .ok_or(DeliveryError::Unprocessable(
+                "identificationprocess.result is missing",
+            ))?;
+        let transaction_number = string_field(process.transactionnumber)
+            .map_err(|()| {
+                DeliveryError::Unprocessable(
+                    "identificationprocess.transactionnumber must be a string",
+                )
+            })?
+            .ok_or(DeliveryError::Unprocessable(
+                "identificationprocess.transactionnumber is missing",
+            ))?;
+        let transaction_number =
+            TransactionNumber::parse(&transaction_number).map_err(|e| match e {
+                IdError::Empty => DeliveryError::Unprocessable(
+                    "identificationprocess.transactionnumber is missing",
+                ),
+                _ => DeliveryError::Unprocessable(
+                    "identificationprocess.transactionnumber is not a valid transaction number",
+                ),
+            })?;
+        let ident_id = string_field(process.id).map_err(|()| {
+            DeliveryError::Unprocessable("identificationprocess.id must be a string")
+        })?;
+        let reason = string_field(process.reason).map_err(|()| {
+            DeliveryError::Unprocessable("identificationprocess.reason must be a string")
+        })?;
+        let identification_time = string_field(process.identificationtime).map_err(|()| {
+            DeliveryError::Unprocessable(
+                "identificationprocess.identificationtime must be a string",
+            )
+        })?;
+
+        // An unreadable time is not a reason to lose the attempt: it sorts where it arrived.
+        let identified_at = identification_time
+            .as_deref()
+            .and_then(|time| DateTime::parse_from_rfc3339(time).ok())
+            .map(|time| time.with_timezone(&Utc));
+        let dedup_key = dedup_key([
+            Some(transaction_number.as_str()),
+            ident_id.as_deref(),
+            Some(result.as_str()),
+            identification_time.as_deref(),
+        ]);
+
+        Ok(Self {
+            transaction_number,
+            ident_id,
+            result,
+            reason,
+            identified_at,
+            dedup_key,
+            payload: text,
+        })
+    }
+}
+
+fn is_object(json: &str) -> bool {
+    json.trim_start().starts_with('{')
+}
+
+/// `Ok(None)` for an absent or `null` field, `Err` for a value that is not a string.
+fn string_field(raw: Option<&RawValue>) -> Result<Option<String>, ()> {
+    raw.map(|raw| serde_json::from_str::<String>(raw.get()).map_err(|_| ()))
+        .transpose()
+}
+
+/// Length-prefixed, with presence marked, so that no two different tuples hash alike.
+fn dedup_key(parts: [Option<&str>; 4]) -> [u8; 32] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        match part {
+            None => hasher.update([0]),
+            Some(part) => {
+                hasher.update([1]);
+                hasher.update((part.len() as u64).to_be_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
+    }
+    hasher.finalize().into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SUCCESS: &str = include_str!("../../tests/fixtures/success.json");
+    const ABORTED: &str = include_str!("../../tests/fixtures/lifecycle/1_aborted.json");
+
+    fn unprocessable(body: &str) -> &'static str {
+        match Delivery::parse(body.as_bytes()) {
+            Err(DeliveryError::Unprocessable(detail)) => detail,
+            other => panic!("expected 422 for {body}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_the_attempt_fields_of_the_upstream_example() {
+        let delivery = Delivery::parse(SUCCESS.as_bytes()).expect("valid fixture");
+        assert_eq!(
+            delivery.transaction_number.as_str(),
+            "b2d949eb12ecd6798fa8e2ae66fc4a5acidt"
+        );
+        assert_eq!(delivery.result, "SUCCESS");
+        assert_eq!(delivery.reason, None);
+        assert_eq!(delivery.ident_id.as_deref(), Some("TST-EABTZ"));
+        assert_eq!(
+            delivery.identified_at.map(|t| t.to_rfc3339()),
+            Some("2019-03-27T15:47:59+00:00".to_owned())
+        );
+        assert_eq!(delivery.payload, SUCCESS);
+    }
+
+    #[test]
+    fn reads_the_abort_reason() {
+        let delivery = Delivery::parse(ABORTED.as_bytes()).expect("valid fixture");
+        assert_eq!(delivery.result, "ABORTED");
+        assert_eq!(delivery.reason.as_deref(), Some("TECH_LIGHTING"));
+    }
+
+    #[test]
+    fn not_json_is_told_apart_from_the_wrong_json() {
+        for body in ["", "{", "{\"a\":1}x", "\u{1}", "{'a':1}"] {
+            assert!(
+                matches!(
+                    Delivery::parse(body.as_bytes()),
+                    Err(DeliveryError::NotJson(_))
+                ),
+                "{body:?}"
+            );
+        }
+        assert!(matches!(
+            Delivery::parse(b"{\"a\":\"\xff\"}"),
+            Err(DeliveryError::NotJson(_))
+        ));
+        // A shape error early in the body does not hide a syntax error later on.
+        assert!(matches!(
+            Delivery::parse(br#"{"identificationprocess": 1, "x": }"#),
+            Err(DeliveryError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn json_that_is_not_an_attempt_is_unprocessable() {
+        assert_eq!(unprocessable("[]"), "the body must be a JSON object");
+        assert_eq!(
+            unprocessable(
+                r#"[{"identificationprocess":{"result":"SUCCESS","transactionnumber":"t"}}]"#
+            ),
+            "the body must be a JSON object"
+        );
+        assert_eq!(
+            unprocessable("{}"),
+            "identificationprocess is missing or not an object"
+        );
+        assert_eq!(
+            unprocessable(r#"{"identificationprocess":"SUCCESS"}"#),
+            "identificationprocess is missing or not an object"
+        );
+        assert_eq!(
+            unprocessable(r#"{"identificationprocess":{"transactionnumber":"t"}}"#),
+            "identificationprocess.result is missing"
+        );
+        assert_eq!(
+            unprocessable(r#"{"identificationprocess":{"result":"","transactionnumber":"t"}}"#),
+            "identificationprocess.result is missing"
+        );
+        assert_eq!(
+            unprocessable(r#"{"identificationprocess":{"result":7,"transactionnumber":"t"}}"#),
+            "identificationprocess.result must be a string"
+        );
+        assert_eq!(
+            unprocessable(r#"{"identificationprocess":{"result":"SUCCESS"}}"#),
+            "identificationprocess.transactionnumber is missing"
+        );
+        assert_eq!(
+            unprocessable(
+                r#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"t","result":"FRAUD_SUSPICION_CONFIRMED"}}"#
+            ),
+            "identificationprocess has a key more than once"
+        );
+    }
+
+    #[test]
+    fn unknown_results_and_odd_times_are_kept() {
+        let delivery = Delivery::parse(
+            br#"{"identificationprocess":{"result":"CHECK_PENDING","transactionnumber":"t","identificationtime":"yesterday"}}"#,
+        )
+        .expect("an unknown result is an attempt");
+        assert_eq!(delivery.result, "CHECK_PENDING");
+        assert_eq!(delivery.identified_at, None);
+    }
+
+    #[test]
+    fn the_dedup_key_ignores_everything_but_the_event_identity() {
+        let a = Delivery::parse(SUCCESS.as_bytes()).expect("valid");
+        let pretty = serde_json::to_string_pretty(
+            &serde_json::from_str::<serde_json::Value>(SUCCESS).expect("valid"),
+        )
+        .expect("serialises");
+        let b = Delivery::parse(pretty.as_bytes()).expect("valid");
+        assert_eq!(a.dedup_key, b.dedup_key);
+
+        let other_result = SUCCESS.replace("\"result\":\"SUCCESS\"", "\"result\":\"CANCELED\"");
+        let c = Delivery::parse(other_result.as_bytes()).expect("valid");
+        assert_ne!(a.dedup_key, c.dedup_key);
+    }
+
+    proptest! {
+        #[test]
+        fn dedup_keys_do_not_collide_across_field_boundaries(
+            a in proptest::option::of("[a-z]{0,4}"),
+            b in proptest::option::of("[a-z]{0,4}"),
+            c in proptest::option::of("[a-z]{0,4}"),
+            d in proptest::option::of("[a-z]{0,4}"),
+            e in proptest::option::of("[a-z]{0,4}"),
+            f in proptest::option::of("[a-z]{0,4}"),
+            g in proptest::option::of("[a-z]{0,4}"),
+            h in proptest::option::of("[a-z]{0,4}"),
+        ) {
+            let left = [a.as_deref(), b.as_deref(), c.as_deref(), d.as_deref()];
+            let right = [e.as_deref(), f.as_deref(), g.as_deref(), h.as_deref()];
+            prop_assert_eq!(left == right, dedup_key(left) == dedup_key(right));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = Delivery::parse(&body);
+        }
+    }
+}

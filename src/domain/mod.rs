@@ -1,0 +1,9 @@
+//! Types that cannot hold invalid values. Handlers turn raw input into these once, at the edge.
+
+mod delivery;
+mod ids;
+mod page;
+
+pub use delivery::{Delivery, DeliveryError};
+pub use ids::{AttemptId, IdError, PersonId, SigningId, TransactionNumber};
+pub use page::{PageError, PageRequest};

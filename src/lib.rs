@@ -1,0 +1,13 @@
+//! `idnow-attempts`: takes IDnow's result webhooks in, verifies their signatures, keeps every
+//! identification attempt in PostgreSQL, and serves each signing's attempt history.
+
+pub mod auth;
+pub mod cli;
+pub mod configuration;
+pub mod domain;
+pub mod error;
+pub mod persistence;
+pub mod routes;
+pub mod startup;
+pub mod telemetry;
+pub mod webhook_signature;

@@ -1,0 +1,54 @@
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use idnow_attempts::cli::{Cli, Command};
+use idnow_attempts::configuration::Settings;
+use idnow_attempts::startup::Application;
+use idnow_attempts::{persistence, telemetry};
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(error) => {
+            // Logging is configured by these very settings, so this goes to stderr as text.
+            eprintln!("idnow-attempts: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = telemetry::init(&settings.log_filter) {
+        eprintln!("idnow-attempts: {error:#}");
+        return ExitCode::from(2);
+    }
+    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "exiting on error");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let application = Application::build(settings).await?;
+            tracing::info!(port = application.port(), "listening");
+            application
+                .run_until_stopped()
+                .await
+                .context("serving HTTP")
+        }
+        Command::Migrate => {
+            let pool =
+                persistence::connect(&settings.database, settings.database.connect_options());
+            persistence::migrate(&pool)
+                .await
+                .context("applying database migrations")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+    }
+}

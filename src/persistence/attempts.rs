@@ -1,0 +1,156 @@
+//! The `attempts` table: one row per IDnow result webhook.
+
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::domain::{AttemptId, Delivery, PageRequest, PersonId, SigningId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// A new attempt; `signing_registered` tells whether its signing is known yet.
+    New {
+        id: AttemptId,
+        signing_registered: bool,
+    },
+    /// The same event was stored before: this is its id.
+    Duplicate { id: AttemptId },
+}
+
+/// Stores the attempt unless the same event is already stored.
+///
+/// The unique constraints on `webhook_id` and `dedup_key` decide, inside PostgreSQL, which of
+/// several concurrent deliveries of one event is the original: `ON CONFLICT DO NOTHING` waits
+/// for a concurrent insert of the same key to commit and then yields, so the look-up that
+/// follows always finds the winner. The statement commits on its own: when this returns, the
+/// attempt is durable.
+pub async fn store(
+    conn: &mut PgConnection,
+    delivery: &Delivery<'_>,
+    webhook_id: Option<&str>,
+) -> Result<Stored, sqlx::Error> {
+    let id = AttemptId::generate();
+    let inserted = sqlx::query!(
+        r#"
+        WITH inserted AS (
+            INSERT INTO attempts
+                (id, transaction_number, ident_id, result, reason, identified_at,
+                 webhook_id, dedup_key, payload)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json)
+            ON CONFLICT DO NOTHING
+            RETURNING id
+        )
+        SELECT EXISTS (SELECT 1 FROM signings WHERE identification_id = $2)
+            AS "signing_registered!"
+        FROM inserted
+        "#,
+        id.as_uuid(),
+        delivery.transaction_number.as_str(),
+        delivery.ident_id.as_deref(),
+        delivery.result,
+        delivery.reason.as_deref(),
+        delivery.identified_at,
+        webhook_id,
+        &delivery.dedup_key[..],
+        delivery.payload,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok(Stored::New {
+            id,
+            signing_registered: row.signing_registered,
+        });
+    }
+
+    // The same webhook-id names the original first; the same event identity second.
+    let original = sqlx::query_scalar!(
+        r#"
+        SELECT id AS "id!" FROM (
+            SELECT id, 0 AS preference FROM attempts WHERE webhook_id = $1
+            UNION ALL
+            SELECT id, 1 FROM attempts WHERE dedup_key = $2
+        ) AS candidates
+        ORDER BY preference
+        LIMIT 1
+        "#,
+        webhook_id,
+        &delivery.dedup_key[..],
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Stored::Duplicate {
+        id: original.into(),
+    })
+}
+
+#[derive(Debug)]
+pub struct History {
+    /// Attempts in the whole history, not only this page.
+    pub total: u64,
+    pub attempts: Vec<StoredAttempt>,
+}
+
+#[derive(Debug)]
+pub struct StoredAttempt {
+    pub id: AttemptId,
+    pub result: String,
+    pub reason: Option<String>,
+    /// The body as received.
+    pub payload: String,
+}
+
+/// One page of a signing's attempt history, oldest first; `None` when the person has no such
+/// signing. One statement, so the page and the total come from the same snapshot.
+pub async fn history(
+    conn: &mut PgConnection,
+    person_id: &PersonId,
+    signing_id: &SigningId,
+    page: PageRequest,
+) -> Result<Option<History>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT s.total AS "total!",
+               a.id AS "id?", a.result AS "result?", a.reason, a.payload::text AS "payload?"
+        FROM (
+            SELECT sg.identification_id,
+                   (SELECT count(*) FROM attempts c
+                    WHERE c.transaction_number = sg.identification_id) AS total
+            FROM signings sg
+            WHERE sg.signing_id = $1 AND sg.person_id = $2
+        ) AS s
+        LEFT JOIN LATERAL (
+            SELECT at.id, at.result, at.reason, at.payload, at.sort_at, at.seq
+            FROM attempts at
+            WHERE at.transaction_number = s.identification_id
+            ORDER BY at.sort_at, at.seq
+            LIMIT $3 OFFSET $4
+        ) AS a ON true
+        ORDER BY a.sort_at, a.seq
+        "#,
+        signing_id.as_str(),
+        person_id.as_str(),
+        page.limit(),
+        page.offset(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let total = u64::try_from(first.total).unwrap_or_default();
+    let attempts = rows
+        .into_iter()
+        .filter_map(|row| {
+            // A signing without attempts on this page comes back as one row of NULLs.
+            let (id, result, payload): (Uuid, _, _) = (row.id?, row.result?, row.payload?);
+            Some(StoredAttempt {
+                id: id.into(),
+                result,
+                reason: row.reason,
+                payload,
+            })
+        })
+        .collect();
+    Ok(Some(History { total, attempts }))
+}

@@ -1,0 +1,55 @@
+//! PostgreSQL: the pool, the embedded migrations, and one module per table.
+//!
+//! Helpers take a `&mut PgConnection` (or a transaction) and run plain statements; handlers
+//! decide what is one unit of work.
+
+pub mod attempts;
+pub mod rejected;
+pub mod signings;
+
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use crate::configuration::DatabaseSettings;
+
+/// The migrations of `migrations/`, embedded in the binary.
+pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+
+/// Every session is named (visible in `pg_stat_activity`) and bounded by a server-side
+/// statement timeout. The pool connects lazily: the process starts, and reports itself not
+/// ready, while the database is away.
+pub fn connect(settings: &DatabaseSettings, options: PgConnectOptions) -> PgPool {
+    let options = options.application_name(env!("CARGO_PKG_NAME")).options([(
+        "statement_timeout",
+        settings.statement_timeout.as_millis().to_string(),
+    )]);
+    PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .min_connections(settings.min_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .idle_timeout(Some(settings.idle_timeout))
+        .connect_lazy_with(options)
+}
+
+/// Applies pending migrations. sqlx holds a PostgreSQL advisory lock meanwhile, so replicas
+/// and migration jobs that start together apply each migration once.
+pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
+    MIGRATOR.run(pool).await
+}
+
+/// True when the database answers and every embedded migration has been applied.
+pub async fn is_ready(pool: &PgPool) -> Result<bool, sqlx::Error> {
+    let expected: Vec<i64> = MIGRATOR
+        .iter()
+        .filter(|migration| migration.migration_type.is_up_migration())
+        .map(|migration| migration.version)
+        .collect();
+    let applied = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "applied!" FROM _sqlx_migrations
+           WHERE success AND version = ANY($1)"#,
+        &expected
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(usize::try_from(applied).is_ok_and(|applied| applied == expected.len()))
+}

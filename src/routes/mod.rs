@@ -1,0 +1,106 @@
+//! The route table, and what every route shares: reading bodies and path ids at the edge.
+
+mod attempts;
+mod health;
+mod signings;
+mod webhooks;
+
+use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use futures_util::StreamExt as _;
+
+use crate::domain::{IdError, PersonId, SigningId};
+use crate::error::ApiError;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/webhooks/idnow")
+            .route(web::post().to(webhooks::receive))
+            .default_service(web::to(|| method_not_allowed("POST"))),
+    )
+    .service(
+        web::resource("/v1/persons/{person_id}/signings/{signing_id}")
+            .route(web::put().to(signings::register))
+            .default_service(web::to(|| method_not_allowed("PUT"))),
+    )
+    .service(
+        web::resource("/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts")
+            .route(web::get().to(attempts::list))
+            .default_service(web::to(|| method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/health/live")
+            .route(web::get().to(health::live))
+            .default_service(web::to(|| method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/health/ready")
+            .route(web::get().to(health::ready))
+            .default_service(web::to(|| method_not_allowed("GET"))),
+    );
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("No such route."))
+}
+
+async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::MethodNotAllowed(allow))
+}
+
+/// The `{person_id}` and `{signing_id}` of a path, parsed.
+fn signing_path(request: &HttpRequest) -> Result<(PersonId, SigningId), ApiError> {
+    let segment = |name: &'static str| request.match_info().get(name).unwrap_or_default();
+    let invalid = |name: &'static str| {
+        move |e: IdError| ApiError::bad_request("invalid_path_parameter", format!("{name} {e}"))
+    };
+    Ok((
+        PersonId::parse(segment("person_id")).map_err(invalid("person_id"))?,
+        SigningId::parse(segment("signing_id")).map_err(invalid("signing_id"))?,
+    ))
+}
+
+/// 415 for a declared content type that is not JSON (`application/json` or `*/*+json`). A
+/// request that declares none is read as JSON.
+fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
+    let mime = request
+        .mime_type()
+        .map_err(|_| ApiError::UnsupportedMediaType)?;
+    match mime {
+        None => Ok(()),
+        Some(mime)
+            if mime.type_() == mime::APPLICATION
+                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON)) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+/// Reads the whole body, refusing (413) as soon as it is known to be larger than `limit`:
+/// from `Content-Length` before reading anything, or from what has arrived so far.
+async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|_| ApiError::bad_request("unreadable_body", "The body could not be read."))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}

@@ -1,0 +1,126 @@
+//! `POST /v1/webhooks/idnow`: IDnow's result webhook.
+//!
+//! The order of checks is the contract's: content type (415), size (413), signature (401),
+//! then shape (400/422). Nothing is read as JSON before the sender is verified, and a 2xx is
+//! sent only once the attempt is committed.
+
+use std::time::SystemTime;
+
+use actix_web::http::header::{HeaderMap, HeaderName, CONTENT_TYPE};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Serialize;
+
+use super::{read_body, require_json};
+use crate::domain::{AttemptId, Delivery, DeliveryError};
+use crate::error::{ApiError, DbResultExt as _};
+use crate::persistence::attempts::{self, Stored};
+use crate::persistence::rejected::{self, RejectedDelivery};
+use crate::startup::AppState;
+use crate::webhook_signature::{HeaderValue, SignatureHeaders};
+
+#[derive(Serialize)]
+struct Acknowledgement {
+    id: AttemptId,
+}
+
+#[tracing::instrument(
+    name = "receive_webhook",
+    skip_all,
+    fields(transaction_number, result, attempt_id, outcome)
+)]
+pub async fn receive(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    require_json(&request)?;
+    let body = read_body(&request, payload, state.body_limit).await?;
+    let verified = state
+        .verifier
+        .verify(
+            signature_headers(request.headers()),
+            &body,
+            SystemTime::now(),
+        )
+        .map_err(ApiError::InvalidSignature)?;
+
+    let mut conn = state
+        .pool
+        .acquire()
+        .await
+        .db_context("acquiring a connection")?;
+    let delivery = match Delivery::parse(&body) {
+        Ok(delivery) => delivery,
+        Err(error) => {
+            // Authentic but unusable: answer the sender, and keep the body for operators.
+            let error = match error {
+                DeliveryError::NotJson(_) => {
+                    ApiError::bad_request("invalid_json", "The body is not valid JSON.")
+                }
+                DeliveryError::Unprocessable(detail) => {
+                    ApiError::unprocessable("invalid_webhook_payload", detail)
+                }
+            };
+            let content_type = request
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|value| value.to_str().ok());
+            rejected::keep(
+                &mut conn,
+                &RejectedDelivery {
+                    status: actix_web::ResponseError::status_code(&error).as_u16(),
+                    error_code: error.code(),
+                    webhook_id: verified.webhook_id,
+                    content_type,
+                    body: &body,
+                },
+            )
+            .await
+            .db_context("keeping a rejected delivery")?;
+            return Err(error);
+        }
+    };
+
+    let span = tracing::Span::current();
+    span.record("transaction_number", delivery.transaction_number.as_str());
+    span.record("result", delivery.result.as_str());
+    let stored = attempts::store(&mut conn, &delivery, verified.webhook_id)
+        .await
+        .db_context("storing the attempt")?;
+    let (mut response, id, outcome) = match stored {
+        Stored::New {
+            id,
+            signing_registered: true,
+        } => (HttpResponse::Created(), id, "stored"),
+        Stored::New {
+            id,
+            signing_registered: false,
+        } => (HttpResponse::Accepted(), id, "stored_unregistered"),
+        Stored::Duplicate { id } => (HttpResponse::Ok(), id, "duplicate"),
+    };
+    span.record("attempt_id", tracing::field::display(id));
+    span.record("outcome", outcome);
+    Ok(response.json(Acknowledgement { id }))
+}
+
+fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
+    let value = |name: &'static str| header_value(headers, &HeaderName::from_static(name));
+    SignatureHeaders {
+        webhook_id: value("webhook-id"),
+        webhook_timestamp: value("webhook-timestamp"),
+        webhook_signature: value("webhook-signature"),
+        idnow_signature: value("x-idnow-signature"),
+    }
+}
+
+/// A header sent twice, or with bytes that are not visible ASCII, is ambiguous: unusable.
+fn header_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderValue<'a> {
+    let mut values = headers.get_all(name);
+    match (values.next(), values.next()) {
+        (None, _) => HeaderValue::Absent,
+        (Some(value), None) => value
+            .to_str()
+            .map_or(HeaderValue::Unusable, HeaderValue::One),
+        (Some(_), Some(_)) => HeaderValue::Unusable,
+    }
+}
