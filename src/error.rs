@@ -267,11 +267,15 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(error) => error.code().is_some_and(|code| {
             // 08: connection exception; 53: insufficient resources; 57P: shutdown or
             // start-up; 57014: statement timeout; 40001/40P01: serialization failure and
-            // deadlock; 25006: read-only transaction (a failover in progress).
+            // deadlock; 25006: read-only transaction (a failover in progress); 42P01:
+            // undefined table, i.e. migrations not yet applied during a roll-out.
             code.starts_with("08")
                 || code.starts_with("53")
                 || code.starts_with("57P")
-                || matches!(code.as_ref(), "57014" | "40001" | "40P01" | "25006")
+                || matches!(
+                    code.as_ref(),
+                    "57014" | "40001" | "40P01" | "25006" | "42P01"
+                )
         }),
         _ => false,
     }

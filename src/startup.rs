@@ -2,11 +2,10 @@
 
 use std::net::TcpListener;
 
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::ErrorHandlers;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
-use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 use tracing_actix_web::TracingLogger;
 
@@ -44,16 +43,12 @@ impl std::fmt::Debug for Application {
 impl Application {
     /// Connects to `DATABASE_URL`, applies migrations if configured to, and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let options = settings.database.connect_options();
-        Self::build_with_connect_options(settings, options).await
+        let pool = persistence::connect(&settings.database, settings.database.connect_options());
+        Self::build_with_pool(settings, pool).await
     }
 
-    /// As [`Application::build`], against the given database (tests use a fresh one each).
-    pub async fn build_with_connect_options(
-        settings: Settings,
-        options: PgConnectOptions,
-    ) -> anyhow::Result<Self> {
-        let pool = persistence::connect(&settings.database, options);
+    /// As [`Application::build`], on a pool the caller owns (tests: a fresh database each).
+    pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
         if settings.migrate_on_start {
             persistence::migrate(&pool)
                 .await
@@ -72,6 +67,11 @@ impl Application {
     /// The port actually bound: the configured one, or the one the OS chose for port 0.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server from outside; what SIGTERM does, for tests.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
     }
 
     /// Serves until SIGTERM or SIGINT, then stops accepting, lets requests in flight finish

@@ -1,0 +1,122 @@
+//! Every error answer has the contract's body, including the framework's own.
+
+use reqwest::StatusCode;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+#[sqlx::test(migrations = false)]
+async fn unknown_routes_are_404(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for path in [
+        "/",
+        "/v1",
+        "/v1/persons/p/signings",
+        "/v1/persons/p/signings/s/idnow_attempts/x",
+    ] {
+        let response = app.client.get(app.url(path)).send().await.expect("sent");
+        assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn wrong_methods_are_405_with_allow(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for (method, path, allow) in [
+        (
+            reqwest::Method::GET,
+            "/v1/webhooks/idnow".to_owned(),
+            "POST",
+        ),
+        (
+            reqwest::Method::DELETE,
+            format!("/v1/persons/{PERSON}/signings/s"),
+            "PUT",
+        ),
+        (
+            reqwest::Method::POST,
+            format!("/v1/persons/{PERSON}/signings/s/idnow_attempts"),
+            "GET",
+        ),
+        (reqwest::Method::POST, "/health/ready".to_owned(), "GET"),
+    ] {
+        let response = app
+            .client
+            .request(method, app.url(&path))
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.headers()["allow"], allow, "{path}");
+        assert_error(
+            response,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        )
+        .await;
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn unusable_path_ids_are_400(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let long = "a".repeat(10_000);
+    for person in ["%00", "p%C3%BCnktchen", "a%2Fb", "%FF", long.as_str()] {
+        let response = app.list(person, "sig-1", "").await;
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_path_parameter").await;
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn health_routes_answer(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let live = app
+        .client
+        .get(app.url("/health/live"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(live.status(), StatusCode::OK);
+    let ready = app
+        .client
+        .get(app.url("/health/ready"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(ready.status(), StatusCode::OK);
+    assert_eq!(
+        ready.json::<serde_json::Value>().await.expect("json")["status"],
+        "ready"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn readiness_waits_for_migrations(pool: PgPool) {
+    let mut environment = test_environment();
+    environment.insert("MIGRATE_ON_START".into(), "false".into());
+    let app = spawn_app_with(pool, environment).await;
+    let url = app.url("/health/ready");
+    let response = app.client.get(&url).send().await.expect("sent");
+    assert!(response.headers().contains_key("retry-after"));
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+
+    // Deliveries are refused for the sender to retry, never answered 2xx without a commit.
+    let response = app.deliver(&fixture("success.json")).await;
+    assert!(response.headers().contains_key("retry-after"));
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+
+    idnow_attempts::persistence::migrate(&app.db)
+        .await
+        .expect("migrates");
+    let response = app.client.get(&url).send().await.expect("sent");
+    assert_eq!(response.status(), StatusCode::OK);
+}

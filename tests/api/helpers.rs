@@ -1,0 +1,289 @@
+//! `spawn_app()` and typed requests against the real server on a fresh database.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::dev::ServerHandle;
+use idnow_attempts::configuration::Settings;
+use idnow_attempts::startup::Application;
+use idnow_attempts::webhook_signature::SigningKey;
+use reqwest::{Response, StatusCode};
+use secrecy::SecretString;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+use sqlx::PgPool;
+
+/// First in the rotation list.
+pub const WEBHOOK_SECRET: &str = "current-webhook-secret";
+/// Still accepted while senders move to the current one.
+pub const PREVIOUS_WEBHOOK_SECRET: &str = "whsec_cHJldmlvdXMtd2ViaG9vay1zZWNyZXQ=";
+
+pub const READ_TOKEN: &str = "reader-token-0123456789";
+pub const WRITE_TOKEN: &str = "writer-token-0123456789";
+pub const NO_SCOPE_TOKEN: &str = "bystander-token-0123456789";
+
+pub const PERSON: &str = "dc1a6812a14f6cc338cd084208535bcdcper";
+
+pub struct TestApp {
+    pub address: String,
+    /// The test database, to look at rows as an operator would. The harness closes it when
+    /// the test ends, so the database can be dropped at once.
+    pub db: PgPool,
+    pub client: reqwest::Client,
+    /// `None` for a server the test does not own (another process).
+    pub server: Option<ServerHandle>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            // The stop command is sent now; nothing needs to wait for the workers to end.
+            drop(server.stop(false));
+        }
+    }
+}
+
+pub fn sha256_hex(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// The environment every test app runs with; tests may change it before start.
+pub fn test_environment() -> HashMap<String, String> {
+    let api_keys = serde_json::json!([
+        {"name": "reader", "sha256": sha256_hex(READ_TOKEN), "scopes": ["idnow_attempts:read"]},
+        {"name": "writer", "sha256": sha256_hex(WRITE_TOKEN), "scopes": ["signings:write"]},
+        {"name": "bystander", "sha256": sha256_hex(NO_SCOPE_TOKEN), "scopes": []},
+    ]);
+    [
+        // Replaced by the test database's options; required by the settings all the same.
+        ("DATABASE_URL", "postgres://unused@localhost/unused"),
+        ("PORT", "0"),
+        (
+            "IDNOW_WEBHOOK_SECRETS",
+            &format!("{WEBHOOK_SECRET},{PREVIOUS_WEBHOOK_SECRET}"),
+        ),
+        ("API_KEYS", &api_keys.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub async fn spawn_app(pool: PgPool) -> TestApp {
+    spawn_app_with(pool, test_environment()).await
+}
+
+pub async fn spawn_app_with(pool: PgPool, environment: HashMap<String, String>) -> TestApp {
+    let mut settings = Settings::from_env_map(&environment).expect("valid test settings");
+    settings.http.host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let application = Application::build_with_pool(settings, pool.clone())
+        .await
+        .expect("the application starts");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let server = application.handle();
+    tokio::spawn(application.run_until_stopped());
+    TestApp {
+        address,
+        db: pool,
+        client: reqwest::Client::new(),
+        server: Some(server),
+    }
+}
+
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(fixtures_dir().join(name)).expect("fixture exists")
+}
+
+/// A distinct, minimal but real-shaped webhook body.
+pub fn webhook_body(transaction_number: &str, result: &str, identification_time: &str) -> Vec<u8> {
+    serde_json::json!({
+        "identificationprocess": {
+            "result": result,
+            "companyid": "solarisbankvideoidenttesting",
+            "agentname": "TROBOT",
+            "identificationtime": identification_time,
+            "id": "TST-ABCDE",
+            "type": "WEB",
+            "transactionnumber": transaction_number,
+        },
+        "customdata": {"custom1": null},
+    })
+    .to_string()
+    .into_bytes()
+}
+
+pub fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
+}
+
+/// How a test signs a delivery.
+pub enum Signed<'a> {
+    Plain(&'a str),
+    Standard {
+        secret: &'a str,
+        id: &'a str,
+        timestamp: i64,
+    },
+    /// Exactly these headers, nothing computed.
+    Headers(Vec<(&'a str, String)>),
+}
+
+pub fn key(secret: &str) -> SigningKey {
+    SigningKey::parse(&SecretString::from(secret)).expect("valid secret")
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.address)
+    }
+
+    pub async fn post_webhook(&self, body: &[u8], signed: Signed<'_>) -> Response {
+        let mut request = self
+            .client
+            .post(self.url("/v1/webhooks/idnow"))
+            .header("content-type", "application/json");
+        let headers = match signed {
+            Signed::Plain(secret) => vec![("x-idnow-signature", key(secret).plain_signature(body))],
+            Signed::Standard {
+                secret,
+                id,
+                timestamp,
+            } => vec![
+                ("webhook-id", id.to_owned()),
+                ("webhook-timestamp", timestamp.to_string()),
+                (
+                    "webhook-signature",
+                    key(secret).standard_signature(id, timestamp, body),
+                ),
+            ],
+            Signed::Headers(headers) => headers,
+        };
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Posts a delivery signed with the current secret.
+    pub async fn deliver(&self, body: &[u8]) -> Response {
+        self.post_webhook(body, Signed::Plain(WEBHOOK_SECRET)).await
+    }
+
+    pub async fn register(&self, person: &str, signing: &str, identification: &str) -> Response {
+        self.client
+            .put(self.url(&format!("/v1/persons/{person}/signings/{signing}")))
+            .bearer_auth(WRITE_TOKEN)
+            .json(&serde_json::json!({ "identification_id": identification }))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `query` is appended as it is, e.g. `?page[size]=5`.
+    pub async fn list(&self, person: &str, signing: &str, query: &str) -> Response {
+        self.list_as(READ_TOKEN, person, signing, query).await
+    }
+
+    pub async fn list_as(&self, token: &str, person: &str, signing: &str, query: &str) -> Response {
+        self.client
+            .get(self.url(&format!(
+                "/v1/persons/{person}/signings/{signing}/idnow_attempts{query}"
+            )))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    pub async fn attempt_count(&self) -> i64 {
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM attempts"#)
+            .fetch_one(&self.db)
+            .await
+            .expect("count attempts")
+    }
+
+    pub async fn rejected_bodies(&self) -> Vec<(i16, String, Vec<u8>)> {
+        sqlx::query!(
+            "SELECT status, error_code, body FROM rejected_deliveries ORDER BY received_at"
+        )
+        .fetch_all(&self.db)
+        .await
+        .expect("read rejected deliveries")
+        .into_iter()
+        .map(|row| (row.status, row.error_code, row.body))
+        .collect()
+    }
+}
+
+/// An attempt as listed, with the payload kept as raw text so that key order can be compared.
+#[derive(Debug, Deserialize)]
+pub struct ListedAttempt {
+    pub id: String,
+    pub result: String,
+    pub reason: Option<String>,
+    pub payload: Box<RawValue>,
+}
+
+pub async fn listed(response: Response) -> Vec<ListedAttempt> {
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.expect("body");
+    serde_json::from_str(&text).expect("an array of attempts")
+}
+
+/// The attempt id of a 2xx webhook answer.
+pub async fn acknowledged_id(response: Response) -> String {
+    assert!(response.status().is_success(), "{}", response.status());
+    let body: serde_json::Value = response.json().await.expect("json body");
+    let id = body["id"].as_str().expect("id").to_owned();
+    assert_eq!(body, serde_json::json!({ "id": id }));
+    assert_eq!(id.len(), 36);
+    assert!(id.ends_with("cida"));
+    assert!(id[..32]
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+    id
+}
+
+/// Asserts the contract's error body and returns its one error object.
+pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> serde_json::Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json"),
+    );
+    let body: serde_json::Value = response.json().await.expect("json error body");
+    let errors = body["errors"].as_array().expect("errors array");
+    assert_eq!(errors.len(), 1, "{body}");
+    let error = &errors[0];
+    assert_eq!(error["status"], status.as_str(), "{body}");
+    assert_eq!(error["code"], code, "{body}");
+    assert!(
+        uuid::Uuid::parse_str(error["id"].as_str().expect("id")).is_ok(),
+        "{body}"
+    );
+    assert!(!error["title"].as_str().expect("title").is_empty());
+    assert!(!error["detail"].as_str().expect("detail").is_empty());
+    assert_eq!(
+        error.as_object().map(|o| o.len()),
+        Some(5),
+        "exactly id, status, code, title, detail: {body}"
+    );
+    error.clone()
+}

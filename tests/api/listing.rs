@@ -1,0 +1,205 @@
+//! `GET /v1/persons/{person_id}/signings/{signing_id}/idnow_attempts`: order and pagination.
+
+use reqwest::StatusCode;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+const TN: &str = "0123456789abcdef0123456789abcdefcidt";
+const SIGNING: &str = "sig-history";
+
+/// 25 attempts with distinct identification times, delivered in a scrambled order; returns
+/// the ids oldest first.
+async fn app_with_history(pool: PgPool) -> (TestApp, Vec<String>) {
+    let app = spawn_app(pool).await;
+    assert_eq!(app.register(PERSON, SIGNING, TN).await.status(), 201);
+    let mut by_minute = vec![String::new(); 25];
+    for minute in (0..25).map(|i| (i * 7) % 25) {
+        // Mixed offsets: order is by instant, not by the text of the time.
+        let time = if minute % 2 == 0 {
+            format!("2026-10-02T09:{minute:02}:00+02:00")
+        } else {
+            format!("2026-10-02T07:{minute:02}:00Z")
+        };
+        let body = webhook_body(TN, "ABORTED", &time);
+        by_minute[minute] = acknowledged_id(app.deliver(&body).await).await;
+    }
+    (app, by_minute)
+}
+
+fn ids(attempts: &[ListedAttempt]) -> Vec<&str> {
+    attempts.iter().map(|a| a.id.as_str()).collect()
+}
+
+fn link(number: u32, size: u32, rel: &str) -> String {
+    format!(
+        "</v1/persons/{PERSON}/signings/{SIGNING}/idnow_attempts?page%5Bnumber%5D={number}&page%5Bsize%5D={size}>; rel=\"{rel}\""
+    )
+}
+
+fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
+    response.headers()[name].to_str().expect("ascii header")
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_first_page_holds_the_ten_oldest(pool: PgPool) {
+    let (app, expected) = app_with_history(pool).await;
+    let response = app.list(PERSON, SIGNING, "").await;
+    assert_eq!(header(&response, "total"), "25");
+    assert_eq!(header(&response, "per-page"), "10");
+    assert_eq!(
+        header(&response, "link"),
+        [
+            link(1, 10, "first"),
+            link(2, 10, "next"),
+            link(3, 10, "last")
+        ]
+        .join(", ")
+    );
+    assert_eq!(ids(&listed(response).await), expected[..10]);
+}
+
+#[sqlx::test(migrations = false)]
+async fn pages_walk_the_whole_history_in_order(pool: PgPool) {
+    let (app, expected) = app_with_history(pool).await;
+
+    let response = app
+        .list(PERSON, SIGNING, "?page[number]=2&page[size]=10")
+        .await;
+    assert_eq!(
+        header(&response, "link"),
+        [
+            link(1, 10, "first"),
+            link(1, 10, "prev"),
+            link(3, 10, "next"),
+            link(3, 10, "last")
+        ]
+        .join(", ")
+    );
+    assert_eq!(ids(&listed(response).await), expected[10..20]);
+
+    let response = app
+        .list(PERSON, SIGNING, "?page%5Bnumber%5D=3&page%5Bsize%5D=10")
+        .await;
+    assert_eq!(
+        header(&response, "link"),
+        [
+            link(1, 10, "first"),
+            link(2, 10, "prev"),
+            link(3, 10, "last")
+        ]
+        .join(", ")
+    );
+    assert_eq!(ids(&listed(response).await), expected[20..]);
+
+    let mut walked = Vec::new();
+    for number in 1..=4 {
+        let response = app
+            .list(
+                PERSON,
+                SIGNING,
+                &format!("?page[number]={number}&page[size]=7"),
+            )
+            .await;
+        assert_eq!(header(&response, "per-page"), "7");
+        assert_eq!(header(&response, "total"), "25");
+        walked.extend(listed(response).await.into_iter().map(|a| a.id));
+    }
+    assert_eq!(walked, expected);
+
+    let response = app.list(PERSON, SIGNING, "?page[size]=1000").await;
+    assert_eq!(
+        header(&response, "link"),
+        [link(1, 1000, "first"), link(1, 1000, "last")].join(", ")
+    );
+    assert_eq!(ids(&listed(response).await), expected);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_page_past_the_end_is_empty(pool: PgPool) {
+    let (app, _) = app_with_history(pool).await;
+    let response = app.list(PERSON, SIGNING, "?page[number]=9").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "total"), "25");
+    assert_eq!(
+        header(&response, "link"),
+        [
+            link(1, 10, "first"),
+            link(3, 10, "prev"),
+            link(3, 10, "last")
+        ]
+        .join(", ")
+    );
+    assert_eq!(response.text().await.expect("body"), "[]");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_signing_without_attempts_has_an_empty_history(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.register(PERSON, SIGNING, TN).await;
+    let response = app.list(PERSON, SIGNING, "").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(header(&response, "total"), "0");
+    assert_eq!(
+        header(&response, "link"),
+        [link(1, 10, "first"), link(1, 10, "last")].join(", ")
+    );
+    assert_eq!(response.text().await.expect("body"), "[]");
+}
+
+#[sqlx::test(migrations = false)]
+async fn bad_pagination_parameters_are_refused(pool: PgPool) {
+    let (app, _) = app_with_history(pool).await;
+    for query in [
+        "?page[size]=-1",
+        "?page[size]=1e9",
+        "?page[size]=abc",
+        "?page[size]=0",
+        "?page[size]=1001",
+        "?page[number]=0",
+        "?page[number]=-2",
+        "?page[number]=99999999999",
+        "?page[number]=1&page[number]=2",
+    ] {
+        let response = app.list(PERSON, SIGNING, query).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_pagination").await;
+    }
+}
+
+#[sqlx::test(migrations = false)]
+async fn attempts_with_the_same_time_keep_their_arrival_order(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.register(PERSON, SIGNING, TN).await;
+    // The lifecycle's REVIEW_PENDING and SUCCESS_DATA_CHANGED share one identification time.
+    let mut expected = Vec::new();
+    for result in ["REVIEW_PENDING", "SUCCESS_DATA_CHANGED", "CANCELED"] {
+        let body = webhook_body(TN, result, "2026-10-02T09:31:47+02:00");
+        expected.push(acknowledged_id(app.deliver(&body).await).await);
+    }
+    let history = listed(app.list(PERSON, SIGNING, "").await).await;
+    assert_eq!(ids(&history), expected);
+}
+
+#[sqlx::test(migrations = false)]
+async fn another_persons_signing_is_not_found(pool: PgPool) {
+    let (app, _) = app_with_history(pool).await;
+    let response = app.list("someone-else", SIGNING, "").await;
+    assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+    let response = app.list(PERSON, "sig-unknown", "").await;
+    assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+}
+
+#[sqlx::test(migrations = false)]
+async fn listing_needs_the_read_scope(pool: PgPool) {
+    let (app, _) = app_with_history(pool).await;
+    for token in ["", "not-a-known-token"] {
+        let response = app.list_as(token, PERSON, SIGNING, "").await;
+        assert_eq!(response.headers()["www-authenticate"], "Bearer");
+        assert_error(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    }
+    for token in [WRITE_TOKEN, NO_SCOPE_TOKEN] {
+        let response = app.list_as(token, PERSON, SIGNING, "").await;
+        let error = assert_error(response, StatusCode::FORBIDDEN, "unauthorized_action").await;
+        assert_eq!(error["title"], "Unauthorized Action");
+    }
+}

@@ -1,0 +1,200 @@
+//! The real binary, run as an operator would, for its logs: JSON lines with a request id, and
+//! no personal data, secret or token in any of them.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+/// The URL of the test's own database, for a separate process.
+fn database_url(options: &PgConnectOptions) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests");
+    let mut url = url::Url::parse(&base).expect("DATABASE_URL is a URL");
+    url.set_path(
+        options
+            .get_database()
+            .expect("the test database has a name"),
+    );
+    url.to_string()
+}
+
+/// Every personal value of the fixtures: what `userdata`, `contactdata` and
+/// `identificationdocument` hold.
+fn personal_values() -> Vec<String> {
+    fn leaves(value: &serde_json::Value, into: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) if s.chars().count() >= 4 => into.push(s.clone()),
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    if key != "status" {
+                        leaves(value, into);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut values = Vec::new();
+    for file in [
+        "success.json",
+        "canceled_after_review.json",
+        "fraud_suspicion_pending.json",
+        "lifecycle/1_aborted.json",
+        "lifecycle/2_review_pending.json",
+        "lifecycle/3_success_data_changed.json",
+    ] {
+        let payload: serde_json::Value =
+            serde_json::from_slice(&fixture(file)).expect("fixture is JSON");
+        for section in ["userdata", "contactdata", "identificationdocument"] {
+            leaves(&payload[section], &mut values);
+        }
+    }
+    values.sort();
+    values.dedup();
+    values
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
+    let secrets = test_environment();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_idnow-attempts"))
+        .arg("serve")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", database_url(&pool.connect_options()))
+        .env("PORT", "0")
+        .env("IDNOW_WEBHOOK_SECRETS", &secrets["IDNOW_WEBHOOK_SECRETS"])
+        .env("API_KEYS", &secrets["API_KEYS"])
+        // More than production logs, to catch what a debugging operator would see too.
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+
+    let (lines_tx, lines) = mpsc::channel::<String>();
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if lines_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut log = Vec::new();
+    let port = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the service logs that it listens");
+        let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+        log.push(line);
+        if event["message"] == "listening" {
+            break event["port"].as_u64().expect("port");
+        }
+    };
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        db: pool,
+        client: reqwest::Client::new(),
+        server: None,
+    };
+
+    // The whole surface, with every fixture.
+    app.register(PERSON, "sig-1", "b2d949eb12ecd6798fa8e2ae66fc4a5acidt")
+        .await;
+    app.register(PERSON, "sig-2", "7f3c5a19d2e84b06a1c9e5f2b3d4a6c8cidt")
+        .await;
+    for file in [
+        "success.json",
+        "canceled_after_review.json",
+        "fraud_suspicion_pending.json",
+        "lifecycle/1_aborted.json",
+        "lifecycle/2_review_pending.json",
+        "lifecycle/3_success_data_changed.json",
+    ] {
+        let body = fixture(file);
+        assert!(app.deliver(&body).await.status().is_success());
+        assert_eq!(app.deliver(&body).await.status(), StatusCode::OK);
+        let forged = app.post_webhook(&body, Signed::Plain("forged")).await;
+        assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+        // Authentic but refused: the body holds personal data, the log must not.
+        let mut truncated = body.clone();
+        truncated.truncate(body.len() / 2);
+        assert_eq!(
+            app.deliver(&truncated).await.status(),
+            StatusCode::BAD_REQUEST
+        );
+        let unprocessable = String::from_utf8(body.clone())
+            .expect("utf-8")
+            .replace("\"transactionnumber\"", "\"transaction_number\"");
+        assert_eq!(
+            app.deliver(unprocessable.as_bytes()).await.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+    assert_eq!(
+        listed(app.list(PERSON, "sig-2", "?page[size]=2").await)
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        app.list_as("wrong", PERSON, "sig-2", "").await.status(),
+        401
+    );
+    assert_eq!(
+        app.list_as(WRITE_TOKEN, PERSON, "sig-2", "").await.status(),
+        403
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("joined")
+        .expect("waited");
+    assert!(exit.success(), "SIGTERM ends the service cleanly: {exit:?}");
+    reader.join().expect("reader ends with the process");
+    log.extend(lines.try_iter());
+
+    let completed = log
+        .iter()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON"))
+        .filter(|event| event["message"] == "request completed")
+        .inspect(|event| {
+            assert!(event["span"]["request_id"].is_string(), "{event}");
+            assert!(event["status"].is_u64(), "{event}");
+        })
+        .count();
+    assert!(completed >= 30, "one line per request, got {completed}");
+
+    let text = log.join("\n");
+    let mut forbidden = personal_values();
+    assert!(
+        forbidden.len() >= 20,
+        "the fixtures' personal data: {forbidden:?}"
+    );
+    forbidden.extend(
+        [
+            WEBHOOK_SECRET,
+            "cHJldmlvdXMtd2ViaG9vay1zZWNyZXQ",
+            READ_TOKEN,
+            WRITE_TOKEN,
+        ]
+        .map(String::from),
+    );
+    for value in &forbidden {
+        assert!(!text.contains(value.as_str()), "the log contains {value:?}");
+    }
+}

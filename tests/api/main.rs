@@ -1,0 +1,8 @@
+//! Black-box tests: the real server on port 0, a fresh PostgreSQL database per test.
+
+mod errors;
+mod helpers;
+mod listing;
+mod logs;
+mod signings;
+mod webhooks;

@@ -1,0 +1,454 @@
+//! `POST /v1/webhooks/idnow`: storage, deduplication, signatures and refusals.
+
+use reqwest::StatusCode;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+const LIFECYCLE_TN: &str = "7f3c5a19d2e84b06a1c9e5f2b3d4a6c8cidt";
+const SUCCESS_TN: &str = "b2d949eb12ecd6798fa8e2ae66fc4a5acidt";
+
+#[sqlx::test(migrations = false)]
+async fn every_fixture_round_trips_with_key_order(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    assert_eq!(
+        app.register(PERSON, "sig-upstream", SUCCESS_TN)
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        app.register(PERSON, "sig-lifecycle", LIFECYCLE_TN)
+            .await
+            .status(),
+        201
+    );
+
+    // (file, result, reason) in the order the history lists them: by identification time.
+    let lifecycle = [
+        ("lifecycle/1_aborted.json", "ABORTED", Some("TECH_LIGHTING")),
+        ("lifecycle/2_review_pending.json", "REVIEW_PENDING", None),
+        (
+            "lifecycle/3_success_data_changed.json",
+            "SUCCESS_DATA_CHANGED",
+            None,
+        ),
+        (
+            "canceled_after_review.json",
+            "CANCELED",
+            Some("DATA_APPLICATION_DATA"),
+        ),
+        (
+            "fraud_suspicion_pending.json",
+            "FRAUD_SUSPICION_PENDING",
+            None,
+        ),
+    ];
+    // Delivered out of order, as senders do; the two that share an identification time come
+    // in their own order, since arrival breaks that tie.
+    let mut ids = std::collections::HashMap::new();
+    for index in [4, 3, 0, 1, 2] {
+        let (file, _, _) = &lifecycle[index];
+        let response = app.deliver(&fixture(file)).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{file}");
+        ids.insert(*file, acknowledged_id(response).await);
+    }
+    let success = app.deliver(&fixture("success.json")).await;
+    assert_eq!(success.status(), StatusCode::CREATED);
+    let success_id = acknowledged_id(success).await;
+
+    let history = listed(app.list(PERSON, "sig-lifecycle", "").await).await;
+    assert_eq!(history.len(), lifecycle.len());
+    for (attempt, (file, result, reason)) in history.iter().zip(lifecycle) {
+        let sent = String::from_utf8(fixture(file)).expect("utf-8 fixture");
+        assert_eq!(
+            attempt.payload.get(),
+            sent.trim(),
+            "{file}: payload as sent, byte for byte"
+        );
+        assert_eq!(attempt.result, result, "{file}");
+        assert_eq!(attempt.reason.as_deref(), reason, "{file}");
+        assert_eq!(attempt.id, ids[file], "{file}");
+    }
+
+    let upstream = listed(app.list(PERSON, "sig-upstream", "").await).await;
+    assert_eq!(upstream.len(), 1);
+    assert_eq!(upstream[0].id, success_id);
+    assert_eq!(upstream[0].result, "SUCCESS");
+    assert_eq!(upstream[0].reason, None);
+    let sent = String::from_utf8(fixture("success.json")).expect("utf-8 fixture");
+    assert_eq!(upstream[0].payload.get(), sent.trim());
+}
+
+#[sqlx::test(migrations = false)]
+async fn the_listing_body_matches_the_upstream_reference(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.register(PERSON, "sig-1", SUCCESS_TN).await;
+    let id = acknowledged_id(app.deliver(&fixture("success.json")).await).await;
+
+    let body = app
+        .list(PERSON, "sig-1", "")
+        .await
+        .text()
+        .await
+        .expect("body");
+    let sent = String::from_utf8(fixture("success.json")).expect("utf-8");
+    assert_eq!(
+        body,
+        format!(
+            r#"[{{"id":"{id}","result":"SUCCESS","reason":null,"payload":{}}}]"#,
+            sent.trim()
+        )
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_redelivery_returns_the_original_id_and_stores_nothing(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = fixture("success.json");
+    let first = app.deliver(&body).await;
+    assert_eq!(first.status(), StatusCode::ACCEPTED);
+    let id = acknowledged_id(first).await;
+
+    let again = app.deliver(&body).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(acknowledged_id(again).await, id);
+
+    // The same event, formatted and signed differently, is still the same event.
+    let pretty = serde_json::to_vec_pretty(
+        &serde_json::from_slice::<serde_json::Value>(&body).expect("json"),
+    )
+    .expect("serialises");
+    let reformatted = app
+        .post_webhook(
+            &pretty,
+            Signed::Standard {
+                secret: PREVIOUS_WEBHOOK_SECRET,
+                id: "msg_other",
+                timestamp: unix_now(),
+            },
+        )
+        .await;
+    assert_eq!(reformatted.status(), StatusCode::OK);
+    assert_eq!(acknowledged_id(reformatted).await, id);
+    assert_eq!(app.attempt_count().await, 1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_repeated_webhook_id_is_a_duplicate(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = webhook_body("tn-1", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    let signed = || Signed::Standard {
+        secret: WEBHOOK_SECRET,
+        id: "msg_2Kx8",
+        timestamp: unix_now(),
+    };
+    let id = acknowledged_id(app.post_webhook(&body, signed()).await).await;
+    let again = app.post_webhook(&body, signed()).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(acknowledged_id(again).await, id);
+    assert_eq!(app.attempt_count().await, 1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn fifty_concurrent_identical_deliveries_store_one_attempt(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.register(PERSON, "sig-1", SUCCESS_TN).await;
+    let body = fixture("success.json");
+    let responses = futures_util::future::join_all((0..50).map(|_| app.deliver(&body))).await;
+
+    let mut statuses = Vec::new();
+    let mut ids = std::collections::HashSet::new();
+    for response in responses {
+        statuses.push(response.status().as_u16());
+        ids.insert(acknowledged_id(response).await);
+    }
+    statuses.sort_unstable();
+    assert_eq!(statuses[0], 200);
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|&&s| s == 200).count(),
+        49,
+        "{statuses:?}"
+    );
+    assert_eq!(ids.len(), 1, "every answer names the one attempt");
+    assert_eq!(app.attempt_count().await, 1);
+    assert_eq!(listed(app.list(PERSON, "sig-1", "").await).await.len(), 1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn unknown_results_are_stored_as_they_are(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    app.register(PERSON, "sig-1", "tn-unknown").await;
+    for result in ["CHECK_PENDING", "FAILED"] {
+        let body = webhook_body("tn-unknown", result, "2026-10-02T09:31:47+02:00");
+        assert_eq!(
+            app.deliver(&body).await.status(),
+            StatusCode::CREATED,
+            "{result}"
+        );
+    }
+    let history = listed(app.list(PERSON, "sig-1", "").await).await;
+    let results: Vec<_> = history.iter().map(|a| a.result.as_str()).collect();
+    assert_eq!(results, ["CHECK_PENDING", "FAILED"]);
+}
+
+#[sqlx::test(migrations = false)]
+async fn unauthentic_deliveries_are_refused_and_store_nothing(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = fixture("success.json");
+    let good = key(WEBHOOK_SECRET).plain_signature(&body);
+    let now = unix_now();
+    let cases: Vec<(&str, Signed<'_>)> = vec![
+        ("missing", Signed::Headers(vec![])),
+        (
+            "wrong",
+            Signed::Headers(vec![(
+                "x-idnow-signature",
+                format!("sha256={}", "0".repeat(64)),
+            )]),
+        ),
+        (
+            "truncated to nothing",
+            Signed::Headers(vec![("x-idnow-signature", "sha256=".into())]),
+        ),
+        (
+            "truncated",
+            Signed::Headers(vec![(
+                "x-idnow-signature",
+                good[..good.len() - 8].to_owned(),
+            )]),
+        ),
+        (
+            "uppercase scheme",
+            Signed::Headers(vec![(
+                "x-idnow-signature",
+                good.replace("sha256=", "SHA256="),
+            )]),
+        ),
+        ("other secret", Signed::Plain("not-our-secret")),
+        (
+            "stale",
+            Signed::Standard {
+                secret: WEBHOOK_SECRET,
+                id: "msg_1",
+                timestamp: now - 301,
+            },
+        ),
+        (
+            "from the future",
+            Signed::Standard {
+                secret: WEBHOOK_SECRET,
+                id: "msg_2",
+                timestamp: now + 301,
+            },
+        ),
+        (
+            "standard, other secret",
+            Signed::Standard {
+                secret: "not-our-secret",
+                id: "msg_3",
+                timestamp: now,
+            },
+        ),
+        (
+            "standard, empty",
+            Signed::Headers(vec![
+                ("webhook-id", "msg_4".into()),
+                ("webhook-timestamp", now.to_string()),
+                ("webhook-signature", "v1,".into()),
+            ]),
+        ),
+    ];
+    for (name, signed) in cases {
+        let response = app.post_webhook(&body, signed).await;
+        assert!(
+            response.headers().get("www-authenticate").is_none(),
+            "{name}: webhooks are not bearer routes"
+        );
+        let error = assert_error(response, StatusCode::UNAUTHORIZED, "invalid_signature").await;
+        assert!(!error.to_string().contains("MUSTERMANN"), "{name}");
+    }
+    assert_eq!(app.attempt_count().await, 0);
+    assert!(
+        app.rejected_bodies().await.is_empty(),
+        "unverified bodies are not kept"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn every_secret_of_the_rotation_is_accepted(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = webhook_body("tn-rotation", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    let response = app
+        .post_webhook(&body, Signed::Plain(PREVIOUS_WEBHOOK_SECRET))
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body = webhook_body("tn-rotation", "SUCCESS", "2026-10-03T09:31:47+02:00");
+    let response = app
+        .post_webhook(
+            &body,
+            Signed::Standard {
+                secret: PREVIOUS_WEBHOOK_SECRET,
+                id: "msg_r",
+                timestamp: unix_now() - 299,
+            },
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.attempt_count().await, 2);
+}
+
+#[sqlx::test(migrations = false)]
+async fn authentic_but_unusable_deliveries_are_refused_and_kept_verbatim(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let not_json = b"{\"identificationprocess\": {\"result\": \"SUCC".to_vec();
+    let response = app.deliver(&not_json).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_json").await;
+
+    let invalid_utf8 = b"{\"a\":\"\xff\"}".to_vec();
+    let response = app.deliver(&invalid_utf8).await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_json").await;
+
+    let no_result = br#"{"identificationprocess":{"transactionnumber":"tn-1"}}"#.to_vec();
+    let response = app.deliver(&no_result).await;
+    let error = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_webhook_payload",
+    )
+    .await;
+    assert_eq!(error["detail"], "identificationprocess.result is missing");
+
+    let no_transaction = br#"{"identificationprocess":{"result":"SUCCESS"}}"#.to_vec();
+    let response = app.deliver(&no_transaction).await;
+    let error = assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_webhook_payload",
+    )
+    .await;
+    assert_eq!(
+        error["detail"],
+        "identificationprocess.transactionnumber is missing"
+    );
+
+    assert_eq!(app.attempt_count().await, 0);
+    assert_eq!(
+        app.rejected_bodies().await,
+        vec![
+            (400, "invalid_json".to_owned(), not_json),
+            (400, "invalid_json".to_owned(), invalid_utf8),
+            (422, "invalid_webhook_payload".to_owned(), no_result),
+            (422, "invalid_webhook_payload".to_owned(), no_transaction),
+        ]
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn oversized_bodies_are_refused(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let mut body = webhook_body("tn-big", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    body.pop();
+    body.extend_from_slice(br#","padding":""#);
+    body.resize(1024 * 1024 + 1, b'x');
+    body.extend_from_slice(b"\"}");
+    let response = app.deliver(&body).await;
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+
+    // Streamed without a declared length, the limit holds all the same.
+    let stream = futures_util::stream::iter(
+        body.chunks(64 * 1024)
+            .map(|chunk| Ok::<_, std::io::Error>(chunk.to_vec()))
+            .collect::<Vec<_>>(),
+    );
+    let response = app
+        .client
+        .post(app.url("/v1/webhooks/idnow"))
+        .header("content-type", "application/json")
+        .header(
+            "x-idnow-signature",
+            key(WEBHOOK_SECRET).plain_signature(&body),
+        )
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("request sent");
+    assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+    assert_eq!(app.attempt_count().await, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn declared_content_types_other_than_json_are_refused(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = webhook_body("tn-ct", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    let signature = key(WEBHOOK_SECRET).plain_signature(&body);
+    let send = |content_type: Option<&'static str>| {
+        let mut request = app
+            .client
+            .post(app.url("/v1/webhooks/idnow"))
+            .header("x-idnow-signature", signature.clone())
+            .body(body.clone());
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        request.send()
+    };
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "not a type",
+    ] {
+        let response = send(Some(content_type)).await.expect("sent");
+        assert_error(
+            response,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+    }
+    assert_eq!(app.attempt_count().await, 0);
+
+    let response = send(Some("application/json; charset=utf-8"))
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let response = send(None).await.expect("sent");
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "no declared type is read as JSON"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_webhook_before_its_signing_joins_it_on_registration(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let response = app.deliver(&fixture("lifecycle/1_aborted.json")).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let id = acknowledged_id(response).await;
+
+    let response = app.list(PERSON, "sig-early", "").await;
+    assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
+
+    assert_eq!(
+        app.register(PERSON, "sig-early", LIFECYCLE_TN)
+            .await
+            .status(),
+        201
+    );
+    let history = listed(app.list(PERSON, "sig-early", "").await).await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].id, id);
+    assert_eq!(history[0].reason.as_deref(), Some("TECH_LIGHTING"));
+
+    // Once registered, new attempts are 201.
+    let response = app
+        .deliver(&fixture("lifecycle/2_review_pending.json"))
+        .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+}
