@@ -47,10 +47,17 @@ impl RootSpanBuilder for RequestSpan {
         request
             .extensions_mut()
             .insert(RequestStart(Instant::now()));
+        // Fields the handlers fill in through `RootSpan`, so that the request's one log
+        // line says what happened. Ids and outcomes only.
         tracing_actix_web::root_span!(
             request,
             error.id = tracing::field::Empty,
             error.code = tracing::field::Empty,
+            api_client = tracing::field::Empty,
+            transaction_number = tracing::field::Empty,
+            attempt_id = tracing::field::Empty,
+            outcome = tracing::field::Empty,
+            total = tracing::field::Empty,
         )
     }
 

@@ -6,6 +6,7 @@ use actix_web::http::header::{HeaderName, HeaderValue, LINK};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use tracing_actix_web::RootSpan;
 
 use super::signing_path;
 use crate::auth::Scope;
@@ -24,15 +25,15 @@ struct AttemptView {
     payload: Box<RawValue>,
 }
 
-#[tracing::instrument(name = "list_attempts", skip_all, fields(api_client, total))]
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AppState>,
+    span: RootSpan,
 ) -> Result<HttpResponse, ApiError> {
     let client = state
         .api_keys
         .authorize(request.headers(), Scope::IdnowAttemptsRead)?;
-    tracing::Span::current().record("api_client", client);
+    span.record("api_client", client);
     let (person_id, signing_id) = signing_path(&request)?;
     let page = PageRequest::from_query(request.query_string())
         .map_err(|e| ApiError::bad_request("invalid_pagination", e))?;
@@ -49,7 +50,7 @@ pub async fn list(
             "No such signing is registered for this person.",
         ))?;
     drop(conn);
-    tracing::Span::current().record("total", history.total);
+    span.record("total", history.total);
 
     let views = history
         .attempts

@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use tracing_actix_web::RootSpan;
 
 use super::{read_body, require_json, signing_path};
 use crate::auth::Scope;
@@ -25,16 +26,16 @@ struct RegistrationView<'a> {
     identification_id: &'a str,
 }
 
-#[tracing::instrument(name = "register_signing", skip_all, fields(api_client))]
 pub async fn register(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+    span: RootSpan,
 ) -> Result<HttpResponse, ApiError> {
     let client = state
         .api_keys
         .authorize(request.headers(), Scope::SigningsWrite)?;
-    tracing::Span::current().record("api_client", client);
+    span.record("api_client", client);
     let (person_id, signing_id) = signing_path(&request)?;
     require_json(&request)?;
     let body = read_body(&request, payload, BODY_LIMIT).await?;
@@ -66,6 +67,7 @@ pub async fn register(
         Registration::Unchanged => HttpResponse::Ok(),
         Registration::Conflict(reason) => return Err(ApiError::Conflict(reason.as_detail())),
     };
+    span.record("transaction_number", identification_id.as_str());
     Ok(response.json(RegistrationView {
         person_id: person_id.as_str(),
         signing_id: signing_id.as_str(),

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use actix_web::http::header::{HeaderMap, HeaderName, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Serialize;
+use tracing_actix_web::RootSpan;
 
 use super::{read_body, require_json};
 use crate::domain::{AttemptId, Delivery, DeliveryError};
@@ -23,15 +24,11 @@ struct Acknowledgement {
     id: AttemptId,
 }
 
-#[tracing::instrument(
-    name = "receive_webhook",
-    skip_all,
-    fields(transaction_number, result, attempt_id, outcome)
-)]
 pub async fn receive(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
+    span: RootSpan,
 ) -> Result<HttpResponse, ApiError> {
     require_json(&request)?;
     let body = read_body(&request, payload, state.body_limit).await?;
@@ -81,9 +78,7 @@ pub async fn receive(
         }
     };
 
-    let span = tracing::Span::current();
     span.record("transaction_number", delivery.transaction_number.as_str());
-    span.record("result", delivery.result.as_str());
     let stored = attempts::store(&mut conn, &delivery, verified.webhook_id)
         .await
         .db_context("storing the attempt")?;

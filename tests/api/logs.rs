@@ -168,7 +168,7 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
     reader.join().expect("reader ends with the process");
     log.extend(lines.try_iter());
 
-    let completed = log
+    let completed: Vec<serde_json::Value> = log
         .iter()
         .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON"))
         .filter(|event| event["message"] == "request completed")
@@ -176,8 +176,27 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
             assert!(event["span"]["request_id"].is_string(), "{event}");
             assert!(event["status"].is_u64(), "{event}");
         })
-        .count();
-    assert!(completed >= 30, "one line per request, got {completed}");
+        .collect();
+    assert!(
+        completed.len() >= 30,
+        "one line per request, got {}",
+        completed.len()
+    );
+    // The one line of a request says what came of it.
+    let stored = completed
+        .iter()
+        .find(|event| event["status"] == 201 && event["span"]["http.route"] == "/v1/webhooks/idnow")
+        .expect("a stored webhook was logged");
+    assert_eq!(stored["span"]["outcome"], "stored");
+    assert!(stored["span"]["attempt_id"]
+        .as_str()
+        .is_some_and(|id| id.ends_with("cida")));
+    let forged = completed
+        .iter()
+        .find(|event| event["status"] == 401 && event["span"]["http.route"] == "/v1/webhooks/idnow")
+        .expect("a forged webhook was logged");
+    assert_eq!(forged["span"]["error.code"], "invalid_signature");
+    assert!(forged["span"]["error.id"].is_string(), "{forged}");
 
     let text = log.join("\n");
     let mut forbidden = personal_values();

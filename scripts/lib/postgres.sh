@@ -1,0 +1,100 @@
+# Sourced by the scripts beside it: a throwaway PostgreSQL cluster for local runs and tests,
+# for machines that have nothing but a Rust toolchain. Never touches a cluster it did not make.
+
+# Installs the server from Debian's packages when no initdb is found.
+pg_ensure_installed() {
+    if pg_bin_dir >/dev/null 2>&1; then
+        return
+    fi
+    echo "PostgreSQL server not found; installing Debian's postgresql package..." >&2
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || {
+            echo "error: installing postgresql needs root or sudo; install it and run again" >&2
+            exit 1
+        }
+        sudo="sudo"
+    fi
+    # Debian starts a cluster of its own after installing; ours does not depend on it.
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        postgresql >/dev/null
+    pg_bin_dir >/dev/null
+}
+
+# The newest installed server's bin directory.
+pg_bin_dir() {
+    local dir
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then
+        echo "$dir"
+    elif command -v initdb >/dev/null; then
+        dirname "$(command -v initdb)"
+    else
+        return 1
+    fi
+}
+
+# PostgreSQL refuses to run as root: as root, the cluster belongs to the `postgres` user the
+# package created.
+pg_as_owner() {
+    if [ "$(id -u)" -eq 0 ]; then
+        runuser -u postgres -- "$@"
+    else
+        "$@"
+    fi
+}
+
+pg_free_port() {
+    local port
+    for port in $(seq "${1:-54329}" 65000); do
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    echo "error: no free TCP port for PostgreSQL" >&2
+    exit 1
+}
+
+# pg_start DATA_DIR [extra server options...]: creates the cluster if DATA_DIR holds none,
+# starts it on a free port of 127.0.0.1, and sets PG_URL. Trust auth, user postgres.
+pg_start() {
+    local data_dir=$1
+    shift
+    pg_ensure_installed
+    local bin
+    bin=$(pg_bin_dir)
+    mkdir -p "$data_dir"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres:postgres "$data_dir"
+    fi
+    chmod 700 "$data_dir"
+    if [ ! -f "$data_dir/PG_VERSION" ]; then
+        pg_as_owner "$bin/initdb" -D "$data_dir" --auth=trust --username=postgres \
+            --encoding=UTF8 --no-locale >/dev/null
+    fi
+    if pg_as_owner "$bin/pg_ctl" -D "$data_dir" status >/dev/null 2>&1; then
+        PG_PORT=$(sed -n 4p "$data_dir/postmaster.pid")
+    else
+        PG_PORT=$(pg_free_port)
+        pg_as_owner "$bin/pg_ctl" -D "$data_dir" -l "$data_dir/server.log" -w -t 60 \
+            -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $data_dir $*" start >/dev/null
+    fi
+    PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+}
+
+pg_stop() {
+    local data_dir=$1
+    [ -f "$data_dir/PG_VERSION" ] || return 0
+    pg_as_owner "$(pg_bin_dir)/pg_ctl" -D "$data_dir" -m fast -w stop >/dev/null 2>&1 || true
+}
+
+# Starts a cluster that lives as long as the calling script, for tests: durability settings
+# off (a test database is disposable) and room for the test harness' connections.
+pg_start_disposable() {
+    PG_DISPOSABLE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/idnow-attempts-pg.XXXXXX")
+    trap 'pg_stop "$PG_DISPOSABLE_DIR"; rm -rf "$PG_DISPOSABLE_DIR"' EXIT
+    pg_start "$PG_DISPOSABLE_DIR" -c fsync=off -c synchronous_commit=off \
+        -c full_page_writes=off -c max_connections=200
+}
