@@ -109,15 +109,18 @@ pub async fn history(
 ) -> Result<Option<History>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"
-        SELECT s.total AS "total!",
-               a.id AS "id?", a.result AS "result?", a.reason, a.payload::text AS "payload?"
-        FROM (
+        -- MATERIALIZED: the signing and its total are computed once, not once per
+        -- row of the page, which a flattened subquery would do.
+        WITH s AS MATERIALIZED (
             SELECT sg.identification_id,
                    (SELECT count(*) FROM attempts c
                     WHERE c.transaction_number = sg.identification_id) AS total
             FROM signings sg
             WHERE sg.signing_id = $1 AND sg.person_id = $2
-        ) AS s
+        )
+        SELECT s.total AS "total!",
+               a.id AS "id?", a.result AS "result?", a.reason, a.payload::text AS "payload?"
+        FROM s
         LEFT JOIN LATERAL (
             SELECT at.id, at.result, at.reason, at.payload, at.sort_at, at.seq
             FROM attempts at
