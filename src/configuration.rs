@@ -168,7 +168,7 @@ impl Default for HttpFile {
 impl Settings {
     /// Loads the settings of this process: `config/default.toml`, `APP_CONFIG`, environment.
     pub fn load() -> Result<Self, ConfigError> {
-        Self::load_from(Path::new(DEFAULT_CONFIG_FILE), |name| {
+        Self::load_from(Some(Path::new(DEFAULT_CONFIG_FILE)), |name| {
             std::env::var(name).ok()
         })
     }
@@ -176,12 +176,15 @@ impl Settings {
     /// Loads with an explicit default file and environment, so that layering can be tested
     /// without touching the process environment.
     pub fn load_from(
-        default_file: &Path,
+        default_file: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
         // The shipped file is optional (the binary runs from anywhere); a file the operator
         // named explicitly is not.
-        let mut figment = Figment::new().merge(Toml::file(default_file));
+        let mut figment = Figment::new();
+        if let Some(default_file) = default_file {
+            figment = figment.merge(Toml::file(default_file));
+        }
         if let Some(path) = env("APP_CONFIG").filter(|path| !path.is_empty()) {
             let path = PathBuf::from(path);
             if !path.is_file() {
@@ -194,9 +197,10 @@ impl Settings {
         file.try_into()
     }
 
-    /// Settings from explicit values, with every tuning knob at its default.
+    /// Settings from these variables alone (no default file), every other knob at its
+    /// built-in default.
     pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
-        Self::load_from(Path::new("/nonexistent"), |name| env.get(name).cloned())
+        Self::load_from(None, |name| env.get(name).cloned())
     }
 }
 
@@ -457,7 +461,7 @@ mod tests {
         let mut vars = env(&REQUIRED);
         vars.insert("APP_CONFIG".into(), app_config.display().to_string());
         let load = |vars: &HashMap<String, String>| {
-            Settings::load_from(&default_file, |name| vars.get(name).cloned())
+            Settings::load_from(Some(&default_file), |name| vars.get(name).cloned())
         };
 
         let settings = load(&vars).expect("valid");
@@ -499,6 +503,7 @@ mod tests {
     fn the_shipped_default_file_is_valid() {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join(DEFAULT_CONFIG_FILE);
         let vars = env(&REQUIRED);
-        Settings::load_from(&file, |name| vars.get(name).cloned()).expect("valid default.toml");
+        Settings::load_from(Some(&file), |name| vars.get(name).cloned())
+            .expect("valid default.toml");
     }
 }

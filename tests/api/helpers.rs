@@ -14,6 +14,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
+use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 
 /// First in the rotation list.
@@ -91,6 +92,18 @@ pub async fn spawn_app_with(pool: PgPool, environment: HashMap<String, String>) 
         client: reqwest::Client::new(),
         server: Some(server),
     }
+}
+
+/// The URL of the test's own database, for a separate process.
+pub fn database_url(options: &PgConnectOptions) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests");
+    let mut url = url::Url::parse(&base).expect("DATABASE_URL is a URL");
+    url.set_path(
+        options
+            .get_database()
+            .expect("the test database has a name"),
+    );
+    url.to_string()
 }
 
 pub fn fixtures_dir() -> PathBuf {

@@ -7,22 +7,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 
 use crate::helpers::*;
-
-/// The URL of the test's own database, for a separate process.
-fn database_url(options: &PgConnectOptions) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests");
-    let mut url = url::Url::parse(&base).expect("DATABASE_URL is a URL");
-    url.set_path(
-        options
-            .get_database()
-            .expect("the test database has a name"),
-    );
-    url.to_string()
-}
 
 /// Every personal value of the fixtures: what `userdata`, `contactdata` and
 /// `identificationdocument` hold.

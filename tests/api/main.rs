@@ -1,5 +1,6 @@
 //! Black-box tests: the real server on port 0, a fresh PostgreSQL database per test.
 
+mod binary;
 mod errors;
 mod helpers;
 mod listing;

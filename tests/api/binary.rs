@@ -1,0 +1,87 @@
+//! The binary's own surface: `migrate`, `--help`, and what a configuration error looks like.
+
+use std::process::{Command, Output};
+
+use sqlx::PgPool;
+
+use crate::helpers::*;
+
+fn idnow_attempts(args: &[&str], env: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_idnow-attempts"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("the binary runs")
+}
+
+#[sqlx::test(migrations = false)]
+async fn migrate_applies_the_schema_once_and_exits(pool: PgPool) {
+    let url = database_url(&pool.connect_options());
+    let env = [
+        ("DATABASE_URL", url.as_str()),
+        ("IDNOW_WEBHOOK_SECRETS", "s"),
+    ];
+    for run in ["first", "second"] {
+        let output = idnow_attempts(&["migrate"], &env);
+        assert!(output.status.success(), "{run}: {output:?}");
+    }
+    let applied =
+        sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM _sqlx_migrations WHERE success"#)
+            .fetch_one(&pool)
+            .await
+            .expect("migrations table");
+    assert_eq!(
+        applied,
+        idnow_attempts::persistence::MIGRATOR.iter().count() as i64
+    );
+    let tables = sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM pg_tables
+           WHERE schemaname = 'public'
+             AND tablename IN ('attempts', 'signings', 'rejected_deliveries')"#
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("catalog");
+    assert_eq!(tables, 3);
+}
+
+#[test]
+fn help_documents_commands_and_configuration() {
+    let output = idnow_attempts(&["--help"], &[]);
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).expect("utf-8");
+    for word in [
+        "serve",
+        "migrate",
+        "DATABASE_URL",
+        "PORT",
+        "IDNOW_WEBHOOK_SECRETS",
+        "WEBHOOK_TOLERANCE_SECONDS",
+        "API_KEYS",
+        "MIGRATE_ON_START",
+        "RUST_LOG",
+        "APP_CONFIG",
+    ] {
+        assert!(help.contains(word), "--help mentions {word}");
+    }
+}
+
+#[test]
+fn a_configuration_error_names_the_setting_and_not_its_secret() {
+    let output = idnow_attempts(
+        &["serve"],
+        &[
+            ("DATABASE_URL", "postgres://app:hunter2@localhost/x"),
+            ("IDNOW_WEBHOOK_SECRETS", "whsec_***not-base64***"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    assert!(stderr.contains("IDNOW_WEBHOOK_SECRETS"), "{stderr}");
+    assert!(
+        !stderr.contains("not-base64") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}
