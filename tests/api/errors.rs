@@ -14,7 +14,7 @@ async fn unknown_routes_are_404(pool: PgPool) {
         "/v1/persons/p/signings",
         "/v1/persons/p/signings/s/idnow_attempts/x",
     ] {
-        let response = app.client.get(app.url(path)).send().await.expect("sent");
+        let response = app.get(path).await;
         assert_error(response, StatusCode::NOT_FOUND, "not_found").await;
     }
 }
@@ -69,19 +69,9 @@ async fn unusable_path_ids_are_400(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn health_routes_answer(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let live = app
-        .client
-        .get(app.url("/health/live"))
-        .send()
-        .await
-        .expect("sent");
+    let live = app.get("/health/live").await;
     assert_eq!(live.status(), StatusCode::OK);
-    let ready = app
-        .client
-        .get(app.url("/health/ready"))
-        .send()
-        .await
-        .expect("sent");
+    let ready = app.get("/health/ready").await;
     assert_eq!(ready.status(), StatusCode::OK);
     assert_eq!(
         ready.json::<serde_json::Value>().await.expect("json")["status"],
@@ -94,8 +84,7 @@ async fn readiness_waits_for_migrations(pool: PgPool) {
     let mut environment = test_environment();
     environment.insert("MIGRATE_ON_START".into(), "false".into());
     let app = spawn_app_with(pool, environment).await;
-    let url = app.url("/health/ready");
-    let response = app.client.get(&url).send().await.expect("sent");
+    let response = app.get("/health/ready").await;
     assert!(response.headers().contains_key("retry-after"));
     assert_error(
         response,
@@ -117,6 +106,6 @@ async fn readiness_waits_for_migrations(pool: PgPool) {
     idnow_attempts::persistence::migrate(&app.db)
         .await
         .expect("migrates");
-    let response = app.client.get(&url).send().await.expect("sent");
+    let response = app.get("/health/ready").await;
     assert_eq!(response.status(), StatusCode::OK);
 }

@@ -28,6 +28,16 @@ pub const NO_SCOPE_TOKEN: &str = "bystander-token-0123456789";
 
 pub const PERSON: &str = "dc1a6812a14f6cc338cd084208535bcdcper";
 
+/// Every payload of `tests/fixtures/`.
+pub const FIXTURES: [&str; 6] = [
+    "success.json",
+    "canceled_after_review.json",
+    "fraud_suspicion_pending.json",
+    "lifecycle/1_aborted.json",
+    "lifecycle/2_review_pending.json",
+    "lifecycle/3_success_data_changed.json",
+];
+
 pub struct TestApp {
     pub address: String,
     /// The test database, to look at rows as an operator would. The harness closes it when
@@ -158,6 +168,14 @@ pub fn key(secret: &str) -> SigningKey {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
     }
 
     pub async fn post_webhook(&self, body: &[u8], signed: Signed<'_>) -> Response {

@@ -31,10 +31,17 @@ fn ids(attempts: &[ListedAttempt]) -> Vec<&str> {
     attempts.iter().map(|a| a.id.as_str()).collect()
 }
 
-fn link(number: u32, size: u32, rel: &str) -> String {
-    format!(
-        "</v1/persons/{PERSON}/signings/{SIGNING}/idnow_attempts?page%5Bnumber%5D={number}&page%5Bsize%5D={size}>; rel=\"{rel}\""
-    )
+/// The expected `Link` header: the page each rel names, all of `size`.
+fn links(size: u32, pages: &[(&str, u32)]) -> String {
+    pages
+        .iter()
+        .map(|(rel, number)| {
+            format!(
+                "</v1/persons/{PERSON}/signings/{SIGNING}/idnow_attempts?page%5Bnumber%5D={number}&page%5Bsize%5D={size}>; rel=\"{rel}\""
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn header<'a>(response: &'a reqwest::Response, name: &str) -> &'a str {
@@ -49,12 +56,7 @@ async fn the_first_page_holds_the_ten_oldest(pool: PgPool) {
     assert_eq!(header(&response, "per-page"), "10");
     assert_eq!(
         header(&response, "link"),
-        [
-            link(1, 10, "first"),
-            link(2, 10, "next"),
-            link(3, 10, "last")
-        ]
-        .join(", ")
+        links(10, &[("first", 1), ("next", 2), ("last", 3)])
     );
     assert_eq!(ids(&listed(response).await), expected[..10]);
 }
@@ -68,13 +70,7 @@ async fn pages_walk_the_whole_history_in_order(pool: PgPool) {
         .await;
     assert_eq!(
         header(&response, "link"),
-        [
-            link(1, 10, "first"),
-            link(1, 10, "prev"),
-            link(3, 10, "next"),
-            link(3, 10, "last")
-        ]
-        .join(", ")
+        links(10, &[("first", 1), ("prev", 1), ("next", 3), ("last", 3)])
     );
     assert_eq!(ids(&listed(response).await), expected[10..20]);
 
@@ -83,12 +79,7 @@ async fn pages_walk_the_whole_history_in_order(pool: PgPool) {
         .await;
     assert_eq!(
         header(&response, "link"),
-        [
-            link(1, 10, "first"),
-            link(2, 10, "prev"),
-            link(3, 10, "last")
-        ]
-        .join(", ")
+        links(10, &[("first", 1), ("prev", 2), ("last", 3)])
     );
     assert_eq!(ids(&listed(response).await), expected[20..]);
 
@@ -110,7 +101,7 @@ async fn pages_walk_the_whole_history_in_order(pool: PgPool) {
     let response = app.list(PERSON, SIGNING, "?page[size]=1000").await;
     assert_eq!(
         header(&response, "link"),
-        [link(1, 1000, "first"), link(1, 1000, "last")].join(", ")
+        links(1000, &[("first", 1), ("last", 1)])
     );
     assert_eq!(ids(&listed(response).await), expected);
 }
@@ -123,12 +114,7 @@ async fn a_page_past_the_end_is_empty(pool: PgPool) {
     assert_eq!(header(&response, "total"), "25");
     assert_eq!(
         header(&response, "link"),
-        [
-            link(1, 10, "first"),
-            link(3, 10, "prev"),
-            link(3, 10, "last")
-        ]
-        .join(", ")
+        links(10, &[("first", 1), ("prev", 3), ("last", 3)])
     );
     assert_eq!(response.text().await.expect("body"), "[]");
 }
@@ -142,7 +128,7 @@ async fn a_signing_without_attempts_has_an_empty_history(pool: PgPool) {
     assert_eq!(header(&response, "total"), "0");
     assert_eq!(
         header(&response, "link"),
-        [link(1, 10, "first"), link(1, 10, "last")].join(", ")
+        links(10, &[("first", 1), ("last", 1)])
     );
     assert_eq!(response.text().await.expect("body"), "[]");
 }

@@ -28,14 +28,7 @@ fn personal_values() -> Vec<String> {
         }
     }
     let mut values = Vec::new();
-    for file in [
-        "success.json",
-        "canceled_after_review.json",
-        "fraud_suspicion_pending.json",
-        "lifecycle/1_aborted.json",
-        "lifecycle/2_review_pending.json",
-        "lifecycle/3_success_data_changed.json",
-    ] {
+    for file in FIXTURES {
         let payload: serde_json::Value =
             serde_json::from_slice(&fixture(file)).expect("fixture is JSON");
         for section in ["userdata", "contactdata", "identificationdocument"] {
@@ -99,14 +92,7 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
         .await;
     app.register(PERSON, "sig-2", "7f3c5a19d2e84b06a1c9e5f2b3d4a6c8cidt")
         .await;
-    for file in [
-        "success.json",
-        "canceled_after_review.json",
-        "fraud_suspicion_pending.json",
-        "lifecycle/1_aborted.json",
-        "lifecycle/2_review_pending.json",
-        "lifecycle/3_success_data_changed.json",
-    ] {
+    for file in FIXTURES {
         let body = fixture(file);
         assert!(app.deliver(&body).await.status().is_success());
         assert_eq!(app.deliver(&body).await.status(), StatusCode::OK);
