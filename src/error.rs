@@ -23,31 +23,31 @@ pub const RETRY_AFTER_SECONDS: u32 = 5;
 
 #[derive(thiserror::Error)]
 pub enum ApiError {
-    #[error("missing or invalid bearer token")]
+    #[error("A valid bearer token is required.")]
     Unauthenticated,
-    #[error("webhook signature not accepted: {0}")]
+    #[error("The webhook signature is not accepted: {0}.")]
     InvalidSignature(Failure),
-    #[error("the API client lacks the required scope")]
+    #[error("The API client lacks the required scope.")]
     Forbidden,
     #[error("{0}")]
     NotFound(&'static str),
     /// Carries the value of the `Allow` header.
-    #[error("the route only takes {0}")]
+    #[error("This route only takes {0}.")]
     MethodNotAllowed(&'static str),
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
     #[error("{0}")]
     Conflict(&'static str),
-    #[error("the body is larger than {limit} bytes")]
+    #[error("The body is larger than {limit} bytes.")]
     PayloadTooLarge { limit: usize },
-    #[error("the declared content type is not JSON")]
+    #[error("The declared content type is not JSON.")]
     UnsupportedMediaType,
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
     /// The database cannot take the request now; the client should retry.
-    #[error("the database is unavailable")]
+    #[error("The database is unavailable.")]
     Unavailable(#[source] anyhow::Error),
-    #[error("unexpected error")]
+    #[error("Unexpected error.")]
     Unexpected(#[from] anyhow::Error),
 }
 
@@ -56,8 +56,10 @@ impl fmt::Debug for ApiError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{self}")?;
         let mut source = std::error::Error::source(self);
+        let mut separator = " Caused by: ";
         while let Some(cause) = source {
-            write!(f, ": {cause}")?;
+            write!(f, "{separator}{cause}")?;
+            separator = ": ";
             source = cause.source();
         }
         Ok(())
@@ -298,7 +300,7 @@ mod tests {
         let error = ApiError::Unexpected(anyhow::anyhow!("password authentication failed"));
         assert_eq!(
             format!("{error:?}"),
-            "unexpected error: password authentication failed"
+            "Unexpected error. Caused by: password authentication failed"
         );
         let (status, body) = body_of(error).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
