@@ -5,5 +5,6 @@ mod errors;
 mod helpers;
 mod listing;
 mod logs;
+mod outage;
 mod signings;
 mod webhooks;

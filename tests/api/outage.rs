@@ -1,0 +1,77 @@
+//! When the database cannot be reached, the service says so in time and stores nothing.
+
+use std::time::{Duration, Instant};
+
+use idnow_attempts::configuration::Settings;
+use idnow_attempts::error::RETRY_AFTER_SECONDS;
+use idnow_attempts::persistence;
+use idnow_attempts::startup::Application;
+use reqwest::StatusCode;
+use sqlx::postgres::PgConnectOptions;
+
+use crate::helpers::*;
+
+/// A port where nothing listens: connections are refused at once.
+fn unreachable_database() -> PgConnectOptions {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    PgConnectOptions::new()
+        .host("127.0.0.1")
+        .port(port)
+        .username("postgres")
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_503_with_retry_after_within_the_acquire_timeout() {
+    let mut environment = test_environment();
+    environment.insert("MIGRATE_ON_START".into(), "false".into());
+    let mut settings = Settings::from_env_map(&environment).expect("valid settings");
+    settings.http.host = std::net::Ipv4Addr::LOCALHOST.into();
+    settings.database.acquire_timeout = Duration::from_millis(500);
+    let pool = persistence::connect(&settings.database, unreachable_database());
+    let application = Application::build_with_pool(settings, pool.clone())
+        .await
+        .expect("starts without its database");
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{}", application.port()),
+        db: pool,
+        client: reqwest::Client::new(),
+        server: Some(application.handle()),
+    };
+    tokio::spawn(application.run_until_stopped());
+
+    let live = app.get("/health/live").await;
+    assert_eq!(live.status(), StatusCode::OK, "alive, if not ready");
+
+    for name in ["ready", "webhook", "listing"] {
+        let started = Instant::now();
+        let response = match name {
+            "ready" => app.get("/health/ready").await,
+            "webhook" => app.deliver(&fixture("success.json")).await,
+            _ => app.list(PERSON, "sig-1", "").await,
+        };
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{name}: answered within the acquire timeout, not hung"
+        );
+        assert_eq!(
+            response.headers()["retry-after"],
+            RETRY_AFTER_SECONDS.to_string().as_str(),
+            "{name}"
+        );
+        let error = assert_error(
+            response,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+        )
+        .await;
+        assert!(
+            !error["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("127.0.0.1"),
+            "{name}: no internals in the body"
+        );
+    }
+}
