@@ -1,6 +1,7 @@
 //! Black-box tests: the real server on port 0, a fresh PostgreSQL database per test.
 
 mod binary;
+mod database;
 mod errors;
 mod helpers;
 mod listing;
