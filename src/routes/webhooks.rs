@@ -7,8 +7,9 @@
 use std::time::SystemTime;
 
 use actix_web::http::header::{HeaderMap, HeaderName, CONTENT_TYPE};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use serde::Serialize;
+use sqlx::PgConnection;
 use tracing_actix_web::RootSpan;
 
 use super::{read_body, require_json};
@@ -50,30 +51,9 @@ pub async fn receive(
         Ok(delivery) => delivery,
         Err(error) => {
             // Authentic but unusable: answer the sender, and keep the body for operators.
-            let error = match error {
-                DeliveryError::NotJson(_) => {
-                    ApiError::bad_request("invalid_json", "The body is not valid JSON.")
-                }
-                DeliveryError::Unprocessable(detail) => {
-                    ApiError::unprocessable("invalid_webhook_payload", detail)
-                }
-            };
-            let content_type = request
-                .headers()
-                .get(CONTENT_TYPE)
-                .and_then(|value| value.to_str().ok());
-            rejected::keep(
-                &mut conn,
-                &RejectedDelivery {
-                    status: actix_web::ResponseError::status_code(&error).as_u16(),
-                    error_code: error.code(),
-                    webhook_id: verified.webhook_id,
-                    content_type,
-                    body: &body,
-                },
-            )
-            .await
-            .db_context("keeping a rejected delivery")?;
+            let error = refusal(error);
+            keep_rejected(&mut conn, &request, verified.webhook_id, &body, &error).await?;
+            span.record("outcome", "rejected_kept");
             return Err(error);
         }
     };
@@ -96,6 +76,43 @@ pub async fn receive(
     span.record("attempt_id", tracing::field::display(id));
     span.record("outcome", outcome);
     Ok(response.json(Acknowledgement { id }))
+}
+
+fn refusal(error: DeliveryError) -> ApiError {
+    match error {
+        DeliveryError::NotJson(_) => {
+            ApiError::bad_request("invalid_json", "The body is not valid JSON.")
+        }
+        DeliveryError::Unprocessable(detail) => {
+            ApiError::unprocessable("invalid_webhook_payload", detail)
+        }
+    }
+}
+
+async fn keep_rejected(
+    conn: &mut PgConnection,
+    request: &HttpRequest,
+    webhook_id: Option<&str>,
+    body: &[u8],
+    refusal: &ApiError,
+) -> Result<(), ApiError> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok());
+    rejected::keep(
+        conn,
+        &RejectedDelivery {
+            status: refusal.status_code().as_u16(),
+            error_code: refusal.code(),
+            webhook_id,
+            content_type,
+            body,
+        },
+    )
+    .await
+    .db_context("keeping a rejected delivery")?;
+    Ok(())
 }
 
 fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
