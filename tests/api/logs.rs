@@ -6,6 +6,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
@@ -128,11 +130,8 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
         403
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
+    let pid = i32::try_from(child.id()).expect("a pid fits in i32");
+    kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM is delivered");
     let exit = tokio::task::spawn_blocking(move || child.wait())
         .await
         .expect("joined")
