@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
 use idnow_attempts::configuration::Settings;
+use idnow_attempts::error::RETRY_AFTER_SECONDS;
 use idnow_attempts::startup::Application;
 use idnow_attempts::webhook_signature::SigningKey;
 use reqwest::{Response, StatusCode};
@@ -287,6 +288,23 @@ pub async fn acknowledged_id(response: Response) -> String {
         .bytes()
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     id
+}
+
+/// Asserts a 503 that asks the client to retry.
+pub async fn assert_unavailable(response: Response) -> serde_json::Value {
+    assert_eq!(
+        response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some(RETRY_AFTER_SECONDS.to_string().as_str()),
+    );
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await
 }
 
 /// Asserts the contract's error body and returns its one error object.
