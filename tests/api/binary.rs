@@ -1,16 +1,14 @@
 //! The binary's own surface: `migrate`, `--help`, and what a configuration error looks like.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use sqlx::PgPool;
 
 use crate::helpers::*;
 
 fn idnow_attempts(args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_idnow-attempts"))
+    binary()
         .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_clear()
         .envs(env.iter().copied())
         .output()
         .expect("the binary runs")

@@ -89,8 +89,14 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
 }
 
 pub async fn spawn_app_with(pool: PgPool, environment: HashMap<String, String>) -> TestApp {
-    let mut settings = Settings::from_env_map(&environment).expect("valid test settings");
+    let settings = Settings::from_env_map(&environment).expect("valid test settings");
+    spawn_app_with_settings(pool, settings).await
+}
+
+/// Starts the real server on a free port of 127.0.0.1, whatever the settings say.
+pub async fn spawn_app_with_settings(pool: PgPool, mut settings: Settings) -> TestApp {
     settings.http.host = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    settings.http.port = 0;
     let application = Application::build_with_pool(settings, pool.clone())
         .await
         .expect("the application starts");
@@ -103,6 +109,14 @@ pub async fn spawn_app_with(pool: PgPool, environment: HashMap<String, String>) 
         client: reqwest::Client::new(),
         server: Some(server),
     }
+}
+
+/// The service's binary, run from the repository root with nothing of this process'
+/// environment: what it needs, the test gives it.
+pub fn binary() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idnow-attempts"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR")).env_clear();
+    command
 }
 
 /// The URL of the test's own database, for a separate process.

@@ -2,7 +2,7 @@
 //! no personal data, secret or token in any of them.
 
 use std::io::{BufRead as _, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -45,11 +45,8 @@ fn personal_values() -> Vec<String> {
 #[sqlx::test(migrations = false)]
 async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
     let secrets = test_environment();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_idnow-attempts"))
+    let mut child = binary()
         .arg("serve")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("DATABASE_URL", database_url(&pool.connect_options()))
         .env("PORT", "0")
         .env("IDNOW_WEBHOOK_SECRETS", &secrets["IDNOW_WEBHOOK_SECRETS"])

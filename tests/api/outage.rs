@@ -4,7 +4,6 @@ use std::time::{Duration, Instant};
 
 use idnow_attempts::configuration::Settings;
 use idnow_attempts::persistence;
-use idnow_attempts::startup::Application;
 use reqwest::StatusCode;
 use sqlx::postgres::PgConnectOptions;
 
@@ -26,19 +25,9 @@ async fn an_unreachable_database_is_503_with_retry_after_within_the_acquire_time
     let mut environment = test_environment();
     environment.insert("MIGRATE_ON_START".into(), "false".into());
     let mut settings = Settings::from_env_map(&environment).expect("valid settings");
-    settings.http.host = std::net::Ipv4Addr::LOCALHOST.into();
     settings.database.acquire_timeout = Duration::from_millis(500);
     let pool = persistence::connect(&settings.database, unreachable_database());
-    let application = Application::build_with_pool(settings, pool.clone())
-        .await
-        .expect("starts without its database");
-    let app = TestApp {
-        address: format!("http://127.0.0.1:{}", application.port()),
-        db: pool,
-        client: reqwest::Client::new(),
-        server: Some(application.handle()),
-    };
-    tokio::spawn(application.run_until_stopped());
+    let app = spawn_app_with_settings(pool, settings).await;
 
     let live = app.get("/health/live").await;
     assert_eq!(live.status(), StatusCode::OK, "alive, if not ready");
