@@ -57,7 +57,9 @@ pub struct HttpSettings {
     pub keep_alive: Duration,
     /// Time a client has to send its request head.
     pub client_request_timeout: Duration,
-    /// Time in-flight requests get to finish after SIGTERM.
+    /// Time between SIGTERM (readiness fails at once) and the listener closing.
+    pub shutdown_delay: Duration,
+    /// Time in-flight requests get to finish once the listener is closed.
     pub shutdown_timeout: Duration,
 }
 
@@ -121,6 +123,7 @@ struct HttpFile {
     workers: Option<NonZeroUsize>,
     keep_alive_seconds: u64,
     client_request_timeout_ms: u64,
+    shutdown_delay_seconds: u64,
     shutdown_timeout_seconds: u64,
 }
 
@@ -160,6 +163,7 @@ impl Default for HttpFile {
             workers: None,
             keep_alive_seconds: 75,
             client_request_timeout_ms: 5_000,
+            shutdown_delay_seconds: 0,
             shutdown_timeout_seconds: 25,
         }
     }
@@ -317,6 +321,7 @@ impl TryFrom<FileSettings> for Settings {
                 workers: file.http.workers,
                 keep_alive: Duration::from_secs(file.http.keep_alive_seconds),
                 client_request_timeout: Duration::from_millis(file.http.client_request_timeout_ms),
+                shutdown_delay: Duration::from_secs(file.http.shutdown_delay_seconds),
                 shutdown_timeout: Duration::from_secs(file.http.shutdown_timeout_seconds),
             },
             webhooks: WebhookSettings {

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod configuration;
 pub mod domain;
 pub mod error;
+pub mod metrics;
 pub mod persistence;
 pub mod routes;
 pub mod startup;

@@ -1,17 +1,23 @@
-//! Builds the application from settings: pool, migrations, listener, HTTP server.
+//! Builds the application from settings: pool, migrations, listener, HTTP server, and the
+//! way it stops.
 
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::ErrorHandlers;
+use actix_web::middleware::{from_fn, ErrorHandlers};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
-use sqlx::PgPool;
+use sqlx::pool::PoolConnection;
+use sqlx::{PgPool, Postgres};
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::ApiKeys;
 use crate::configuration::Settings;
-use crate::error::render_foreign_error;
+use crate::error::{render_foreign_error, ApiError, DbResultExt as _};
+use crate::metrics::{self, Metrics};
 use crate::persistence;
 use crate::routes;
 use crate::telemetry::RequestSpan;
@@ -25,6 +31,34 @@ pub struct AppState {
     pub api_keys: ApiKeys,
     /// Largest webhook body accepted.
     pub body_limit: usize,
+    pub metrics: Metrics,
+    pub draining: Draining,
+}
+
+impl AppState {
+    /// A connection from the pool; 503 once the acquire timeout has passed.
+    pub async fn connection(&self) -> Result<PoolConnection<Postgres>, ApiError> {
+        let _waiting = self.metrics.waiting_for_connection();
+        self.pool
+            .acquire()
+            .await
+            .db_context("acquiring a connection")
+    }
+}
+
+/// Set once the process has been asked to stop. From then on readiness answers 503, so the
+/// load balancer takes this replica out while it drains.
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 pub struct Application {
@@ -40,15 +74,31 @@ impl std::fmt::Debug for Application {
     }
 }
 
+/// What starts the graceful stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopOn {
+    /// SIGTERM or SIGINT: the process' own server.
+    Signals,
+    /// Only [`Application::handle`]: servers embedded in another process, such as tests,
+    /// leave that process' signals alone.
+    Handle,
+}
+
 impl Application {
-    /// Connects to `DATABASE_URL`, applies migrations if configured to, and binds the listener.
+    /// Connects to `DATABASE_URL`, applies migrations if configured to, and binds the
+    /// listener. The server stops gracefully on SIGTERM or SIGINT.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let pool = persistence::connect(&settings.database, settings.database.connect_options());
-        Self::build_with_pool(settings, pool).await
+        Self::start(settings, pool, StopOn::Signals).await
     }
 
-    /// As [`Application::build`], on a pool the caller owns (tests: a fresh database each).
+    /// As [`Application::build`], on a pool the caller owns (tests: a fresh database each),
+    /// and stopped only through [`Application::handle`].
     pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
+        Self::start(settings, pool, StopOn::Handle).await
+    }
+
+    async fn start(settings: Settings, pool: PgPool, stop_on: StopOn) -> anyhow::Result<Self> {
         if settings.migrate_on_start {
             persistence::migrate(&pool)
                 .await
@@ -60,7 +110,7 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
-        let server = serve(listener, pool, settings)?;
+        let server = serve(listener, pool, settings, stop_on)?;
         Ok(Self { port, server })
     }
 
@@ -69,31 +119,43 @@ impl Application {
         self.port
     }
 
-    /// Stops the server from outside; what SIGTERM does, for tests.
+    /// Stops the server from outside, gracefully with `stop(true)`.
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM or SIGINT, then stops accepting, lets requests in flight finish
-    /// within the shutdown timeout, and returns.
+    /// Serves until SIGTERM or SIGINT. Then readiness turns 503 at once; after the shutdown
+    /// delay the listener closes, idle connections are closed, requests in flight finish
+    /// within the shutdown timeout, and this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
 }
 
-fn serve(listener: TcpListener, pool: PgPool, settings: Settings) -> anyhow::Result<Server> {
+fn serve(
+    listener: TcpListener,
+    pool: PgPool,
+    settings: Settings,
+    stop_on: StopOn,
+) -> anyhow::Result<Server> {
     let http = settings.http;
+    let metrics = Metrics::new(pool.clone(), settings.database.max_connections)
+        .context("registering the metrics")?;
+    let draining = Draining::default();
     let state = web::Data::new(AppState {
         pool,
         verifier: Verifier::new(settings.webhooks.keys, settings.webhooks.tolerance),
         api_keys: settings.api_keys,
         body_limit: http.body_limit,
+        metrics,
+        draining: draining.clone(),
     });
     let mut server = HttpServer::new(move || {
         App::new()
-            // Inner: every error answer gets the contract's body. Outer: the request log
-            // sees the final answer.
+            // Inner: every error answer gets the contract's body. Then the metrics and, outermost,
+            // the request log see the final answer.
             .wrap(ErrorHandlers::new().default_handler(render_foreign_error))
+            .wrap(from_fn(metrics::record_request))
             .wrap(TracingLogger::<RequestSpan>::new())
             .app_data(state.clone())
             .configure(routes::configure)
@@ -102,6 +164,12 @@ fn serve(listener: TcpListener, pool: PgPool, settings: Settings) -> anyhow::Res
     .keep_alive(http.keep_alive)
     .client_request_timeout(http.client_request_timeout)
     .shutdown_timeout(http.shutdown_timeout.as_secs());
+    server = match stop_on {
+        StopOn::Signals => {
+            server.shutdown_signal(drain_on_termination(draining, http.shutdown_delay))
+        }
+        StopOn::Handle => server.disable_signals(),
+    };
     if let Some(workers) = http.workers {
         server = server.workers(workers.get());
     }
@@ -109,4 +177,41 @@ fn serve(listener: TcpListener, pool: PgPool, settings: Settings) -> anyhow::Res
         .listen(listener)
         .context("starting the HTTP server")?
         .run())
+}
+
+/// Resolves, and so starts the graceful stop, `delay` after the first SIGTERM or SIGINT.
+///
+/// Readiness fails from the signal on. The delay lets the load balancer notice before the
+/// listener closes; requests keep being served meanwhile.
+async fn drain_on_termination(draining: Draining, delay: Duration) {
+    termination().await;
+    draining.start();
+    tracing::info!(
+        delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+        "termination requested; readiness now fails, listener closes after the delay"
+    );
+    tokio::time::sleep(delay).await;
+    tracing::info!("closing the listener, finishing requests in flight");
+}
+
+async fn termination() {
+    use tokio::signal::unix::{signal, SignalKind};
+
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        (Err(error), _) | (_, Err(error)) => {
+            // Without a handler the default action of SIGTERM ends the process at once;
+            // say so instead of serving as if shutdown were graceful.
+            tracing::error!(%error, "cannot listen for SIGTERM/SIGINT; shutdown will not be graceful");
+            std::future::pending::<()>().await;
+        }
+    }
 }

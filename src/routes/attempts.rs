@@ -38,11 +38,7 @@ pub async fn list(
     let page = PageRequest::from_query(request.query_string())
         .map_err(|e| ApiError::bad_request("invalid_pagination", e))?;
 
-    let mut conn = state
-        .pool
-        .acquire()
-        .await
-        .db_context("acquiring a connection")?;
+    let mut conn = state.connection().await?;
     let history = attempts::history(&mut conn, &person_id, &signing_id, page)
         .await
         .db_context("reading the attempt history")?

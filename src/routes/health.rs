@@ -11,8 +11,12 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// 200 only when the database answers and every migration is applied.
+/// 200 only when the database answers and every migration is applied, and never again once
+/// the process has been asked to stop.
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.draining.is_draining() {
+        return Err(ApiError::Unavailable(anyhow::anyhow!("shutting down")));
+    }
     match crate::persistence::is_ready(&state.pool).await {
         Ok(true) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
         Ok(false) => Err(ApiError::Unavailable(anyhow::anyhow!(

@@ -37,6 +37,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/health/ready")
             .route(web::get().to(health::ready))
             .default_service(web::to(|| method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/metrics")
+            .route(web::get().to(crate::metrics::render))
+            .default_service(web::to(|| method_not_allowed("GET"))),
     );
 }
 

@@ -54,11 +54,7 @@ pub async fn register(
             ApiError::unprocessable("invalid_registration", format!("identification_id {e}"))
         })?;
 
-    let mut conn = state
-        .pool
-        .acquire()
-        .await
-        .db_context("acquiring a connection")?;
+    let mut conn = state.connection().await?;
     let registration = signings::register(&mut conn, &person_id, &signing_id, &identification_id)
         .await
         .db_context("registering the signing")?;

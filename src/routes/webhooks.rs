@@ -40,19 +40,19 @@ pub async fn receive(
             &body,
             SystemTime::now(),
         )
-        .map_err(ApiError::InvalidSignature)?;
+        .map_err(|failure| {
+            state.metrics.signature_failure(failure);
+            ApiError::InvalidSignature(failure)
+        })?;
 
-    let mut conn = state
-        .pool
-        .acquire()
-        .await
-        .db_context("acquiring a connection")?;
+    let mut conn = state.connection().await?;
     let delivery = match Delivery::parse(&body) {
         Ok(delivery) => delivery,
         Err(error) => {
             // Authentic but unusable: answer the sender, and keep the body for operators.
             let error = refusal(error);
             keep_rejected(&mut conn, &request, verified.webhook_id, &body, &error).await?;
+            state.metrics.rejected(error.code());
             span.record("outcome", "rejected_kept");
             return Err(error);
         }
@@ -65,13 +65,19 @@ pub async fn receive(
     let (mut response, id, outcome) = match stored {
         Stored::New {
             id,
-            signing_registered: true,
-        } => (HttpResponse::Created(), id, "stored"),
-        Stored::New {
-            id,
-            signing_registered: false,
-        } => (HttpResponse::Accepted(), id, "stored_unregistered"),
-        Stored::Duplicate { id } => (HttpResponse::Ok(), id, "duplicate"),
+            signing_registered,
+        } => {
+            state.metrics.attempt_stored(&delivery.result);
+            if signing_registered {
+                (HttpResponse::Created(), id, "stored")
+            } else {
+                (HttpResponse::Accepted(), id, "stored_unregistered")
+            }
+        }
+        Stored::Duplicate { id } => {
+            state.metrics.duplicate();
+            (HttpResponse::Ok(), id, "duplicate")
+        }
     };
     span.record("attempt_id", tracing::field::display(id));
     span.record("outcome", outcome);

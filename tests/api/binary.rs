@@ -1,6 +1,6 @@
 //! The binary's own surface: `migrate`, `--help`, and what a configuration error looks like.
 
-use std::process::Output;
+use std::process::{Output, Stdio};
 
 use sqlx::PgPool;
 
@@ -25,9 +25,36 @@ async fn migrate_applies_the_schema_once_and_exits(pool: PgPool) {
         let output = idnow_attempts(&["migrate"], &env);
         assert!(output.status.success(), "{run}: {output:?}");
     }
+    assert_schema_applied_once(&pool).await;
+}
+
+/// Several migration Jobs or pods that start together: the advisory lock serialises them.
+#[sqlx::test(migrations = false)]
+async fn concurrent_migrate_runs_all_succeed_and_apply_the_schema_once(pool: PgPool) {
+    let url = database_url(&pool.connect_options());
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            binary()
+                .arg("migrate")
+                .env("DATABASE_URL", &url)
+                .env("IDNOW_WEBHOOK_SECRETS", "s")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("the binary runs")
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().expect("the run ends");
+        assert!(output.status.success(), "{output:?}");
+    }
+    assert_schema_applied_once(&pool).await;
+}
+
+async fn assert_schema_applied_once(pool: &PgPool) {
     let applied =
         sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM _sqlx_migrations WHERE success"#)
-            .fetch_one(&pool)
+            .fetch_one(pool)
             .await
             .expect("migrations table");
     assert_eq!(
@@ -39,7 +66,7 @@ async fn migrate_applies_the_schema_once_and_exits(pool: PgPool) {
            WHERE schemaname = 'public'
              AND tablename IN ('attempts', 'signings', 'rejected_deliveries')"#
     )
-    .fetch_one(&pool)
+    .fetch_one(pool)
     .await
     .expect("catalog");
     assert_eq!(tables, 3);

@@ -1,17 +1,12 @@
 //! The real binary, run as an operator would, for its logs: JSON lines with a request id, and
 //! no personal data, secret or token in any of them.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::Stdio;
-use std::sync::mpsc;
-use std::time::Duration;
-
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 
 use crate::helpers::*;
+use crate::process::ServiceProcess;
 
 /// Every personal value of the fixtures: what `userdata`, `contactdata` and
 /// `identificationdocument` hold.
@@ -44,47 +39,9 @@ fn personal_values() -> Vec<String> {
 
 #[sqlx::test(migrations = false)]
 async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
-    let secrets = test_environment();
-    let mut child = binary()
-        .arg("serve")
-        .env("DATABASE_URL", database_url(&pool.connect_options()))
-        .env("PORT", "0")
-        .env("IDNOW_WEBHOOK_SECRETS", &secrets["IDNOW_WEBHOOK_SECRETS"])
-        .env("API_KEYS", &secrets["API_KEYS"])
-        // More than production logs, to catch what a debugging operator would see too.
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-
-    let (lines_tx, lines) = mpsc::channel::<String>();
-    let stdout = child.stdout.take().expect("stdout");
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if lines_tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut log = Vec::new();
-    let port = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the service logs that it listens");
-        let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
-        log.push(line);
-        if event["message"] == "listening" {
-            break event["port"].as_u64().expect("port");
-        }
-    };
-    let app = TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        db: pool,
-        client: reqwest::Client::new(),
-        server: None,
-    };
+    // More than production logs, to catch what a debugging operator would see too.
+    let service = ServiceProcess::start(&pool, &[("RUST_LOG", "debug")]);
+    let app = &service.app;
 
     // The whole surface, with every fixture.
     app.register(PERSON, "sig-1", "b2d949eb12ecd6798fa8e2ae66fc4a5acidt")
@@ -127,15 +84,9 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
         403
     );
 
-    let pid = i32::try_from(child.id()).expect("a pid fits in i32");
-    kill(Pid::from_raw(pid), Signal::SIGTERM).expect("SIGTERM is delivered");
-    let exit = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("joined")
-        .expect("waited");
+    service.signal(Signal::SIGTERM);
+    let (exit, log) = service.wait().await;
     assert!(exit.success(), "SIGTERM ends the service cleanly: {exit:?}");
-    reader.join().expect("reader ends with the process");
-    log.extend(lines.try_iter());
 
     let completed: Vec<serde_json::Value> = log
         .iter()

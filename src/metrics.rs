@@ -1,0 +1,314 @@
+//! Prometheus metrics: one registry per application, served at `GET /metrics` in the text
+//! exposition format.
+//!
+//! Every label takes values from a closed set (route patterns, status codes, documented
+//! results, failure reasons), so no sender can grow the number of series.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{
+    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+use sqlx::PgPool;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::webhook_signature::Failure;
+
+/// The results IDnow documents; anything else is counted as `other` (and stored as sent).
+const DOCUMENTED_RESULTS: [&str; 7] = [
+    "SUCCESS",
+    "SUCCESS_DATA_CHANGED",
+    "FRAUD_SUSPICION_CONFIRMED",
+    "REVIEW_PENDING",
+    "FRAUD_SUSPICION_PENDING",
+    "ABORTED",
+    "CANCELED",
+];
+
+/// Latency buckets in seconds: a stored webhook takes about a millisecond, a 503 after the
+/// acquire timeout two seconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    request_duration: HistogramVec,
+    attempts_stored: IntCounterVec,
+    duplicates: IntCounter,
+    signature_failures: IntCounterVec,
+    rejected: IntCounterVec,
+    pool_waiting: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every metric of the service, the database pool's and the process' own.
+    pub fn new(pool: PgPool, max_connections: u32) -> prometheus::Result<Self> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered."),
+            &["route", "status"],
+        )?;
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "Time from the request's arrival to its response head.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route", "status"],
+        )?;
+        let attempts_stored = IntCounterVec::new(
+            Opts::new(
+                "idnow_attempts_stored_total",
+                "Identification attempts stored, by result (`other` for undocumented ones).",
+            ),
+            &["result"],
+        )?;
+        let duplicates = IntCounter::new(
+            "idnow_webhook_duplicates_total",
+            "Webhooks acknowledged as redeliveries of an attempt already stored.",
+        )?;
+        let signature_failures = IntCounterVec::new(
+            Opts::new(
+                "idnow_webhook_signature_failures_total",
+                "Webhooks refused with 401, by reason.",
+            ),
+            &["reason"],
+        )?;
+        let rejected = IntCounterVec::new(
+            Opts::new(
+                "idnow_webhook_rejected_total",
+                "Authentic webhooks refused as unusable (400/422) and kept in rejected_deliveries.",
+            ),
+            &["code"],
+        )?;
+        let pool = PoolCollector::new(pool, max_connections)?;
+        let pool_waiting = pool.waiting.clone();
+
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(request_duration.clone()))?;
+        registry.register(Box::new(attempts_stored.clone()))?;
+        registry.register(Box::new(duplicates.clone()))?;
+        registry.register(Box::new(signature_failures.clone()))?;
+        registry.register(Box::new(rejected.clone()))?;
+        registry.register(Box::new(pool))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
+
+        // Series that exist from the start, so that rates and alerts see a zero, not a gap.
+        for failure in [
+            Failure::Missing,
+            Failure::Malformed,
+            Failure::Stale,
+            Failure::Mismatch,
+        ] {
+            signature_failures.with_label_values(&[failure.as_str()]);
+        }
+        for result in DOCUMENTED_RESULTS.iter().chain(&["other"]) {
+            attempts_stored.with_label_values(&[result]);
+        }
+
+        Ok(Self {
+            registry,
+            requests,
+            request_duration,
+            attempts_stored,
+            duplicates,
+            signature_failures,
+            rejected,
+            pool_waiting,
+        })
+    }
+
+    pub fn attempt_stored(&self, result: &str) {
+        let label = DOCUMENTED_RESULTS
+            .iter()
+            .find(|documented| **documented == result)
+            .map_or("other", |documented| documented);
+        self.attempts_stored.with_label_values(&[label]).inc();
+    }
+
+    pub fn duplicate(&self) {
+        self.duplicates.inc();
+    }
+
+    pub fn signature_failure(&self, failure: Failure) {
+        self.signature_failures
+            .with_label_values(&[failure.as_str()])
+            .inc();
+    }
+
+    /// `code` is the error code of the answer: one of a handful of constants.
+    pub fn rejected(&self, code: &'static str) {
+        self.rejected.with_label_values(&[code]).inc();
+    }
+
+    /// Counts the caller among the requests waiting for a pool connection until the guard
+    /// drops, also when the waiting future is cancelled.
+    pub fn waiting_for_connection(&self) -> WaitingGuard {
+        self.pool_waiting.inc();
+        WaitingGuard(self.pool_waiting.clone())
+    }
+
+    fn observe(&self, route: &str, status: &str, seconds: f64) {
+        let labels = [route, status];
+        self.requests.with_label_values(&labels).inc();
+        self.request_duration
+            .with_label_values(&labels)
+            .observe(seconds);
+    }
+
+    fn render(&self) -> Result<String, prometheus::Error> {
+        let mut text = String::new();
+        TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text)?;
+        Ok(text)
+    }
+}
+
+#[derive(Debug)]
+#[must_use]
+pub struct WaitingGuard(IntGauge);
+
+impl Drop for WaitingGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// Middleware: counts and times every request by route pattern and final status.
+///
+/// Requests that match no route are counted under `unmatched`, so a scan of random paths
+/// adds no series. Timing stops at the response head, before the body is streamed.
+pub async fn record_request(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let state = request.app_data::<web::Data<AppState>>().cloned();
+    let response = next.call(request).await?;
+    if let Some(state) = state {
+        let route = response.request().match_pattern();
+        state.metrics.observe(
+            route.as_deref().unwrap_or("unmatched"),
+            response.status().as_str(),
+            started.elapsed().as_secs_f64(),
+        );
+    }
+    Ok(response)
+}
+
+/// `GET /metrics`.
+pub async fn render(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = state
+        .metrics
+        .render()
+        .map_err(|error| anyhow::Error::new(error).context("encoding the metrics"))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((CONTENT_TYPE, TextEncoder::new().format_type()))
+        .body(text))
+}
+
+/// The pool's gauges, read from the pool itself at each scrape.
+#[derive(Debug)]
+struct PoolCollector {
+    pool: PgPool,
+    size: IntGauge,
+    idle: IntGauge,
+    max: IntGauge,
+    waiting: IntGauge,
+}
+
+impl PoolCollector {
+    fn new(pool: PgPool, max_connections: u32) -> prometheus::Result<Self> {
+        let max = IntGauge::new(
+            "db_pool_max_connections",
+            "Most connections the pool opens.",
+        )?;
+        max.set(max_connections.into());
+        Ok(Self {
+            pool,
+            size: IntGauge::new("db_pool_connections", "Connections open, idle or in use.")?,
+            idle: IntGauge::new("db_pool_idle_connections", "Connections open and idle.")?,
+            max,
+            waiting: IntGauge::new(
+                "db_pool_waiting_requests",
+                "Requests waiting for a connection.",
+            )?,
+        })
+    }
+
+    fn gauges(&self) -> [&IntGauge; 4] {
+        [&self.size, &self.idle, &self.max, &self.waiting]
+    }
+}
+
+impl Collector for PoolCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.gauges()
+            .into_iter()
+            .flat_map(|gauge| gauge.desc())
+            .collect()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.size.set(self.pool.size().into());
+        self.idle
+            .set(i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX));
+        self.gauges()
+            .into_iter()
+            .flat_map(|gauge| gauge.collect())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics() -> Metrics {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .expect("a valid URL");
+        Metrics::new(pool, 7).expect("metrics register")
+    }
+
+    #[tokio::test]
+    async fn undocumented_results_share_one_series() {
+        let metrics = metrics();
+        metrics.attempt_stored("SUCCESS");
+        metrics.attempt_stored("CHECK_PENDING");
+        metrics.attempt_stored("anything a sender invents");
+        let text = metrics.render().expect("renders");
+        assert!(text.contains("idnow_attempts_stored_total{result=\"SUCCESS\"} 1\n"));
+        assert!(text.contains("idnow_attempts_stored_total{result=\"other\"} 2\n"));
+        assert!(!text.contains("CHECK_PENDING"));
+    }
+
+    #[tokio::test]
+    async fn the_pool_and_the_process_are_reported() {
+        let metrics = metrics();
+        let _waiting = metrics.waiting_for_connection();
+        let text = metrics.render().expect("renders");
+        assert!(text.contains("db_pool_max_connections 7\n"), "{text}");
+        assert!(text.contains("db_pool_connections 0\n"));
+        assert!(text.contains("db_pool_waiting_requests 1\n"));
+        assert!(text.contains("process_resident_memory_bytes "));
+        drop(_waiting);
+        assert!(metrics
+            .render()
+            .expect("renders")
+            .contains("db_pool_waiting_requests 0\n"));
+    }
+}

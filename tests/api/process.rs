@@ -1,0 +1,123 @@
+//! The real binary as a separate process, as an operator runs it: environment in, JSON log
+//! lines out, signals to stop it.
+
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use sqlx::PgPool;
+
+use crate::helpers::{binary, database_url, test_environment, TestApp};
+
+/// How long a start may take before the test gives up: the binary only connects lazily, so
+/// this is the time to bind the port and, with migrations on, to migrate.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+
+pub struct ServiceProcess {
+    /// `None` once waited for.
+    child: Option<Child>,
+    /// Requests go here; the database is the test's own.
+    pub app: TestApp,
+    lines: mpsc::Receiver<String>,
+    reader: Option<JoinHandle<()>>,
+    /// The log lines read so far, each one JSON.
+    pub log: Vec<String>,
+}
+
+impl ServiceProcess {
+    /// Starts `idnow-attempts serve` on the test's database and a free port, with the test
+    /// secrets and keys, and waits until it logs that it listens. `environment` adds to or
+    /// overrides the variables.
+    pub fn start(pool: &PgPool, environment: &[(&str, &str)]) -> Self {
+        let secrets = test_environment();
+        let mut child = binary()
+            .arg("serve")
+            .env("DATABASE_URL", database_url(&pool.connect_options()))
+            .env("PORT", "0")
+            .env("IDNOW_WEBHOOK_SECRETS", &secrets["IDNOW_WEBHOOK_SECRETS"])
+            .env("API_KEYS", &secrets["API_KEYS"])
+            .envs(environment.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+
+        let (lines_tx, lines) = mpsc::channel::<String>();
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = Vec::new();
+        let port = loop {
+            let line = lines
+                .recv_timeout(START_TIMEOUT)
+                .expect("the service logs that it listens");
+            let event: serde_json::Value = serde_json::from_str(&line).expect("a JSON log line");
+            log.push(line);
+            if event["message"] == "listening" {
+                break event["port"].as_u64().expect("the port is logged");
+            }
+        };
+        Self {
+            child: Some(child),
+            app: TestApp {
+                address: format!("http://127.0.0.1:{port}"),
+                db: pool.clone(),
+                client: reqwest::Client::new(),
+                server: None,
+            },
+            lines,
+            reader: Some(reader),
+            log,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.app
+            .address
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("the address ends in the port")
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        let child = self.child.as_ref().expect("the process runs");
+        let pid = i32::try_from(child.id()).expect("a pid fits in i32");
+        kill(Pid::from_raw(pid), signal).expect("the signal is delivered");
+    }
+
+    /// Waits for the process to end; returns how it ended and its whole log.
+    pub async fn wait(mut self) -> (ExitStatus, Vec<String>) {
+        let mut child = self.child.take().expect("waited for once");
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .expect("the waiting thread ends")
+            .expect("the process is waited for");
+        if let Some(reader) = self.reader.take() {
+            reader.join().expect("the log reader ends with the process");
+        }
+        let mut log = std::mem::take(&mut self.log);
+        log.extend(self.lines.try_iter());
+        (status, log)
+    }
+}
+
+impl Drop for ServiceProcess {
+    /// A failed test must not leave a server running.
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            drop(child.kill());
+            drop(child.wait());
+        }
+    }
+}
