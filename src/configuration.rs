@@ -371,6 +371,25 @@ mod tests {
         assert_eq!(settings.http.body_limit, 1024 * 1024);
     }
 
+    /// What the Kubernetes deployment gives the process: the image's defaults, the mounted
+    /// file of `deploy/base/` and the ConfigMap's variables.
+    #[test]
+    fn the_kubernetes_configuration_is_valid() {
+        let mut vars = env(&REQUIRED);
+        vars.extend(env(&[
+            ("APP_CONFIG", "deploy/base/idnow-attempts.toml"),
+            ("PORT", "8080"),
+            ("MIGRATE_ON_START", "false"),
+        ]));
+        let settings = Settings::load_from(Some(Path::new(DEFAULT_CONFIG_FILE)), |name| {
+            vars.get(name).cloned()
+        })
+        .expect("the deployed files and variables are valid");
+        assert_eq!(settings.http.shutdown_delay, Duration::from_secs(5));
+        assert_eq!(settings.http.shutdown_timeout, Duration::from_secs(20));
+        assert!(!settings.migrate_on_start);
+    }
+
     #[test]
     fn required_variables_are_named_when_missing() {
         let error = Settings::from_env_map(&env(&REQUIRED[1..])).expect_err("no url");
