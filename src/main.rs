@@ -7,6 +7,11 @@ use idnow_attempts::configuration::Settings;
 use idnow_attempts::startup::Application;
 use idnow_attempts::{persistence, telemetry};
 
+/// mimalloc rather than glibc's malloc: a request allocates and frees many small buffers
+/// across two worker threads, where glibc spent 5 % of the service's CPU (bench/RESULTS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
