@@ -57,6 +57,12 @@ pub struct HttpSettings {
     pub keep_alive: Duration,
     /// Time a client has to send its request head.
     pub client_request_timeout: Duration,
+    /// Largest total of header names and values a request may carry (431 beyond).
+    pub max_header_bytes: usize,
+    /// Time a client has to send its body, once the head has arrived (408 beyond).
+    pub body_read_timeout: Duration,
+    /// Time a request may take from its head to its answer (503 with Retry-After beyond).
+    pub request_timeout: Duration,
     /// Time between SIGTERM (readiness fails at once) and the listener closing.
     pub shutdown_delay: Duration,
     /// Time in-flight requests get to finish once the listener is closed.
@@ -123,6 +129,9 @@ struct HttpFile {
     workers: Option<NonZeroUsize>,
     keep_alive_seconds: u64,
     client_request_timeout_ms: u64,
+    body_read_timeout_ms: u64,
+    request_timeout_ms: u64,
+    max_header_bytes: usize,
     shutdown_delay_seconds: u64,
     shutdown_timeout_seconds: u64,
 }
@@ -163,6 +172,9 @@ impl Default for HttpFile {
             workers: None,
             keep_alive_seconds: 75,
             client_request_timeout_ms: 5_000,
+            body_read_timeout_ms: 10_000,
+            max_header_bytes: 16 * 1024,
+            request_timeout_ms: 15_000,
             shutdown_delay_seconds: 0,
             shutdown_timeout_seconds: 25,
         }
@@ -321,6 +333,9 @@ impl TryFrom<FileSettings> for Settings {
                 workers: file.http.workers,
                 keep_alive: Duration::from_secs(file.http.keep_alive_seconds),
                 client_request_timeout: Duration::from_millis(file.http.client_request_timeout_ms),
+                body_read_timeout: Duration::from_millis(file.http.body_read_timeout_ms),
+                max_header_bytes: file.http.max_header_bytes,
+                request_timeout: Duration::from_millis(file.http.request_timeout_ms),
                 shutdown_delay: Duration::from_secs(file.http.shutdown_delay_seconds),
                 shutdown_timeout: Duration::from_secs(file.http.shutdown_timeout_seconds),
             },

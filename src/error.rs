@@ -42,10 +42,17 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("The declared content type is not JSON.")]
     UnsupportedMediaType,
+    /// The request's header fields, names and values together, exceed the limit.
+    #[error("The request's header fields are larger than {0} bytes.")]
+    HeadersTooLarge(usize),
+    /// The client took longer than the body read timeout to send its body.
+    #[error("The request body did not arrive within {0} ms.")]
+    BodyTimeout(u128),
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
-    /// The database cannot take the request now; the client should retry.
-    #[error("The database is unavailable.")]
+    /// The service cannot take the request now (database away, pool exhausted, request
+    /// timeout, shutting down); the client should retry.
+    #[error("The service is unavailable.")]
     Unavailable(#[source] anyhow::Error),
     #[error("Unexpected error.")]
     Unexpected(#[from] anyhow::Error),
@@ -98,6 +105,11 @@ impl ApiError {
             Self::Conflict(_) => ("conflict", "Conflict"),
             Self::PayloadTooLarge { .. } => ("payload_too_large", "Payload Too Large"),
             Self::UnsupportedMediaType => ("unsupported_media_type", "Unsupported Media Type"),
+            Self::BodyTimeout(_) => ("request_timeout", "Request Timeout"),
+            Self::HeadersTooLarge(_) => (
+                "request_header_fields_too_large",
+                "Request Header Fields Too Large",
+            ),
             Self::Unprocessable { code, .. } => (code, "Unprocessable Entity"),
             Self::Unavailable(_) => ("service_unavailable", "Service Unavailable"),
             Self::Unexpected(_) => ("generic_error", "Generic Error"),
@@ -132,6 +144,8 @@ impl ResponseError for ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -6,9 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::middleware::{from_fn, ErrorHandlers};
-use actix_web::{web, App, HttpServer};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, ErrorHandlers, Next};
+use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context as _;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgPool, Postgres};
@@ -31,6 +33,8 @@ pub struct AppState {
     pub api_keys: ApiKeys,
     /// Largest webhook body accepted.
     pub body_limit: usize,
+    pub body_read_timeout: Duration,
+    pub request_timeout: Duration,
     pub metrics: Metrics,
     pub draining: Draining,
 }
@@ -142,11 +146,14 @@ fn serve(
     let metrics = Metrics::new(pool.clone(), settings.database.max_connections)
         .context("registering the metrics")?;
     let draining = Draining::default();
+    let max_header_bytes = http.max_header_bytes;
     let state = web::Data::new(AppState {
         pool,
         verifier: Verifier::new(settings.webhooks.keys, settings.webhooks.tolerance),
         api_keys: settings.api_keys,
         body_limit: http.body_limit,
+        body_read_timeout: http.body_read_timeout,
+        request_timeout: http.request_timeout,
         metrics,
         draining: draining.clone(),
     });
@@ -154,6 +161,9 @@ fn serve(
         App::new()
             // Inner: every error answer gets the contract's body. Then the metrics and, outermost,
             // the request log see the final answer.
+            .wrap(from_fn(move |request, next| {
+                limit_header_size(max_header_bytes, request, next)
+            }))
             .wrap(ErrorHandlers::new().default_handler(render_foreign_error))
             .wrap(from_fn(metrics::record_request))
             .wrap(TracingLogger::<RequestSpan>::new())
@@ -177,6 +187,33 @@ fn serve(
         .listen(listener)
         .context("starting the HTTP server")?
         .run())
+}
+
+/// 431 for requests whose header fields, names and values together, exceed `limit`.
+///
+/// actix-http itself refuses more than 96 header fields (431, without our body) and heads
+/// beyond its read buffer; this is the tighter limit the service chooses, answered in the
+/// contract's shape.
+async fn limit_header_size(
+    limit: usize,
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let size: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if size > limit {
+        // from_error keeps the error on the response: it is ours, for the log and the
+        // error renderer alike.
+        let response = HttpResponse::from_error(ApiError::HeadersTooLarge(limit));
+        let (request, _payload) = request.into_parts();
+        return Ok(ServiceResponse::new(request, response).map_into_right_body());
+    }
+    next.call(request)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Resolves, and so starts the graceful stop, `delay` after the first SIGTERM or SIGINT.

@@ -5,26 +5,35 @@ mod health;
 mod signings;
 mod webhooks;
 
+use std::time::Duration;
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_LENGTH;
+use actix_web::middleware::{from_fn, Next};
 use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use futures_util::StreamExt as _;
 
 use crate::domain::{IdError, PersonId, SigningId};
 use crate::error::ApiError;
+use crate::startup::AppState;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/webhooks/idnow")
+            .wrap(from_fn(limit_request_time))
             .route(web::post().to(webhooks::receive))
             .default_service(web::to(|| method_not_allowed("POST"))),
     )
     .service(
         web::resource("/v1/persons/{person_id}/signings/{signing_id}")
+            .wrap(from_fn(limit_request_time))
             .route(web::put().to(signings::register))
             .default_service(web::to(|| method_not_allowed("PUT"))),
     )
     .service(
         web::resource("/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts")
+            .wrap(from_fn(limit_request_time))
             .route(web::get().to(attempts::list))
             .default_service(web::to(|| method_not_allowed("GET"))),
     )
@@ -43,6 +52,40 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(crate::metrics::render))
             .default_service(web::to(|| method_not_allowed("GET"))),
     );
+}
+
+/// Answers 503 with Retry-After for a request of the API that has not been answered within
+/// the request timeout. On each resource rather than the whole app: routing must own the
+/// request while it matches, and this keeps a handle on it.
+///
+/// Dropping the handler cancels it: a webhook whose INSERT was still running may commit
+/// anyway, unacknowledged; its retry is then answered 200 with the original id.
+async fn limit_request_time(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(timeout) = request
+        .app_data::<web::Data<AppState>>()
+        .map(|state| state.request_timeout)
+    else {
+        return next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let http_request = request.request().clone();
+    match tokio::time::timeout(timeout, next.call(request)).await {
+        Ok(response) => response.map(ServiceResponse::map_into_left_body),
+        Err(_elapsed) => {
+            let error = ApiError::Unavailable(anyhow::anyhow!(
+                "no answer within the request timeout of {} ms",
+                timeout.as_millis()
+            ));
+            // from_error keeps the error on the response, for the request's log line.
+            let response = HttpResponse::from_error(error);
+            Ok(ServiceResponse::new(http_request, response).map_into_right_body())
+        }
+    }
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {
@@ -85,7 +128,21 @@ fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
 
 /// Reads the whole body, refusing (413) as soon as it is known to be larger than `limit`:
 /// from `Content-Length` before reading anything, or from what has arrived so far.
+/// The body, at most `limit` bytes (413 beyond), within `timeout` (408 beyond): a client
+/// that trickles its body must not hold a worker's attention, and later a database
+/// connection, indefinitely.
 async fn read_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+    timeout: Duration,
+) -> Result<web::Bytes, ApiError> {
+    tokio::time::timeout(timeout, read_body_within(request, payload, limit))
+        .await
+        .map_err(|_elapsed| ApiError::BodyTimeout(timeout.as_millis()))?
+}
+
+async fn read_body_within(
     request: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,

@@ -38,7 +38,7 @@ pub async fn register(
     span.record("api_client", client);
     let (person_id, signing_id) = signing_path(&request)?;
     require_json(&request)?;
-    let body = read_body(&request, payload, BODY_LIMIT).await?;
+    let body = read_body(&request, payload, BODY_LIMIT, state.body_read_timeout).await?;
     let registration: RegistrationBody = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             ApiError::unprocessable(

@@ -32,7 +32,7 @@ pub async fn receive(
     span: RootSpan,
 ) -> Result<HttpResponse, ApiError> {
     require_json(&request)?;
-    let body = read_body(&request, payload, state.body_limit).await?;
+    let body = read_body(&request, payload, state.body_limit, state.body_read_timeout).await?;
     let verified = state
         .verifier
         .verify(

@@ -1,9 +1,12 @@
 //! Black-box tests: the real server on port 0, a fresh PostgreSQL database per test.
 
 mod binary;
+mod cluster;
 mod database;
 mod errors;
+mod faults;
 mod helpers;
+mod limits;
 mod listing;
 mod logs;
 mod metrics;

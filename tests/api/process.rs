@@ -33,10 +33,15 @@ impl ServiceProcess {
     /// secrets and keys, and waits until it logs that it listens. `environment` adds to or
     /// overrides the variables.
     pub fn start(pool: &PgPool, environment: &[(&str, &str)]) -> Self {
+        Self::start_on(&database_url(&pool.connect_options()), pool, environment)
+    }
+
+    /// As [`ServiceProcess::start`], on the database at `url`, which `pool` also reaches.
+    pub fn start_on(url: &str, pool: &PgPool, environment: &[(&str, &str)]) -> Self {
         let secrets = test_environment();
         let mut child = binary()
             .arg("serve")
-            .env("DATABASE_URL", database_url(&pool.connect_options()))
+            .env("DATABASE_URL", url)
             .env("PORT", "0")
             .env("IDNOW_WEBHOOK_SECRETS", &secrets["IDNOW_WEBHOOK_SECRETS"])
             .env("API_KEYS", &secrets["API_KEYS"])

@@ -256,16 +256,3 @@ async fn stored_count(pool: &PgPool) -> i64 {
         .await
         .expect("count attempts")
 }
-
-/// Polls `condition` until it holds, for at most ten seconds.
-async fn wait_until<F, Fut>(mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !condition().await {
-        assert!(Instant::now() < deadline, "the condition held in time");
-        tokio::task::yield_now().await;
-    }
-}

@@ -1,0 +1,194 @@
+//! Timeouts and limits on every edge: request head, body, whole request, keep-alive, headers.
+//! Each test shortens one setting and shows what a client then observes.
+
+use std::time::{Duration, Instant};
+
+use futures_util::stream;
+use idnow_attempts::configuration::Settings;
+use reqwest::StatusCode;
+use sqlx::{Connection as _, PgConnection, PgPool};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+
+const SHORT: Duration = Duration::from_millis(300);
+
+async fn spawn_with(pool: PgPool, shorten: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::from_env_map(&test_environment()).expect("valid settings");
+    shorten(&mut settings);
+    spawn_app_with_settings(pool, settings).await
+}
+
+/// Reads what the server sends until it closes the connection, for at most five seconds.
+async fn read_until_closed(stream: &mut TcpStream) -> (String, Duration) {
+    let started = Instant::now();
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
+        .await
+        .expect("the server closes the connection")
+        .expect("read");
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        started.elapsed(),
+    )
+}
+
+fn port(app: &TestApp) -> u16 {
+    app.address
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("a port")
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_body_that_does_not_arrive_in_time_is_408(pool: PgPool) {
+    let app = spawn_with(pool, |s| s.http.body_read_timeout = SHORT).await;
+    let body = webhook_body("tn-slow", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
+    chunks
+        .send(body[..body.len() / 2].to_vec())
+        .await
+        .expect("channel");
+    let trickle = stream::poll_fn(move |cx| {
+        received
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(Ok::<_, std::io::Error>))
+    });
+    let started = Instant::now();
+    let response = app
+        .client
+        .post(app.url("/v1/webhooks/idnow"))
+        .header("content-type", "application/json")
+        .header(
+            "x-idnow-signature",
+            key(WEBHOOK_SECRET).plain_signature(&body),
+        )
+        .body(reqwest::Body::wrap_stream(trickle))
+        .send()
+        .await
+        .expect("answered while the body is still open");
+    assert!(started.elapsed() >= SHORT);
+    assert_error(response, StatusCode::REQUEST_TIMEOUT, "request_timeout").await;
+    drop(chunks);
+    assert_eq!(app.attempt_count().await, 0);
+    assert!(app.rejected_bodies().await.is_empty());
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_request_that_takes_too_long_is_503_and_its_retry_is_one_attempt(pool: PgPool) {
+    let app = spawn_with(pool, |s| s.http.request_timeout = SHORT).await;
+    let mut blocker = PgConnection::connect_with(&app.db.connect_options())
+        .await
+        .expect("connect");
+    sqlx::query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .expect("begin");
+    sqlx::query("LOCK TABLE attempts IN SHARE MODE")
+        .execute(&mut blocker)
+        .await
+        .expect("lock");
+
+    let body = webhook_body("tn-stuck", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    let started = Instant::now();
+    assert_unavailable(app.deliver(&body).await).await;
+    let waited = started.elapsed();
+    assert!(
+        waited >= SHORT && waited < SHORT * 5,
+        "503 at the request timeout: {waited:?}"
+    );
+
+    sqlx::query("COMMIT")
+        .execute(&mut blocker)
+        .await
+        .expect("commit");
+    // The abandoned INSERT may still commit; either way the retry leaves one attempt.
+    let retry = app.deliver(&body).await;
+    assert!(retry.status().is_success(), "{}", retry.status());
+    assert_eq!(app.attempt_count().await, 1);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPool) {
+    let app = spawn_with(pool, |s| s.http.client_request_timeout = SHORT).await;
+    // The server's clock starts when it accepts the connection.
+    let connected = Instant::now();
+    let mut stream = TcpStream::connect(("127.0.0.1", port(&app)))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\n")
+        .await
+        .expect("half a head");
+    let (answer, _) = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    let after = connected.elapsed();
+    assert!(after >= SHORT, "{after:?}");
+    assert_eq!(app.attempt_count().await, 0);
+}
+
+#[sqlx::test(migrations = false)]
+async fn an_idle_keep_alive_connection_is_closed(pool: PgPool) {
+    let app = spawn_with(pool, |s| s.http.keep_alive = Duration::from_secs(1)).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", port(&app)))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: idnow\r\n\r\n")
+        .await
+        .expect("request");
+    let (answer, after) = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        after >= Duration::from_secs(1),
+        "closed after the keep-alive, not before: {after:?}"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn too_many_or_too_large_headers_are_refused_without_a_write(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = webhook_body("tn-headers", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    let signature = key(WEBHOOK_SECRET).plain_signature(&body);
+
+    let mut many = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+         Connection: close\r\nX-Idnow-Signature: {signature}\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for n in 0..100 {
+        many.push_str(&format!("X-Filler-{n}: {n}\r\n"));
+    }
+    let large = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+         Connection: close\r\nX-Idnow-Signature: {signature}\r\nContent-Length: {}\r\n\
+         X-Filler: {}\r\n",
+        body.len(),
+        "a".repeat(17 * 1024)
+    );
+    // actix-http's own limit: more than 96 fields. Ours: 16 KiB in all, in the contract's shape.
+    for (head, in_contract_shape) in [(many, false), (large, true)] {
+        let mut stream = TcpStream::connect(("127.0.0.1", port(&app)))
+            .await
+            .expect("connect");
+        let mut request = head.into_bytes();
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(&body);
+        // The server may close before it has read everything; that is its answer too.
+        drop(stream.write_all(&request).await);
+        let (answer, _) = read_until_closed(&mut stream).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 431"),
+            "{}",
+            &answer[..answer.len().min(200)]
+        );
+        assert_eq!(
+            answer.contains(r#""code":"request_header_fields_too_large""#),
+            in_contract_shape,
+            "{answer}"
+        );
+    }
+    assert_eq!(app.attempt_count().await, 0);
+}
