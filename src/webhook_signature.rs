@@ -91,7 +91,7 @@ impl SigningKey {
 }
 
 /// The signature headers of a delivery, as sent. `None` for an absent header; a header sent
-/// more than once is [`HeaderValue::Repeated`], which never verifies.
+/// more than once is [`HeaderValue::Unusable`], which never verifies.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SignatureHeaders<'a> {
     pub webhook_id: HeaderValue<'a>,

@@ -67,6 +67,17 @@ impl<'a> Delivery<'a> {
         // A full syntax check first, so that "not JSON" (400) is never confused with "JSON of
         // the wrong shape" (422), whatever the order in which the fields come.
         serde_json::from_str::<IgnoredAny>(text).map_err(|e| DeliveryError::NotJson(Some(e)))?;
+        let shape = Shape::of(text);
+        if shape.depth > MAX_NESTING {
+            return Err(DeliveryError::Unprocessable(
+                "the body is nested more than 32 levels deep",
+            ));
+        }
+        if shape.longest_number > MAX_NUMBER_LEN {
+            return Err(DeliveryError::Unprocessable(
+                "the body holds a number longer than 32 characters",
+            ));
+        }
         if !is_object(text) {
             return Err(DeliveryError::Unprocessable(
                 "the body must be a JSON object",
@@ -147,6 +158,59 @@ impl<'a> Delivery<'a> {
     }
 }
 
+/// IDnow's payloads nest four levels deep. Far deeper is valid JSON, but nothing a sender of
+/// results has a reason to send, and every later reader (PostgreSQL, our clients' parsers)
+/// would pay for it; serde_json skips such values without a depth limit of its own.
+const MAX_NESTING: usize = 32;
+/// Longer number literals are valid JSON too, but no parser reads them back exactly (an i64
+/// has 19 digits, an f64 17 significant ones); refused rather than stored to break readers.
+const MAX_NUMBER_LEN: usize = 32;
+
+/// What the syntax check does not limit, measured in one pass over valid JSON.
+#[derive(Debug, PartialEq, Eq)]
+struct Shape {
+    depth: usize,
+    longest_number: usize,
+}
+
+impl Shape {
+    fn of(json: &str) -> Self {
+        let mut shape = Self {
+            depth: 0,
+            longest_number: 0,
+        };
+        let (mut depth, mut number) = (0_usize, 0_usize);
+        let (mut in_string, mut escaped) = (false, false);
+        for byte in json.bytes() {
+            if in_string {
+                match (escaped, byte) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    (false, _) => {}
+                }
+                continue;
+            }
+            if matches!(byte, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E') {
+                number += 1;
+                shape.longest_number = shape.longest_number.max(number);
+                continue;
+            }
+            number = 0;
+            match byte {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    shape.depth = shape.depth.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        shape
+    }
+}
+
 fn is_object(json: &str) -> bool {
     json.trim_start().starts_with('{')
 }
@@ -186,6 +250,32 @@ mod tests {
             Err(DeliveryError::Unprocessable(detail)) => detail,
             other => panic!("expected 422 for {body}, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn nesting_and_numbers_are_measured_outside_strings_only() {
+        assert_eq!(Shape::of(SUCCESS).depth, 4);
+        assert_eq!(Shape::of(r#"{"a":"[[[{{{\"]]]"}"#).depth, 1);
+        assert_eq!(Shape::of("[[],[[]]]").depth, 3);
+        assert_eq!(Shape::of(r#""\\""#).depth, 0);
+        let numbers = Shape::of(r#"{"n":-12.5e+3,"s":"12345678901234567890"}"#);
+        assert_eq!(numbers.longest_number, 8);
+        assert_eq!(Shape::of("[true,false,null]").longest_number, 1);
+        let long = format!(
+            r#"{{"identificationprocess":{{"result":"SUCCESS","transactionnumber":"t","n":{}}}}}"#,
+            "9".repeat(33)
+        );
+        assert!(Delivery::parse(long.as_bytes()).is_err(), "33 digits");
+        let allowed = long.replacen('9', "", 1);
+        assert!(Delivery::parse(allowed.as_bytes()).is_ok(), "32 digits");
+        let deep = format!(
+            r#"{{"identificationprocess":{{"result":"SUCCESS","transactionnumber":"t","x":{}{}}}}}"#,
+            "[".repeat(31),
+            "]".repeat(31)
+        );
+        assert!(Delivery::parse(deep.as_bytes()).is_err(), "33 levels");
+        let allowed = deep.replacen('[', "", 1).replacen(']', "", 1);
+        assert!(Delivery::parse(allowed.as_bytes()).is_ok(), "32 levels");
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod database;
 mod errors;
 mod faults;
 mod helpers;
+mod hostile;
 mod limits;
 mod listing;
 mod logs;

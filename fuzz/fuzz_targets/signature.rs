@@ -1,0 +1,40 @@
+//! The signature headers and body of a delivery: never a panic, and never authentic without
+//! the secret. Fields are separated by 0xFF: webhook-id, webhook-timestamp,
+//! webhook-signature, x-idnow-signature, then the body.
+#![no_main]
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use idnow_attempts::webhook_signature::{HeaderValue, SignatureHeaders, SigningKey, Verifier};
+use libfuzzer_sys::fuzz_target;
+use secrecy::SecretString;
+
+fn header(bytes: Option<&[u8]>) -> HeaderValue<'_> {
+    match bytes {
+        None | Some([]) => HeaderValue::Absent,
+        // As the service reads headers: visible ASCII or unusable.
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(text) if text.bytes().all(|b| (0x20..0x7f).contains(&b)) => HeaderValue::One(text),
+            _ => HeaderValue::Unusable,
+        },
+    }
+}
+
+fuzz_target!(|input: &[u8]| {
+    let mut fields = input.splitn(5, |byte| *byte == 0xff);
+    let headers = SignatureHeaders {
+        webhook_id: header(fields.next()),
+        webhook_timestamp: header(fields.next()),
+        webhook_signature: header(fields.next()),
+        idnow_signature: header(fields.next()),
+    };
+    let body = fields.next().unwrap_or_default();
+    let key = SigningKey::parse(&SecretString::from("fuzz-secret-never-guessed"))
+        .expect("a valid secret");
+    let verifier = Verifier::new(vec![key], Duration::from_secs(300));
+    let now = UNIX_EPOCH + Duration::from_secs(1_790_000_000);
+    assert!(
+        verifier.verify(headers, body, now).is_err(),
+        "a signature was forged without the secret"
+    );
+});

@@ -1,0 +1,234 @@
+//! Hostile input through the real server: each case gets a clean 4xx in the contract's shape
+//! and no attempt is written. The table here is the list the README gives. Every fuzzing
+//! seed and every crash the fuzzer ever found (fuzz/seeds, fuzz/regressions) is replayed too.
+
+use std::path::Path;
+
+use reqwest::StatusCode;
+use sqlx::PgPool;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use crate::helpers::*;
+
+fn success() -> Vec<u8> {
+    fixture("success.json")
+}
+
+/// Authentic (signed) bodies that cannot be stored.
+fn hostile_bodies() -> Vec<(&'static str, Vec<u8>, StatusCode, &'static str)> {
+    let mut invalid_utf8 = success();
+    invalid_utf8.splice(30..30, [0xff, 0xfe]);
+    let nested = format!(
+        r#"{{"identificationprocess":{{"result":"SUCCESS","transactionnumber":"tn","x":{}{}}}}}"#,
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let huge_number = format!(
+        r#"{{"identificationprocess":{{"result":"SUCCESS","transactionnumber":"tn","n":1{}e999999}}}}"#,
+        "0".repeat(5_000)
+    );
+    let success = success();
+    vec![
+        ("invalid UTF-8", invalid_utf8, StatusCode::BAD_REQUEST, "invalid_json"),
+        ("10,000 levels of nesting", nested.into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_webhook_payload"),
+        ("a number of 5,000 digits", huge_number.into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_webhook_payload"),
+        (
+            "duplicate keys",
+            br#"{"identificationprocess":{"result":"SUCCESS","result":"FRAUD_SUSPICION_CONFIRMED","transactionnumber":"tn"}}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_webhook_payload",
+        ),
+        ("a JSON array", b"[1,2,3]".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_webhook_payload"),
+        ("a JSON string", br#""identificationprocess""#.to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_webhook_payload"),
+        ("JSON null", b"null".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_webhook_payload"),
+        ("a body that stops early", success[..success.len() / 2].to_vec(), StatusCode::BAD_REQUEST, "invalid_json"),
+        ("an empty body", Vec::new(), StatusCode::BAD_REQUEST, "invalid_json"),
+        (
+            "no transaction number",
+            br#"{"identificationprocess":{"result":"SUCCESS"}}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_webhook_payload",
+        ),
+        (
+            "a transaction number with a newline",
+            br#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"a\nb"}}"#.to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_webhook_payload",
+        ),
+    ]
+}
+
+#[sqlx::test(migrations = false)]
+async fn hostile_input_gets_a_clean_4xx_and_writes_no_attempt(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let cases = hostile_bodies();
+    for (name, body, status, code) in &cases {
+        let response = app.deliver(body).await;
+        assert_eq!(response.status(), *status, "{name}");
+        assert_error(response, *status, code).await;
+    }
+    // Authentic but refused: kept verbatim for operators, never as an attempt.
+    let kept = app.rejected_bodies().await;
+    assert_eq!(kept.len(), cases.len());
+    for ((_, body, status, _), (kept_status, _, kept_body)) in cases.iter().zip(&kept) {
+        assert_eq!(kept_body, body);
+        assert_eq!(*kept_status, status.as_u16() as i16);
+    }
+
+    // Unauthentic: refused before the body is read as JSON; nothing is kept at all.
+    let body = success();
+    let signature = key(WEBHOOK_SECRET).plain_signature(&body);
+    for (name, headers) in [
+        (
+            "the signature header twice",
+            vec![
+                ("x-idnow-signature", signature.clone()),
+                ("x-idnow-signature", signature.clone()),
+            ],
+        ),
+        (
+            "a signature of 100,000 characters",
+            vec![("x-idnow-signature", "a".repeat(100_000))],
+        ),
+        (
+            "a Standard Webhooks timestamp far in the future",
+            vec![
+                ("webhook-id", "msg_1".to_owned()),
+                ("webhook-timestamp", "99999999999999999999".to_owned()),
+                ("webhook-signature", "v1,AAAA".to_owned()),
+            ],
+        ),
+    ] {
+        let response = app.post_webhook(&body, Signed::Headers(headers)).await;
+        let expected = if name.contains("100,000") {
+            (
+                StatusCode::from_u16(431).expect("431"),
+                "request_header_fields_too_large",
+            )
+        } else {
+            (StatusCode::UNAUTHORIZED, "invalid_signature")
+        };
+        assert_eq!(response.status(), expected.0, "{name}");
+        assert_error(response, expected.0, expected.1).await;
+    }
+
+    // The listing's path ids and page parameters.
+    let long = "a".repeat(10_000);
+    for (name, path) in [
+        (
+            "a NUL byte",
+            format!("/v1/persons/{PERSON}/signings/sig%00/idnow_attempts"),
+        ),
+        (
+            "an encoded slash",
+            format!("/v1/persons/{PERSON}/signings/a%2Fb/idnow_attempts"),
+        ),
+        (
+            "unicode",
+            format!("/v1/persons/{PERSON}/signings/s%C3%AFg/idnow_attempts"),
+        ),
+        (
+            "10,000 characters",
+            format!("/v1/persons/{long}/signings/sig/idnow_attempts"),
+        ),
+    ] {
+        let response = app
+            .client
+            .get(app.url(&path))
+            .bearer_auth(READ_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{name}");
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_path_parameter").await;
+    }
+    let slash = app
+        .client
+        .get(app.url(&format!("/v1/persons/{PERSON}/signings/a/b/idnow_attempts")))
+        .bearer_auth(READ_TOKEN)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(slash, StatusCode::NOT_FOUND, "not_found").await;
+    for query in [
+        "?page[size]=-1",
+        "?page[size]=1e9",
+        "?page[size]=abc",
+        "?page[number]=0",
+    ] {
+        let response = app.list(PERSON, "sig", query).await;
+        assert_error(response, StatusCode::BAD_REQUEST, "invalid_pagination").await;
+    }
+
+    assert_eq!(app.attempt_count().await, 0);
+    assert_eq!(app.rejected_bodies().await.len(), cases.len());
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_body_cut_off_by_the_client_writes_nothing(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = success();
+    let head = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+         X-Idnow-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+        key(WEBHOOK_SECRET).plain_signature(&body),
+        body.len()
+    );
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+        .write_all(&body[..body.len() / 2])
+        .await
+        .expect("half the body");
+    stream.shutdown().await.expect("the client stops sending");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the server ends the exchange")
+    .expect("read");
+    let answer = String::from_utf8_lossy(&answer);
+    // An answer, if the server still sends one, is a 4xx; never a 2xx or a 5xx.
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 4"),
+        "{answer}"
+    );
+    assert_eq!(app.attempt_count().await, 0);
+    assert!(app.rejected_bodies().await.is_empty());
+}
+
+/// The fuzzer's seeds and every crash it found, as signed deliveries: never a 5xx.
+#[sqlx::test(migrations = false)]
+async fn fuzzing_seeds_and_regressions_never_get_a_server_error(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let fuzz = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+    let mut replayed = 0;
+    for dir in [
+        fuzz.join("seeds/delivery"),
+        fuzz.join("regressions/delivery"),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            let body = std::fs::read(&path).expect("readable");
+            let status = app.deliver(&body).await.status();
+            assert!(
+                status.is_success()
+                    || status == StatusCode::BAD_REQUEST
+                    || status == StatusCode::UNPROCESSABLE_ENTITY
+                    || status == StatusCode::PAYLOAD_TOO_LARGE,
+                "{}: {status}",
+                path.display()
+            );
+            replayed += 1;
+        }
+    }
+    assert!(replayed >= 10, "the seeds were found: {replayed}");
+}
