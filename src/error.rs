@@ -16,6 +16,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::persistence::writer::WriteError;
 use crate::webhook_signature::Failure;
 
 /// Seconds a client is asked to wait when the database cannot take a request.
@@ -260,15 +261,26 @@ pub trait DbResultExt<T> {
 
 impl<T> DbResultExt<T> for Result<T, sqlx::Error> {
     fn db_context(self, context: &'static str) -> Result<T, ApiError> {
-        self.map_err(|error| {
-            let transient = is_transient(&error);
-            let error = anyhow::Error::new(error).context(context);
-            if transient {
-                ApiError::Unavailable(error)
-            } else {
-                ApiError::Unexpected(error)
-            }
-        })
+        self.map_err(|error| database_error(is_transient(&error), error, context))
+    }
+}
+
+impl<T> DbResultExt<T> for Result<T, WriteError> {
+    fn db_context(self, context: &'static str) -> Result<T, ApiError> {
+        self.map_err(|error| database_error(error.is_transient(), error, context))
+    }
+}
+
+fn database_error(
+    transient: bool,
+    error: impl std::error::Error + Send + Sync + 'static,
+    context: &'static str,
+) -> ApiError {
+    let error = anyhow::Error::new(error).context(context);
+    if transient {
+        ApiError::Unavailable(error)
+    } else {
+        ApiError::Unexpected(error)
     }
 }
 

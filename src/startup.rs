@@ -21,6 +21,7 @@ use crate::configuration::Settings;
 use crate::error::{render_foreign_error, ApiError, DbResultExt as _};
 use crate::metrics::{self, Metrics};
 use crate::persistence;
+use crate::persistence::writer::AttemptWriter;
 use crate::routes;
 use crate::telemetry::RequestSpan;
 use crate::webhook_signature::Verifier;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     pub metrics: Metrics,
     pub draining: Draining,
+    /// Stores webhooks' attempts, in batches under load.
+    pub writer: AttemptWriter,
 }
 
 impl AppState {
@@ -148,7 +151,7 @@ fn serve(
     let draining = Draining::default();
     let max_header_bytes = http.max_header_bytes;
     let state = web::Data::new(AppState {
-        pool,
+        pool: pool.clone(),
         verifier: Verifier::new(settings.webhooks.keys, settings.webhooks.tolerance),
         api_keys: settings.api_keys,
         body_limit: http.body_limit,
@@ -156,6 +159,12 @@ fn serve(
         request_timeout: http.request_timeout,
         metrics,
         draining: draining.clone(),
+        // Half the pool for batches of webhooks; the rest stays for listings and the like.
+        writer: AttemptWriter::start(
+            pool.clone(),
+            usize::try_from(settings.database.max_connections / 2).unwrap_or(1),
+            settings.database.acquire_timeout,
+        ),
     });
     let mut server = HttpServer::new(move || {
         App::new()

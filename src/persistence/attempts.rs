@@ -3,7 +3,7 @@
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::domain::{AttemptId, Delivery, PageRequest, PersonId, SigningId};
+use crate::domain::{AttemptId, PageRequest, PersonId, SigningId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stored {
@@ -14,73 +14,6 @@ pub enum Stored {
     },
     /// The same event was stored before: this is its id.
     Duplicate { id: AttemptId },
-}
-
-/// Stores the attempt unless the same event is already stored.
-///
-/// The unique constraints on `webhook_id` and `dedup_key` decide, inside PostgreSQL, which of
-/// several concurrent deliveries of one event is the original: `ON CONFLICT DO NOTHING` waits
-/// for a concurrent insert of the same key to commit and then yields, so the look-up that
-/// follows always finds the winner. The statement commits on its own: when this returns, the
-/// attempt is durable.
-pub async fn store(
-    conn: &mut PgConnection,
-    delivery: &Delivery<'_>,
-    webhook_id: Option<&str>,
-) -> Result<Stored, sqlx::Error> {
-    let id = AttemptId::generate();
-    let inserted = sqlx::query!(
-        r#"
-        WITH inserted AS (
-            INSERT INTO attempts
-                (id, transaction_number, ident_id, result, reason, identified_at,
-                 webhook_id, dedup_key, payload)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::text::json)
-            ON CONFLICT DO NOTHING
-            RETURNING id
-        )
-        SELECT EXISTS (SELECT 1 FROM signings WHERE identification_id = $2)
-            AS "signing_registered!"
-        FROM inserted
-        "#,
-        id.as_uuid(),
-        delivery.transaction_number.as_str(),
-        delivery.ident_id.as_deref(),
-        delivery.result,
-        delivery.reason.as_deref(),
-        delivery.identified_at,
-        webhook_id,
-        &delivery.dedup_key[..],
-        delivery.payload,
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = inserted {
-        return Ok(Stored::New {
-            id,
-            signing_registered: row.signing_registered,
-        });
-    }
-
-    // The same webhook-id names the original first; the same event identity second.
-    let original = sqlx::query_scalar!(
-        r#"
-        SELECT id AS "id!" FROM (
-            SELECT id, 0 AS preference FROM attempts WHERE webhook_id = $1
-            UNION ALL
-            SELECT id, 1 FROM attempts WHERE dedup_key = $2
-        ) AS candidates
-        ORDER BY preference
-        LIMIT 1
-        "#,
-        webhook_id,
-        &delivery.dedup_key[..],
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(Stored::Duplicate {
-        id: original.into(),
-    })
 }
 
 #[derive(Debug)]

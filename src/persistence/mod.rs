@@ -6,6 +6,7 @@
 pub mod attempts;
 pub mod rejected;
 pub mod signings;
+pub mod writer;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};

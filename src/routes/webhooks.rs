@@ -15,7 +15,8 @@ use tracing_actix_web::RootSpan;
 use super::{read_body, require_json};
 use crate::domain::{AttemptId, Delivery, DeliveryError};
 use crate::error::{ApiError, DbResultExt as _};
-use crate::persistence::attempts::{self, Stored};
+use crate::persistence::attempts::Stored;
+use crate::persistence::writer::NewAttempt;
 use crate::persistence::rejected::{self, RejectedDelivery};
 use crate::startup::AppState;
 use crate::webhook_signature::{HeaderValue, SignatureHeaders};
@@ -45,12 +46,12 @@ pub async fn receive(
             ApiError::InvalidSignature(failure)
         })?;
 
-    let mut conn = state.connection().await?;
     let delivery = match Delivery::parse(&body) {
         Ok(delivery) => delivery,
         Err(error) => {
             // Authentic but unusable: answer the sender, and keep the body for operators.
             let error = refusal(error);
+            let mut conn = state.connection().await?;
             keep_rejected(&mut conn, &request, verified.webhook_id, &body, &error).await?;
             state.metrics.rejected(error.code());
             span.record("outcome", "rejected_kept");
@@ -59,7 +60,9 @@ pub async fn receive(
     };
 
     span.record("transaction_number", delivery.transaction_number.as_str());
-    let stored = attempts::store(&mut conn, &delivery, verified.webhook_id)
+    let stored = state
+        .writer
+        .store(NewAttempt::new(&delivery, verified.webhook_id))
         .await
         .db_context("storing the attempt")?;
     let (mut response, id, outcome) = match stored {

@@ -88,19 +88,31 @@ async fn an_exhausted_pool_answers_503_within_the_acquire_timeout() {
     let stream = Stream::start(&scenario.address(), scenario.transaction_number);
     stream.wait_for_acknowledged(ACKNOWLEDGED_PER_PHASE).await;
 
-    // Inserts now wait for the lock, each holding one of the pool's two connections.
+    // Every statement on attempts now waits for the lock, holding its connection: the
+    // writer's batch (one of the pool's two connections) and a slow listing (the other).
     let mut blocker = PgConnection::connect(&scenario.url)
         .await
         .expect("the test connects");
-    sqlx::query("BEGIN")
-        .execute(&mut blocker)
-        .await
-        .expect("begin");
-    sqlx::query("LOCK TABLE attempts IN SHARE MODE")
+    sqlx::query("BEGIN").execute(&mut blocker).await.expect("begin");
+    sqlx::query("LOCK TABLE attempts IN ACCESS EXCLUSIVE MODE")
         .execute(&mut blocker)
         .await
         .expect("lock");
-    wait_until(|| async { blocked_inserts(&scenario.db).await >= 2 }).await;
+    let slow_listing = {
+        let url = scenario.service.app.url(&format!(
+            "/v1/persons/{PERSON}/signings/sig-pool/idnow_attempts"
+        ));
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(READ_TOKEN)
+                .send()
+                .await
+                .expect("answered")
+                .status()
+        })
+    };
+    wait_until(|| async { blocked_statements(&scenario.db).await >= 2 }).await;
 
     let started = Instant::now();
     let response = scenario.service.app.list(PERSON, "sig-pool", "").await;
@@ -411,7 +423,7 @@ fn delivery(transaction_number: &str, n: usize) -> Vec<u8> {
     webhook_body(transaction_number, "ABORTED", &time)
 }
 
-async fn blocked_inserts(db: &PgPool) -> i64 {
+async fn blocked_statements(db: &PgPool) -> i64 {
     sqlx::query_scalar!(
         r#"SELECT count(*) AS "count!" FROM pg_stat_activity
            WHERE application_name = 'idnow-attempts' AND wait_event_type = 'Lock'"#
