@@ -44,6 +44,8 @@ pub struct DatabaseSettings {
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Batches of webhooks stored at once, each on one pooled connection.
+    pub write_concurrency: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -120,6 +122,8 @@ struct DatabaseFile {
     acquire_timeout_ms: u64,
     statement_timeout_ms: u64,
     idle_timeout_seconds: u64,
+    /// Default: half of max_connections.
+    write_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +165,7 @@ impl Default for DatabaseFile {
             acquire_timeout_ms: 2_000,
             statement_timeout_ms: 5_000,
             idle_timeout_seconds: 300,
+            write_concurrency: None,
         }
     }
 }
@@ -325,6 +330,10 @@ impl TryFrom<FileSettings> for Settings {
                 acquire_timeout: Duration::from_millis(database.acquire_timeout_ms),
                 statement_timeout: Duration::from_millis(database.statement_timeout_ms),
                 idle_timeout: Duration::from_secs(database.idle_timeout_seconds),
+                write_concurrency: database
+                    .write_concurrency
+                    .unwrap_or(database.max_connections as usize / 2)
+                    .max(1),
             },
             http: HttpSettings {
                 host: file.host,

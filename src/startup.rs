@@ -159,10 +159,9 @@ fn serve(
         request_timeout: http.request_timeout,
         metrics,
         draining: draining.clone(),
-        // Half the pool for batches of webhooks; the rest stays for listings and the like.
         writer: AttemptWriter::start(
             pool.clone(),
-            usize::try_from(settings.database.max_connections / 2).unwrap_or(1),
+            settings.database.write_concurrency,
             settings.database.acquire_timeout,
         ),
     });

@@ -169,8 +169,7 @@ async fn store_batch(pool: &PgPool, attempts: &[NewAttempt]) -> Result<Vec<Store
     let mut conn = pool.acquire().await?;
     let ids: Vec<Uuid> = attempts.iter().map(|a| a.id.as_uuid()).collect();
     let text = |f: fn(&NewAttempt) -> &str| attempts.iter().map(f).collect::<Vec<_>>();
-    let optional =
-        |f: fn(&NewAttempt) -> Option<&str>| attempts.iter().map(f).collect::<Vec<_>>();
+    let optional = |f: fn(&NewAttempt) -> Option<&str>| attempts.iter().map(f).collect::<Vec<_>>();
     let transaction_numbers = text(|a| &a.transaction_number);
     let results = text(|a| &a.result);
     let payloads = text(|a| &a.payload);

@@ -16,8 +16,8 @@ use super::{read_body, require_json};
 use crate::domain::{AttemptId, Delivery, DeliveryError};
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::attempts::Stored;
-use crate::persistence::writer::NewAttempt;
 use crate::persistence::rejected::{self, RejectedDelivery};
+use crate::persistence::writer::NewAttempt;
 use crate::startup::AppState;
 use crate::webhook_signature::{HeaderValue, SignatureHeaders};
 

@@ -93,7 +93,10 @@ async fn an_exhausted_pool_answers_503_within_the_acquire_timeout() {
     let mut blocker = PgConnection::connect(&scenario.url)
         .await
         .expect("the test connects");
-    sqlx::query("BEGIN").execute(&mut blocker).await.expect("begin");
+    sqlx::query("BEGIN")
+        .execute(&mut blocker)
+        .await
+        .expect("begin");
     sqlx::query("LOCK TABLE attempts IN ACCESS EXCLUSIVE MODE")
         .execute(&mut blocker)
         .await
@@ -127,6 +130,11 @@ async fn an_exhausted_pool_answers_503_within_the_acquire_timeout() {
         .execute(&mut blocker)
         .await
         .expect("commit");
+    assert_eq!(
+        slow_listing.await.expect("the listing ends"),
+        StatusCode::OK,
+        "the slow listing is served once the lock is gone"
+    );
     let after_release = stream.acknowledged();
     stream
         .wait_for_acknowledged(after_release + ACKNOWLEDGED_PER_PHASE)

@@ -131,6 +131,46 @@ pub fn database_url(options: &PgConnectOptions) -> String {
     url.to_string()
 }
 
+/// A signed webhook request whose body is a stream; for clients of the test's own making.
+pub fn streamed_delivery(
+    client: &reqwest::Client,
+    address: &str,
+    signed: &[u8],
+    body: reqwest::Body,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{address}/v1/webhooks/idnow"))
+        .header("content-type", "application/json")
+        .header(
+            "x-idnow-signature",
+            key(WEBHOOK_SECRET).plain_signature(signed),
+        )
+        .body(body)
+}
+
+/// A body that sends its first half at once and the rest when the test sends it through the
+/// returned channel; dropping the channel ends the body early.
+pub async fn half_sent(
+    body: &[u8],
+) -> (tokio::sync::mpsc::Sender<Vec<u8>>, Vec<u8>, reqwest::Body) {
+    let (chunks, mut received) = tokio::sync::mpsc::channel::<Vec<u8>>(2);
+    let half = body.len() / 2;
+    chunks
+        .send(body[..half].to_vec())
+        .await
+        .expect("the channel is open");
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        received
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(Ok::<_, std::io::Error>))
+    });
+    (
+        chunks,
+        body[half..].to_vec(),
+        reqwest::Body::wrap_stream(stream),
+    )
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -243,6 +283,15 @@ impl TestApp {
         }
         request
             .body(body.to_vec())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Posts `body` as a stream, without a declared length, signed with the current secret
+    /// as the whole of `signed` (the bytes the stream will carry if it completes).
+    pub async fn deliver_streamed(&self, signed: &[u8], body: reqwest::Body) -> Response {
+        streamed_delivery(&self.client, &self.address, signed, body)
             .send()
             .await
             .expect("request sent")

@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::stream;
 use idnow_attempts::configuration::Settings;
 use reqwest::StatusCode;
 use sqlx::{Connection as _, PgConnection, PgPool};
@@ -46,29 +45,10 @@ fn port(app: &TestApp) -> u16 {
 async fn a_body_that_does_not_arrive_in_time_is_408(pool: PgPool) {
     let app = spawn_with(pool, |s| s.http.body_read_timeout = SHORT).await;
     let body = webhook_body("tn-slow", "SUCCESS", "2026-10-02T09:31:47+02:00");
-    let (chunks, mut received) = tokio::sync::mpsc::channel::<Vec<u8>>(1);
-    chunks
-        .send(body[..body.len() / 2].to_vec())
-        .await
-        .expect("channel");
-    let trickle = stream::poll_fn(move |cx| {
-        received
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(Ok::<_, std::io::Error>))
-    });
+    let (chunks, _rest, trickle) = half_sent(&body).await;
     let started = Instant::now();
-    let response = app
-        .client
-        .post(app.url("/v1/webhooks/idnow"))
-        .header("content-type", "application/json")
-        .header(
-            "x-idnow-signature",
-            key(WEBHOOK_SECRET).plain_signature(&body),
-        )
-        .body(reqwest::Body::wrap_stream(trickle))
-        .send()
-        .await
-        .expect("answered while the body is still open");
+    // Answered while the body is still open.
+    let response = app.deliver_streamed(&body, trickle).await;
     assert!(started.elapsed() >= SHORT);
     assert_error(response, StatusCode::REQUEST_TIMEOUT, "request_timeout").await;
     drop(chunks);

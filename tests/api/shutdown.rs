@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::io::ErrorKind;
 use std::time::{Duration, Instant};
 
-use futures_util::stream;
 use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use sqlx::PgPool;
@@ -201,26 +200,11 @@ impl SlowDelivery {
             .expect("the body is read; the connection is idle");
 
         let body = webhook_body(transaction_number, "SUCCESS", "2026-10-02T09:31:47+02:00");
-        let signature = key(WEBHOOK_SECRET).plain_signature(&body);
-        let (chunks, mut received) = mpsc::channel::<Vec<u8>>(2);
-        let half = body.len() / 2;
-        chunks
-            .send(body[..half].to_vec())
-            .await
-            .expect("the channel is open");
-        let stream = stream::poll_fn(move |cx| {
-            received
-                .poll_recv(cx)
-                .map(|chunk| chunk.map(Ok::<_, std::io::Error>))
-        });
-        let request = client
-            .post(format!("{address}/v1/webhooks/idnow"))
-            .header("content-type", "application/json")
-            .header("x-idnow-signature", signature)
-            .body(reqwest::Body::wrap_stream(stream));
+        let (chunks, rest, stream) = half_sent(&body).await;
+        let request = streamed_delivery(&client, address, &body, stream);
         Self {
             transaction_number: transaction_number.to_owned(),
-            rest: body[half..].to_vec(),
+            rest,
             chunks,
             response: tokio::spawn(request.send()),
         }

@@ -370,17 +370,8 @@ async fn oversized_bodies_are_refused(pool: PgPool) {
             .collect::<Vec<_>>(),
     );
     let response = app
-        .client
-        .post(app.url("/v1/webhooks/idnow"))
-        .header("content-type", "application/json")
-        .header(
-            "x-idnow-signature",
-            key(WEBHOOK_SECRET).plain_signature(&body),
-        )
-        .body(reqwest::Body::wrap_stream(stream))
-        .send()
-        .await
-        .expect("request sent");
+        .deliver_streamed(&body, reqwest::Body::wrap_stream(stream))
+        .await;
     assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
     assert_eq!(app.attempt_count().await, 0);
 }
@@ -489,7 +480,10 @@ async fn concurrent_distinct_deliveries_each_sent_twice_are_stored_once_each(poo
     }
     assert_eq!(created, 40, "one of each pair is the original");
     for pair in ids.chunks(2) {
-        assert_eq!(pair[0], pair[1], "both sends of a delivery name the same attempt");
+        assert_eq!(
+            pair[0], pair[1],
+            "both sends of a delivery name the same attempt"
+        );
     }
     assert_eq!(app.attempt_count().await, 40);
     let listed = listed(app.list(PERSON, "sig-1", "?page[size]=100").await).await;
