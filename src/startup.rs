@@ -167,8 +167,9 @@ fn serve(
     });
     let mut server = HttpServer::new(move || {
         App::new()
-            // Inner: every error answer gets the contract's body. Then the metrics and, outermost,
-            // the request log see the final answer.
+            // Innermost the header limit, before any route runs; then every error answer
+            // gets the contract's body; then the metrics and, outermost, the request log see
+            // the final answer.
             .wrap(from_fn(move |request, next| {
                 limit_header_size(max_header_bytes, request, next)
             }))
