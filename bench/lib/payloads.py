@@ -79,8 +79,9 @@ if __name__ == "__main__":
     elif command == "template":
         Path(sys.argv[2]).write_text(sql_template())
     elif command == "pgbench-insert":
-        # pgbench-insert SCRIPT PAYLOAD: the service's INSERT (src/persistence/attempts.rs
-        # `store`, keep in step) with a fresh id and dedup key per transaction and the
+        # pgbench-insert SCRIPT PAYLOAD: the single-row form of the service's INSERT (it
+        # stores batches of such rows: src/persistence/writer.rs, keep in step) with a fresh id
+        # and dedup key per transaction and the
         # transaction number of a loaded signing (-D signings=N); the ~3 KB payload goes to
         # PAYLOAD, for `-D payload="$(cat PAYLOAD)"`: a bound parameter, as the service sends it.
         Path(sys.argv[2]).write_text("""\\set tn random(0, :signings - 1)

@@ -126,8 +126,6 @@ fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
     }
 }
 
-/// Reads the whole body, refusing (413) as soon as it is known to be larger than `limit`:
-/// from `Content-Length` before reading anything, or from what has arrived so far.
 /// The body, at most `limit` bytes (413 beyond), within `timeout` (408 beyond): a client
 /// that trickles its body must not hold a worker's attention, and later a database
 /// connection, indefinitely.
@@ -142,6 +140,8 @@ async fn read_body(
         .map_err(|_elapsed| ApiError::BodyTimeout(timeout.as_millis()))?
 }
 
+/// Reads the whole body, refusing (413) as soon as it is known to be larger than `limit`:
+/// from `Content-Length` before reading anything, or from what has arrived so far.
 async fn read_body_within(
     request: &HttpRequest,
     mut payload: web::Payload,

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection as _, PgConnection, PgPool};
+use sqlx::PgPool;
 
 use crate::cluster::Cluster;
 use crate::helpers::*;
@@ -90,17 +90,7 @@ async fn an_exhausted_pool_answers_503_within_the_acquire_timeout() {
 
     // Every statement on attempts now waits for the lock, holding its connection: the
     // writer's batch (one of the pool's two connections) and a slow listing (the other).
-    let mut blocker = PgConnection::connect(&scenario.url)
-        .await
-        .expect("the test connects");
-    sqlx::query("BEGIN")
-        .execute(&mut blocker)
-        .await
-        .expect("begin");
-    sqlx::query("LOCK TABLE attempts IN ACCESS EXCLUSIVE MODE")
-        .execute(&mut blocker)
-        .await
-        .expect("lock");
+    let lock = AttemptsLock::take(&scenario.db.connect_options(), "ACCESS EXCLUSIVE").await;
     let slow_listing = {
         let url = scenario.service.app.url(&format!(
             "/v1/persons/{PERSON}/signings/sig-pool/idnow_attempts"
@@ -126,10 +116,7 @@ async fn an_exhausted_pool_answers_503_within_the_acquire_timeout() {
         "503 after the acquire timeout, not before and not much later: {waited:?}"
     );
 
-    sqlx::query("COMMIT")
-        .execute(&mut blocker)
-        .await
-        .expect("commit");
+    lock.release().await;
     assert_eq!(
         slow_listing.await.expect("the listing ends"),
         StatusCode::OK,
@@ -342,7 +329,7 @@ impl Stream {
                     acknowledged.clone(),
                     next.clone(),
                 );
-                let url = format!("{address}/v1/webhooks/idnow");
+                let address = address.to_owned();
                 tokio::spawn(async move {
                     let client = reqwest::Client::builder()
                         .timeout(CLIENT_TIMEOUT)
@@ -352,15 +339,10 @@ impl Stream {
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         report.lock().expect("report").sent += 1;
                         let body = delivery(transaction_number, n);
-                        let signature = key(WEBHOOK_SECRET).plain_signature(&body);
                         // Until acknowledged, as IDnow retries; only the end of the test
                         // stops a delivery's retries.
                         while !stop.load(Ordering::Relaxed) {
-                            let answer = client
-                                .post(&url)
-                                .header("content-type", "application/json")
-                                .header("x-idnow-signature", &signature)
-                                .body(body.clone())
+                            let answer = delivery_request(&client, &address, &body, body.clone())
                                 .send()
                                 .await;
                             let status = answer.as_ref().map(|response| response.status());

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use sqlx::postgres::PgConnectOptions;
-use sqlx::PgPool;
+use sqlx::{Connection as _, PgConnection, PgPool};
 
 /// First in the rotation list.
 pub const WEBHOOK_SECRET: &str = "current-webhook-secret";
@@ -131,12 +131,13 @@ pub fn database_url(options: &PgConnectOptions) -> String {
     url.to_string()
 }
 
-/// A signed webhook request whose body is a stream; for clients of the test's own making.
-pub fn streamed_delivery(
+/// A webhook request signed with the current secret over `signed`, the bytes `body` carries
+/// (or will, for a stream); for clients of the test's own making.
+pub fn delivery_request(
     client: &reqwest::Client,
     address: &str,
     signed: &[u8],
-    body: reqwest::Body,
+    body: impl Into<reqwest::Body>,
 ) -> reqwest::RequestBuilder {
     client
         .post(format!("{address}/v1/webhooks/idnow"))
@@ -169,6 +170,34 @@ pub async fn half_sent(
         body[half..].to_vec(),
         reqwest::Body::wrap_stream(stream),
     )
+}
+
+/// A connection holding a lock on `attempts` in an open transaction: statements that conflict
+/// with `mode` wait, each holding its own connection, until [`AttemptsLock::release`].
+pub struct AttemptsLock(PgConnection);
+
+impl AttemptsLock {
+    pub async fn take(options: &PgConnectOptions, mode: &str) -> Self {
+        let mut conn = PgConnection::connect_with(options)
+            .await
+            .expect("the test connects");
+        sqlx::query("BEGIN")
+            .execute(&mut conn)
+            .await
+            .expect("begin");
+        sqlx::query(&format!("LOCK TABLE attempts IN {mode} MODE"))
+            .execute(&mut conn)
+            .await
+            .expect("lock");
+        Self(conn)
+    }
+
+    pub async fn release(mut self) {
+        sqlx::query("COMMIT")
+            .execute(&mut self.0)
+            .await
+            .expect("commit");
+    }
 }
 
 /// A port nothing listens on right now.
@@ -291,7 +320,7 @@ impl TestApp {
     /// Posts `body` as a stream, without a declared length, signed with the current secret
     /// as the whole of `signed` (the bytes the stream will carry if it completes).
     pub async fn deliver_streamed(&self, signed: &[u8], body: reqwest::Body) -> Response {
-        streamed_delivery(&self.client, &self.address, signed, body)
+        delivery_request(&self.client, &self.address, signed, body)
             .send()
             .await
             .expect("request sent")

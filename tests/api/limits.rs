@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use idnow_attempts::configuration::Settings;
 use reqwest::StatusCode;
-use sqlx::{Connection as _, PgConnection, PgPool};
+use sqlx::PgPool;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
@@ -59,17 +59,7 @@ async fn a_body_that_does_not_arrive_in_time_is_408(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn a_request_that_takes_too_long_is_503_and_its_retry_is_one_attempt(pool: PgPool) {
     let app = spawn_with(pool, |s| s.http.request_timeout = SHORT).await;
-    let mut blocker = PgConnection::connect_with(&app.db.connect_options())
-        .await
-        .expect("connect");
-    sqlx::query("BEGIN")
-        .execute(&mut blocker)
-        .await
-        .expect("begin");
-    sqlx::query("LOCK TABLE attempts IN SHARE MODE")
-        .execute(&mut blocker)
-        .await
-        .expect("lock");
+    let lock = AttemptsLock::take(&app.db.connect_options(), "SHARE").await;
 
     let body = webhook_body("tn-stuck", "SUCCESS", "2026-10-02T09:31:47+02:00");
     let started = Instant::now();
@@ -80,10 +70,7 @@ async fn a_request_that_takes_too_long_is_503_and_its_retry_is_one_attempt(pool:
         "503 at the request timeout: {waited:?}"
     );
 
-    sqlx::query("COMMIT")
-        .execute(&mut blocker)
-        .await
-        .expect("commit");
+    lock.release().await;
     // The abandoned INSERT may still commit; either way the retry leaves one attempt.
     let retry = app.deliver(&body).await;
     assert!(retry.status().is_success(), "{}", retry.status());

@@ -146,14 +146,7 @@ async fn send_until_refused(address: String, sender: usize) -> Vec<(String, Outc
     for n in 0.. {
         let transaction_number = format!("steady-{sender}-{n}");
         let body = webhook_body(&transaction_number, "SUCCESS", "2026-10-02T09:31:47+02:00");
-        let response = client
-            .post(format!("{address}/v1/webhooks/idnow"))
-            .header("content-type", "application/json")
-            .header(
-                "x-idnow-signature",
-                key(WEBHOOK_SECRET).plain_signature(&body),
-            )
-            .body(body)
+        let response = delivery_request(&client, &address, &body, body.clone())
             .send()
             .await;
         let outcome = match &response {
@@ -201,7 +194,7 @@ impl SlowDelivery {
 
         let body = webhook_body(transaction_number, "SUCCESS", "2026-10-02T09:31:47+02:00");
         let (chunks, rest, stream) = half_sent(&body).await;
-        let request = streamed_delivery(&client, address, &body, stream);
+        let request = delivery_request(&client, address, &body, stream);
         Self {
             transaction_number: transaction_number.to_owned(),
             rest,
