@@ -47,9 +47,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .context("serving HTTP")
         }
         Command::Migrate => {
-            let pool =
+            let database =
                 persistence::connect(&settings.database, settings.database.connect_options());
-            persistence::migrate(&pool)
+            persistence::migrate(&database)
                 .await
                 .context("applying database migrations")?;
             tracing::info!("migrations applied");

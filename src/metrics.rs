@@ -17,9 +17,9 @@ use prometheus::{
     Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
     TextEncoder,
 };
-use sqlx::PgPool;
 
 use crate::error::ApiError;
+use crate::persistence::Database;
 use crate::startup::AppState;
 use crate::webhook_signature::Failure;
 
@@ -49,12 +49,11 @@ pub struct Metrics {
     duplicates: IntCounter,
     signature_failures: IntCounterVec,
     rejected: IntCounterVec,
-    pool_waiting: IntGauge,
 }
 
 impl Metrics {
     /// Registers every metric of the service, the database pool's and the process' own.
-    pub fn new(pool: PgPool, max_connections: u32) -> prometheus::Result<Self> {
+    pub fn new(database: Database) -> prometheus::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests answered."),
@@ -93,8 +92,7 @@ impl Metrics {
             ),
             &["code"],
         )?;
-        let pool = PoolCollector::new(pool, max_connections)?;
-        let pool_waiting = pool.waiting.clone();
+        let pool = PoolCollector::new(database)?;
 
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
@@ -128,7 +126,6 @@ impl Metrics {
             duplicates,
             signature_failures,
             rejected,
-            pool_waiting,
         })
     }
 
@@ -155,13 +152,6 @@ impl Metrics {
         self.rejected.with_label_values(&[code]).inc();
     }
 
-    /// Counts the caller among the requests waiting for a pool connection until the guard
-    /// drops, also when the waiting future is cancelled.
-    pub fn waiting_for_connection(&self) -> WaitingGuard {
-        self.pool_waiting.inc();
-        WaitingGuard(self.pool_waiting.clone())
-    }
-
     fn observe(&self, route: &str, status: &str, seconds: f64) {
         let labels = [route, status];
         self.requests.with_label_values(&labels).inc();
@@ -174,16 +164,6 @@ impl Metrics {
         let mut text = String::new();
         TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text)?;
         Ok(text)
-    }
-}
-
-#[derive(Debug)]
-#[must_use]
-pub struct WaitingGuard(IntGauge);
-
-impl Drop for WaitingGuard {
-    fn drop(&mut self) {
-        self.0.dec();
     }
 }
 
@@ -223,7 +203,7 @@ pub async fn render(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 /// The pool's gauges, read from the pool itself at each scrape.
 #[derive(Debug)]
 struct PoolCollector {
-    pool: PgPool,
+    database: Database,
     size: IntGauge,
     idle: IntGauge,
     max: IntGauge,
@@ -231,17 +211,15 @@ struct PoolCollector {
 }
 
 impl PoolCollector {
-    fn new(pool: PgPool, max_connections: u32) -> prometheus::Result<Self> {
-        let max = IntGauge::new(
-            "db_pool_max_connections",
-            "Most connections the pool opens.",
-        )?;
-        max.set(max_connections.into());
+    fn new(database: Database) -> prometheus::Result<Self> {
         Ok(Self {
-            pool,
+            database,
             size: IntGauge::new("db_pool_connections", "Connections open, idle or in use.")?,
             idle: IntGauge::new("db_pool_idle_connections", "Connections open and idle.")?,
-            max,
+            max: IntGauge::new(
+                "db_pool_max_connections",
+                "Most connections the pool opens.",
+            )?,
             waiting: IntGauge::new(
                 "db_pool_waiting_requests",
                 "Requests waiting for a connection.",
@@ -263,9 +241,12 @@ impl Collector for PoolCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        self.size.set(self.pool.size().into());
-        self.idle
-            .set(i64::try_from(self.pool.num_idle()).unwrap_or(i64::MAX));
+        let status = self.database.status();
+        let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
+        self.size.set(gauge(status.size));
+        self.idle.set(gauge(status.idle));
+        self.max.set(gauge(status.max));
+        self.waiting.set(gauge(status.waiting));
         self.gauges()
             .into_iter()
             .flat_map(|gauge| gauge.collect())
@@ -276,12 +257,25 @@ impl Collector for PoolCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::configuration::Settings;
 
     fn metrics() -> Metrics {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
-            .expect("a valid URL");
-        Metrics::new(pool, 7).expect("metrics register")
+        let environment = [
+            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+            ("IDNOW_WEBHOOK_SECRETS", "secret"),
+            ("API_KEYS", "[]"),
+        ];
+        let mut settings = Settings::from_env_map(
+            &environment
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect(),
+        )
+        .expect("valid settings");
+        settings.database.max_connections = 7;
+        let database =
+            crate::persistence::connect(&settings.database, settings.database.connect_options());
+        Metrics::new(database).expect("metrics register")
     }
 
     #[tokio::test]
@@ -299,16 +293,11 @@ mod tests {
     #[tokio::test]
     async fn the_pool_and_the_process_are_reported() {
         let metrics = metrics();
-        let _waiting = metrics.waiting_for_connection();
         let text = metrics.render().expect("renders");
         assert!(text.contains("db_pool_max_connections 7\n"), "{text}");
         assert!(text.contains("db_pool_connections 0\n"));
-        assert!(text.contains("db_pool_waiting_requests 1\n"));
+        assert!(text.contains("db_pool_idle_connections 0\n"));
+        assert!(text.contains("db_pool_waiting_requests 0\n"));
         assert!(text.contains("process_resident_memory_bytes "));
-        drop(_waiting);
-        assert!(metrics
-            .render()
-            .expect("renders")
-            .contains("db_pool_waiting_requests 0\n"));
     }
 }

@@ -12,16 +12,15 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, ErrorHandlers, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context as _;
-use sqlx::pool::PoolConnection;
-use sqlx::{PgPool, Postgres};
+use sqlx::PgPool;
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::ApiKeys;
 use crate::configuration::Settings;
 use crate::error::{render_foreign_error, ApiError, DbResultExt as _};
 use crate::metrics::{self, Metrics};
-use crate::persistence;
 use crate::persistence::writer::AttemptWriter;
+use crate::persistence::{self, Connection, Database};
 use crate::routes;
 use crate::telemetry::RequestSpan;
 use crate::webhook_signature::Verifier;
@@ -29,7 +28,7 @@ use crate::webhook_signature::Verifier;
 /// What every request handler shares.
 #[derive(Debug)]
 pub struct AppState {
-    pub pool: PgPool,
+    pub database: Database,
     pub verifier: Verifier,
     pub api_keys: ApiKeys,
     /// Largest webhook body accepted.
@@ -44,9 +43,8 @@ pub struct AppState {
 
 impl AppState {
     /// A connection from the pool; 503 once the acquire timeout has passed.
-    pub async fn connection(&self) -> Result<PoolConnection<Postgres>, ApiError> {
-        let _waiting = self.metrics.waiting_for_connection();
-        self.pool
+    pub async fn connection(&self) -> Result<Connection, ApiError> {
+        self.database
             .acquire()
             .await
             .db_context("acquiring a connection")
@@ -71,6 +69,7 @@ impl Draining {
 pub struct Application {
     port: u16,
     server: Server,
+    database: Database,
 }
 
 impl std::fmt::Debug for Application {
@@ -95,19 +94,27 @@ impl Application {
     /// Connects to `DATABASE_URL`, applies migrations if configured to, and binds the
     /// listener. The server stops gracefully on SIGTERM or SIGINT.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let pool = persistence::connect(&settings.database, settings.database.connect_options());
-        Self::start(settings, pool, StopOn::Signals).await
+        let database =
+            persistence::connect(&settings.database, settings.database.connect_options());
+        Self::start(settings, database, StopOn::Signals).await
     }
 
-    /// As [`Application::build`], on a pool the caller owns (tests: a fresh database each),
-    /// and stopped only through [`Application::handle`].
-    pub async fn build_with_pool(settings: Settings, pool: PgPool) -> anyhow::Result<Self> {
-        Self::start(settings, pool, StopOn::Handle).await
+    /// As [`Application::build`], on the database `pool` connects to rather than
+    /// `DATABASE_URL`'s (tests: a fresh database each), and stopped only through
+    /// [`Application::handle`]. The application opens connections of its own.
+    pub async fn build_with_pool(settings: Settings, pool: &PgPool) -> anyhow::Result<Self> {
+        let options = (*pool.connect_options()).clone();
+        let database = persistence::connect(&settings.database, options);
+        Self::start(settings, database, StopOn::Handle).await
     }
 
-    async fn start(settings: Settings, pool: PgPool, stop_on: StopOn) -> anyhow::Result<Self> {
+    async fn start(
+        settings: Settings,
+        database: Database,
+        stop_on: StopOn,
+    ) -> anyhow::Result<Self> {
         if settings.migrate_on_start {
-            persistence::migrate(&pool)
+            persistence::migrate(&database)
                 .await
                 .context("applying database migrations")?;
         }
@@ -117,13 +124,22 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
-        let server = serve(listener, pool, settings, stop_on)?;
-        Ok(Self { port, server })
+        let server = serve(listener, database.clone(), settings, stop_on)?;
+        Ok(Self {
+            port,
+            server,
+            database,
+        })
     }
 
     /// The port actually bound: the configured one, or the one the OS chose for port 0.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The application's connections, to close them from outside once it has stopped.
+    pub fn database(&self) -> Database {
+        self.database.clone()
     }
 
     /// Stops the server from outside, gracefully with `stop(true)`.
@@ -141,17 +157,16 @@ impl Application {
 
 fn serve(
     listener: TcpListener,
-    pool: PgPool,
+    database: Database,
     settings: Settings,
     stop_on: StopOn,
 ) -> anyhow::Result<Server> {
     let http = settings.http;
-    let metrics = Metrics::new(pool.clone(), settings.database.max_connections)
-        .context("registering the metrics")?;
+    let metrics = Metrics::new(database.clone()).context("registering the metrics")?;
     let draining = Draining::default();
     let max_header_bytes = http.max_header_bytes;
     let state = web::Data::new(AppState {
-        pool: pool.clone(),
+        database: database.clone(),
         verifier: Verifier::new(settings.webhooks.keys, settings.webhooks.tolerance),
         api_keys: settings.api_keys,
         body_limit: http.body_limit,
@@ -160,7 +175,7 @@ fn serve(
         metrics,
         draining: draining.clone(),
         writer: AttemptWriter::start(
-            pool.clone(),
+            database,
             settings.database.write_concurrency,
             settings.database.acquire_timeout,
         ),

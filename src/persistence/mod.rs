@@ -4,12 +4,15 @@
 //! decide what is one unit of work.
 
 pub mod attempts;
+pub mod pool;
 pub mod rejected;
 pub mod signings;
 pub mod writer;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::PgConnectOptions;
+
+pub use self::pool::{Connection, Database};
 
 use crate::configuration::DatabaseSettings;
 
@@ -19,38 +22,38 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// Every session is named (visible in `pg_stat_activity`) and bounded by a server-side
 /// statement timeout. The pool connects lazily: the process starts, and reports itself not
 /// ready, while the database is away.
-pub fn connect(settings: &DatabaseSettings, options: PgConnectOptions) -> PgPool {
+pub fn connect(settings: &DatabaseSettings, options: PgConnectOptions) -> Database {
     let options = options.application_name(env!("CARGO_PKG_NAME")).options([(
         "statement_timeout",
         settings.statement_timeout.as_millis().to_string(),
     )]);
-    PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .min_connections(settings.min_connections)
-        .acquire_timeout(settings.acquire_timeout)
-        .idle_timeout(Some(settings.idle_timeout))
-        .connect_lazy_with(options)
+    Database::new(settings, options)
 }
 
 /// Applies pending migrations. sqlx holds a PostgreSQL advisory lock meanwhile, so replicas
 /// and migration jobs that start together apply each migration once.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    MIGRATOR.run(pool).await
+pub async fn migrate(database: &Database) -> Result<(), sqlx::migrate::MigrateError> {
+    let mut conn = database.acquire().await?;
+    MIGRATOR.run(&mut *conn).await?;
+    conn.release();
+    Ok(())
 }
 
 /// True when the database answers and every embedded migration has been applied.
-pub async fn is_ready(pool: &PgPool) -> Result<bool, sqlx::Error> {
+pub async fn is_ready(database: &Database) -> Result<bool, sqlx::Error> {
     let expected: Vec<i64> = MIGRATOR
         .iter()
         .filter(|migration| migration.migration_type.is_up_migration())
         .map(|migration| migration.version)
         .collect();
+    let mut conn = database.acquire().await?;
     let applied = sqlx::query_scalar!(
         r#"SELECT count(*) AS "applied!" FROM _sqlx_migrations
            WHERE success AND version = ANY($1)"#,
         &expected
     )
-    .fetch_one(pool)
+    .fetch_one(&mut *conn)
     .await?;
+    conn.release();
     Ok(usize::try_from(applied).is_ok_and(|applied| applied == expected.len()))
 }

@@ -18,12 +18,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::timeout;
 use uuid::Uuid;
 
 use super::attempts::Stored;
+use super::Database;
 use crate::domain::{AttemptId, Delivery};
 
 /// Attempts per statement at most: bounds the statement's size (about 3 KB an attempt).
@@ -92,9 +92,9 @@ impl AttemptWriter {
     ///
     /// An attempt waits at most about `acquire_timeout` for a free slot, as a request waits
     /// for a pooled connection; then it is answered [`WriteError::Busy`] (503).
-    pub fn start(pool: PgPool, concurrency: usize, acquire_timeout: Duration) -> Self {
+    pub fn start(database: Database, concurrency: usize, acquire_timeout: Duration) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, waiting, concurrency.max(1), acquire_timeout));
+        tokio::spawn(run(database, waiting, concurrency.max(1), acquire_timeout));
         Self { queue }
     }
 
@@ -109,7 +109,7 @@ impl AttemptWriter {
 }
 
 async fn run(
-    pool: PgPool,
+    database: Database,
     mut waiting: mpsc::UnboundedReceiver<(NewAttempt, Reply)>,
     concurrency: usize,
     acquire_timeout: Duration,
@@ -139,10 +139,10 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let pool = pool.clone();
+        let database = database.clone();
         tokio::spawn(async move {
             let (attempts, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let outcome = store_batch(&pool, &attempts)
+            let outcome = store_batch(&database, &attempts)
                 .await
                 .map_err(|error| WriteError::Database(Arc::new(error)));
             drop(slot);
@@ -165,8 +165,11 @@ async fn run(
 
 /// One INSERT for the whole batch, then, for those it skipped, one look-up of the rows that
 /// hold their place. Each statement commits on its own.
-async fn store_batch(pool: &PgPool, attempts: &[NewAttempt]) -> Result<Vec<Stored>, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
+async fn store_batch(
+    database: &Database,
+    attempts: &[NewAttempt],
+) -> Result<Vec<Stored>, sqlx::Error> {
+    let mut conn = database.acquire().await?;
     let ids: Vec<Uuid> = attempts.iter().map(|a| a.id.as_uuid()).collect();
     let text = |f: fn(&NewAttempt) -> &str| attempts.iter().map(f).collect::<Vec<_>>();
     let optional = |f: fn(&NewAttempt) -> Option<&str>| attempts.iter().map(f).collect::<Vec<_>>();
@@ -246,6 +249,7 @@ async fn store_batch(pool: &PgPool, attempts: &[NewAttempt]) -> Result<Vec<Store
             originals.insert(row.position as usize, id);
         }
     }
+    conn.release();
 
     (0..attempts.len())
         .map(|n| match inserted.get(&ids[n]) {

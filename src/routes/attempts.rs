@@ -29,11 +29,11 @@ pub async fn list(
     let mut conn = state.connection().await?;
     let history = attempts::history(&mut conn, &person_id, &signing_id, page)
         .await
-        .db_context("reading the attempt history")?
-        .ok_or(ApiError::NotFound(
-            "No such signing is registered for this person.",
-        ))?;
-    drop(conn);
+        .db_context("reading the attempt history")?;
+    conn.release();
+    let history = history.ok_or(ApiError::NotFound(
+        "No such signing is registered for this person.",
+    ))?;
     span.record("total", history.total);
 
     let body = render(&history.attempts)

@@ -17,7 +17,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     if state.draining.is_draining() {
         return Err(ApiError::Unavailable(anyhow::anyhow!("shutting down")));
     }
-    match crate::persistence::is_ready(&state.pool).await {
+    match crate::persistence::is_ready(&state.database).await {
         Ok(true) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
         Ok(false) => Err(ApiError::Unavailable(anyhow::anyhow!(
             "database migrations are pending"

@@ -58,6 +58,7 @@ pub async fn register(
     let registration = signings::register(&mut conn, &person_id, &signing_id, &identification_id)
         .await
         .db_context("registering the signing")?;
+    conn.release();
     let mut response = match registration {
         Registration::Created => HttpResponse::Created(),
         Registration::Unchanged => HttpResponse::Ok(),

@@ -53,6 +53,7 @@ pub async fn receive(
             let error = refusal(error);
             let mut conn = state.connection().await?;
             keep_rejected(&mut conn, &request, verified.webhook_id, &body, &error).await?;
+            conn.release();
             state.metrics.rejected(error.code());
             span.record("outcome", "rejected_kept");
             return Err(error);

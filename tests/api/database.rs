@@ -1,24 +1,106 @@
-//! The sessions the service opens: named for operators, bounded by a statement timeout.
+//! The sessions the service opens: named for operators, bounded by a statement timeout, and
+//! never handed out again in a state that would give their next holder someone else's answers.
+
+use std::time::Duration;
 
 use idnow_attempts::configuration::Settings;
-use idnow_attempts::persistence;
+use idnow_attempts::persistence::{self, Database};
 use sqlx::PgPool;
 
 use crate::helpers::*;
 
+/// The service's pool on the test database, with `max_connections` of its own.
+fn service_database(pool: &PgPool, max_connections: u32) -> Database {
+    let mut settings = Settings::from_env_map(&test_environment()).expect("valid settings");
+    settings.database.max_connections = max_connections;
+    persistence::connect(&settings.database, (*pool.connect_options()).clone())
+}
+
+async fn backend_pid(database: &Database) -> Result<i32, sqlx::Error> {
+    let mut conn = database.acquire().await?;
+    let pid = sqlx::query_scalar!(r#"SELECT pg_backend_pid() AS "pid!""#)
+        .fetch_one(&mut *conn)
+        .await?;
+    conn.release();
+    Ok(pid)
+}
+
 #[sqlx::test(migrations = false)]
 async fn sessions_are_named_and_bounded(pool: PgPool) {
-    let settings = Settings::from_env_map(&test_environment()).expect("valid settings");
-    let service_pool = persistence::connect(&settings.database, (*pool.connect_options()).clone());
+    let database = service_database(&pool, 16);
+    let mut conn = database
+        .acquire()
+        .await
+        .expect("the service's pool connects");
     let session = sqlx::query!(
         r#"SELECT current_setting('application_name') AS "application_name!",
                   current_setting('statement_timeout') AS "statement_timeout!""#
     )
-    .fetch_one(&service_pool)
+    .fetch_one(&mut *conn)
     .await
-    .expect("the service's pool connects");
+    .expect("the session answers");
+    conn.release();
     // Closed before the test ends, so that the test database can be dropped at once.
-    service_pool.close().await;
+    database.close();
     assert_eq!(session.application_name, "idnow-attempts");
     assert_eq!(session.statement_timeout, "5s");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_statement_cut_short_never_answers_the_next_holder(pool: PgPool) {
+    let database = service_database(&pool, 1);
+    let first_pid = backend_pid(&database).await.expect("connects");
+
+    // A holder cancelled mid-statement, as a request timeout cancels a handler: the
+    // statement is still running on the server when the connection goes back.
+    let mut conn = database.acquire().await.expect("the one connection");
+    let cut_short = tokio::time::timeout(
+        Duration::from_millis(100),
+        sqlx::query_scalar!(r#"SELECT 'stale' AS "answer!" FROM pg_sleep(0.5)"#)
+            .fetch_one(&mut *conn),
+    )
+    .await;
+    assert!(cut_short.is_err(), "the statement outlives its holder");
+    drop(conn);
+
+    // The same connection, in sync: its next holder reads its own answer.
+    let mut conn = database.acquire().await.expect("the connection comes back");
+    let answer = sqlx::query_scalar!(r#"SELECT 'fresh' AS "answer!""#)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("the statement runs");
+    let pid = sqlx::query_scalar!(r#"SELECT pg_backend_pid() AS "pid!""#)
+        .fetch_one(&mut *conn)
+        .await
+        .expect("the statement runs");
+    conn.release();
+    database.close();
+    assert_eq!(answer, "fresh");
+    assert_eq!(pid, first_pid, "resynchronised, not replaced");
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_connection_the_server_closed_fails_once_and_is_replaced(pool: PgPool) {
+    let database = service_database(&pool, 1);
+    let first_pid = backend_pid(&database).await.expect("connects");
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first_pid)
+        .fetch_one(&pool)
+        .await
+        .expect("terminates");
+    assert!(terminated);
+
+    // Released in sync moments ago, it is handed out without a check: its first statement
+    // finds it closed. The request that holds it fails; the pool replaces it.
+    let outcome = backend_pid(&database).await;
+    let error = outcome.expect_err("the closed connection fails its statement");
+    assert!(
+        idnow_attempts::error::is_transient(&error),
+        "retryable (503), not a 500: {error:?}"
+    );
+    let second_pid = backend_pid(&database)
+        .await
+        .expect("a new connection serves");
+    database.close();
+    assert_ne!(second_pid, first_pid);
 }

@@ -91,7 +91,8 @@ async fn readiness_waits_for_migrations(pool: PgPool) {
     let response = app.deliver(&fixture("success.json")).await;
     assert_unavailable(response).await;
 
-    idnow_attempts::persistence::migrate(&app.db)
+    idnow_attempts::persistence::MIGRATOR
+        .run(&app.db)
         .await
         .expect("migrates");
     let response = app.get("/health/ready").await;

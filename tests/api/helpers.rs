@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use actix_web::dev::ServerHandle;
 use idnow_attempts::configuration::Settings;
 use idnow_attempts::error::RETRY_AFTER_SECONDS;
+use idnow_attempts::persistence::Database;
 use idnow_attempts::startup::Application;
 use idnow_attempts::webhook_signature::SigningKey;
 use reqwest::{Response, StatusCode};
@@ -47,6 +48,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// `None` for a server the test does not own (another process).
     pub server: Option<ServerHandle>,
+    /// The server's own connections, closed with it so that the test database can be
+    /// dropped at once.
+    pub database: Option<Database>,
 }
 
 impl Drop for TestApp {
@@ -54,6 +58,9 @@ impl Drop for TestApp {
         if let Some(server) = &self.server {
             // The stop command is sent now; nothing needs to wait for the workers to end.
             drop(server.stop(false));
+        }
+        if let Some(database) = &self.database {
+            database.close();
         }
     }
 }
@@ -97,17 +104,19 @@ pub async fn spawn_app_with(pool: PgPool, environment: HashMap<String, String>) 
 pub async fn spawn_app_with_settings(pool: PgPool, mut settings: Settings) -> TestApp {
     settings.http.host = IpAddr::V4(Ipv4Addr::LOCALHOST);
     settings.http.port = 0;
-    let application = Application::build_with_pool(settings, pool.clone())
+    let application = Application::build_with_pool(settings, &pool)
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let server = application.handle();
+    let database = application.database();
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
         db: pool,
         client: reqwest::Client::new(),
         server: Some(server),
+        database: Some(database),
     }
 }
 

@@ -3,9 +3,8 @@
 use std::time::{Duration, Instant};
 
 use idnow_attempts::configuration::Settings;
-use idnow_attempts::persistence;
 use reqwest::StatusCode;
-use sqlx::postgres::PgConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::helpers::*;
 
@@ -26,7 +25,7 @@ async fn an_unreachable_database_is_503_with_retry_after_within_the_acquire_time
     environment.insert("MIGRATE_ON_START".into(), "false".into());
     let mut settings = Settings::from_env_map(&environment).expect("valid settings");
     settings.database.acquire_timeout = Duration::from_millis(500);
-    let pool = persistence::connect(&settings.database, unreachable_database());
+    let pool = PgPoolOptions::new().connect_lazy_with(unreachable_database());
     let app = spawn_app_with_settings(pool, settings).await;
 
     let live = app.get("/health/live").await;

@@ -79,6 +79,7 @@ impl ServiceProcess {
                 db: pool.clone(),
                 client: reqwest::Client::new(),
                 server: None,
+                database: None,
             },
             lines,
             reader: Some(reader),
