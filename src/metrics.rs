@@ -4,12 +4,7 @@
 //! Every label takes values from a closed set (route patterns, status codes, documented
 //! results, failure reasons), so no sender can grow the number of series.
 
-use std::time::Instant;
-
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::middleware::Next;
 use actix_web::{web, HttpResponse};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
@@ -152,7 +147,8 @@ impl Metrics {
         self.rejected.with_label_values(&[code]).inc();
     }
 
-    fn observe(&self, route: &str, status: &str, seconds: f64) {
+    /// One answered request: `route` is its pattern, `status` its code.
+    pub fn observe(&self, route: &str, status: &str, seconds: f64) {
         let labels = [route, status];
         self.requests.with_label_values(&labels).inc();
         self.request_duration
@@ -165,28 +161,6 @@ impl Metrics {
         TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text)?;
         Ok(text)
     }
-}
-
-/// Middleware: counts and times every request by route pattern and final status.
-///
-/// Requests that match no route are counted under `unmatched`, so a scan of random paths
-/// adds no series. Timing stops at the response head, before the body is streamed.
-pub async fn record_request(
-    request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let state = request.app_data::<web::Data<AppState>>().cloned();
-    let response = next.call(request).await?;
-    if let Some(state) = state {
-        let route = response.request().match_pattern();
-        state.metrics.observe(
-            route.as_deref().unwrap_or("unmatched"),
-            response.status().as_str(),
-            started.elapsed().as_secs_f64(),
-        );
-    }
-    Ok(response)
 }
 
 /// `GET /metrics`.

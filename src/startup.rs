@@ -13,16 +13,15 @@ use actix_web::middleware::{from_fn, ErrorHandlers, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context as _;
 use sqlx::PgPool;
-use tracing_actix_web::TracingLogger;
 
 use crate::auth::ApiKeys;
 use crate::configuration::Settings;
 use crate::error::{render_foreign_error, ApiError, DbResultExt as _};
-use crate::metrics::{self, Metrics};
+use crate::metrics::Metrics;
 use crate::persistence::writer::AttemptWriter;
 use crate::persistence::{self, Connection, Database};
 use crate::routes;
-use crate::telemetry::RequestSpan;
+use crate::telemetry;
 use crate::webhook_signature::Verifier;
 
 /// What every request handler shares.
@@ -183,14 +182,13 @@ fn serve(
     let mut server = HttpServer::new(move || {
         App::new()
             // Innermost the header limit, before any route runs; then every error answer
-            // gets the contract's body; then the metrics and, outermost, the request log see
-            // the final answer.
+            // gets the contract's body; outermost, the metrics and the request log see the
+            // final answer.
             .wrap(from_fn(move |request, next| {
                 limit_header_size(max_header_bytes, request, next)
             }))
             .wrap(ErrorHandlers::new().default_handler(render_foreign_error))
-            .wrap(from_fn(metrics::record_request))
-            .wrap(TracingLogger::<RequestSpan>::new())
+            .wrap(from_fn(telemetry::observe))
             .app_data(state.clone())
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))

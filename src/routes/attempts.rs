@@ -4,7 +4,6 @@ use std::fmt::Write as _;
 
 use actix_web::http::header::{HeaderName, HeaderValue, LINK};
 use actix_web::{web, HttpRequest, HttpResponse};
-use tracing_actix_web::RootSpan;
 
 use super::signing_path;
 use crate::auth::Scope;
@@ -12,11 +11,12 @@ use crate::domain::{PageRequest, PersonId, SigningId};
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::attempts;
 use crate::startup::AppState;
+use crate::telemetry::RequestSpan;
 
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AppState>,
-    span: RootSpan,
+    span: RequestSpan,
 ) -> Result<HttpResponse, ApiError> {
     let client = state
         .api_keys

@@ -18,6 +18,7 @@ use crate::domain::{IdError, PersonId, SigningId};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
+/// Routes are tried in this order, each dynamic one by a regex: the busiest first.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/v1/webhooks/idnow")
@@ -26,16 +27,16 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(|| method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/v1/persons/{person_id}/signings/{signing_id}")
-            .wrap(from_fn(limit_request_time))
-            .route(web::put().to(signings::register))
-            .default_service(web::to(|| method_not_allowed("PUT"))),
-    )
-    .service(
         web::resource("/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts")
             .wrap(from_fn(limit_request_time))
             .route(web::get().to(attempts::list))
             .default_service(web::to(|| method_not_allowed("GET"))),
+    )
+    .service(
+        web::resource("/v1/persons/{person_id}/signings/{signing_id}")
+            .wrap(from_fn(limit_request_time))
+            .route(web::put().to(signings::register))
+            .default_service(web::to(|| method_not_allowed("PUT"))),
     )
     .service(
         web::resource("/health/live")

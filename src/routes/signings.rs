@@ -2,7 +2,6 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use tracing_actix_web::RootSpan;
 
 use super::{read_body, require_json, signing_path};
 use crate::auth::Scope;
@@ -10,6 +9,7 @@ use crate::domain::TransactionNumber;
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::signings::{self, Registration};
 use crate::startup::AppState;
+use crate::telemetry::RequestSpan;
 
 /// A registration is a few dozen bytes; nothing larger is read.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -30,7 +30,7 @@ pub async fn register(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    span: RootSpan,
+    span: RequestSpan,
 ) -> Result<HttpResponse, ApiError> {
     let client = state
         .api_keys

@@ -10,7 +10,6 @@ use actix_web::http::header::{HeaderMap, HeaderName, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use serde::Serialize;
 use sqlx::PgConnection;
-use tracing_actix_web::RootSpan;
 
 use super::{read_body, require_json};
 use crate::domain::{AttemptId, Delivery, DeliveryError};
@@ -19,6 +18,7 @@ use crate::persistence::attempts::Stored;
 use crate::persistence::rejected::{self, RejectedDelivery};
 use crate::persistence::writer::NewAttempt;
 use crate::startup::AppState;
+use crate::telemetry::RequestSpan;
 use crate::webhook_signature::{HeaderValue, SignatureHeaders};
 
 #[derive(Serialize)]
@@ -30,7 +30,7 @@ pub async fn receive(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    span: RootSpan,
+    span: RequestSpan,
 ) -> Result<HttpResponse, ApiError> {
     require_json(&request)?;
     let body = read_body(&request, payload, state.body_limit, state.body_read_timeout).await?;
