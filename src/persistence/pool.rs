@@ -2,8 +2,8 @@
 //! path of a request.
 //!
 //! sqlx's pool checks each connection with a round trip when it hands it out and again when
-//! it takes it back: three round trips for a one-statement request where one does. On this
-//! service's listing that cost about 40% of its throughput (issue 4's A/B runs). Here:
+//! it takes it back: three round trips for a one-statement request where one does. Without
+//! them the listing serves 60-80% more requests a second (bench/, A/B runs). Here:
 //!
 //! - [`Connection::release`] gives back a connection whose work completed, as it is: sqlx
 //!   has read every answer it waited for, and reads any it left before the next statement.
@@ -21,7 +21,7 @@
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use deadpool::managed::{self, Metrics, Object, PoolError, RecycleError, RecycleResult};
+use deadpool::managed::{self, Metrics, Object, PoolError, QueueMode, RecycleError, RecycleResult};
 use futures_util::future::join_all;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection as _;
@@ -79,6 +79,9 @@ impl Database {
         let max = usize::try_from(settings.max_connections).unwrap_or(usize::MAX);
         let pool = managed::Pool::builder(manager)
             .max_size(max)
+            // The connection used last is handed out first: under light load a few stay
+            // warm (no idle ping) and the rest reach the idle timeout and close.
+            .queue_mode(QueueMode::Lifo)
             .build()
             .expect("a pool without timeouts or hooks needs no runtime to build");
         tokio::spawn(maintain(

@@ -83,7 +83,8 @@ async fn a_statement_cut_short_never_answers_the_next_holder(pool: PgPool) {
 async fn a_connection_the_server_closed_fails_once_and_is_replaced(pool: PgPool) {
     let database = service_database(&pool, 1);
     let first_pid = backend_pid(&database).await.expect("connects");
-    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+    // Waits (up to 5 s) until the backend has exited.
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
         .bind(first_pid)
         .fetch_one(&pool)
         .await
@@ -103,4 +104,67 @@ async fn a_connection_the_server_closed_fails_once_and_is_replaced(pool: PgPool)
         .expect("a new connection serves");
     database.close();
     assert_ne!(second_pid, first_pid);
+}
+
+#[sqlx::test(migrations = false)]
+async fn idle_connections_close_down_to_min_connections(pool: PgPool) {
+    let mut settings = Settings::from_env_map(&test_environment()).expect("valid settings");
+    settings.database.min_connections = 1;
+    settings.database.idle_timeout = Duration::from_secs(1);
+    let database = persistence::connect(&settings.database, (*pool.connect_options()).clone());
+    let open = || async {
+        sqlx::query_scalar!(
+            r#"SELECT count(*) AS "open!" FROM pg_stat_activity
+               WHERE datname = current_database() AND application_name = 'idnow-attempts'"#
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("pg_stat_activity answers")
+    };
+
+    // Opened in the background, with no request asking.
+    wait_until(|| async { open().await == 1 }).await;
+
+    // A burst opens more; once idle for the timeout, they close down to the minimum.
+    let burst: Vec<_> = futures_util::future::join_all((0..3).map(|_| database.acquire()))
+        .await
+        .into_iter()
+        .map(|conn| conn.expect("connects"))
+        .collect();
+    assert_eq!(open().await, 3);
+    burst.into_iter().for_each(persistence::Connection::release);
+    wait_until(|| async { open().await == 1 }).await;
+    database.close();
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_transaction_dropped_mid_way_does_not_stay_open_in_the_pool(pool: PgPool) {
+    use sqlx::Connection as _;
+
+    let database = service_database(&pool, 1);
+    let pid = backend_pid(&database).await.expect("connects");
+    {
+        // A unit of work abandoned by an error: sqlx only queues its ROLLBACK.
+        let mut conn = database.acquire().await.expect("the one connection");
+        let mut transaction = conn.begin().await.expect("begins");
+        sqlx::query("SELECT 1")
+            .execute(&mut *transaction)
+            .await
+            .expect("runs");
+    }
+
+    // Nobody asks for the connection again, yet the rollback is sent: left "idle in
+    // transaction", it would hold its snapshot and locks until its next use.
+    wait_until(|| async {
+        let state: Option<String> =
+            sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+                .bind(pid)
+                .fetch_optional(&pool)
+                .await
+                .expect("pg_stat_activity answers")
+                .flatten();
+        state.as_deref() == Some("idle")
+    })
+    .await;
+    database.close();
 }
