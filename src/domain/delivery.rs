@@ -64,28 +64,11 @@ struct Process<'a> {
 impl<'a> Delivery<'a> {
     pub fn parse(body: &'a [u8]) -> Result<Self, DeliveryError> {
         let text = std::str::from_utf8(body).map_err(|_| DeliveryError::NotJson(None))?;
-        // A full syntax check first, so that "not JSON" (400) is never confused with "JSON of
-        // the wrong shape" (422), whatever the order in which the fields come.
-        serde_json::from_str::<IgnoredAny>(text).map_err(|e| DeliveryError::NotJson(Some(e)))?;
-        let shape = Shape::of(text);
-        if shape.depth > MAX_NESTING {
-            return Err(DeliveryError::Unprocessable(
-                "the body is nested more than 32 levels deep",
-            ));
-        }
-        if shape.longest_number > MAX_NUMBER_LEN {
-            return Err(DeliveryError::Unprocessable(
-                "the body holds a number longer than 32 characters",
-            ));
-        }
-        if !is_object(text) {
-            return Err(DeliveryError::Unprocessable(
-                "the body must be a JSON object",
-            ));
-        }
-        let envelope: Envelope<'a> = serde_json::from_str(text).map_err(|_| {
-            DeliveryError::Unprocessable("the body has the key identificationprocess twice")
-        })?;
+        // One pass in the common case: serde_json reads the whole document to find the
+        // envelope, so success also proves the body is JSON. Only a refused body pays for the
+        // passes that tell "not JSON" (400) from "JSON of the wrong shape" (422).
+        let envelope: Envelope<'a> = serde_json::from_str(text).map_err(|_| refusal(text))?;
+        check_shape(text)?;
         let process = envelope
             .identificationprocess
             .filter(|raw| is_object(raw.get()))
@@ -179,15 +162,28 @@ impl Shape {
             depth: 0,
             longest_number: 0,
         };
+        let bytes = json.as_bytes();
         let (mut depth, mut number) = (0_usize, 0_usize);
-        let (mut in_string, mut escaped) = (false, false);
-        for byte in json.bytes() {
-            if in_string {
-                match (escaped, byte) {
-                    (true, _) => escaped = false,
-                    (false, b'\\') => escaped = true,
-                    (false, b'"') => in_string = false,
-                    (false, _) => {}
+        let mut at = 0;
+        while let Some(&byte) = bytes.get(at) {
+            at += 1;
+            if byte == b'"' {
+                // Strings are most of a payload: jump from quote or backslash to the next.
+                number = 0;
+                loop {
+                    let Some(offset) = bytes
+                        .get(at..)
+                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
+                    else {
+                        // Unterminated: not JSON, which the syntax check refuses first.
+                        return shape;
+                    };
+                    let quote = bytes[at + offset] == b'"';
+                    // Past the quote, or past the backslash and the character it escapes.
+                    at += offset + if quote { 1 } else { 2 };
+                    if quote {
+                        break;
+                    }
                 }
                 continue;
             }
@@ -198,7 +194,6 @@ impl Shape {
             }
             number = 0;
             match byte {
-                b'"' => in_string = true,
                 b'[' | b'{' => {
                     depth += 1;
                     shape.depth = shape.depth.max(depth);
@@ -208,6 +203,40 @@ impl Shape {
             }
         }
         shape
+    }
+}
+
+/// Limits serde_json does not apply, and an object at the top: a derived `Deserialize`
+/// also reads a struct from an array.
+fn check_shape(json: &str) -> Result<(), DeliveryError> {
+    let shape = Shape::of(json);
+    if shape.depth > MAX_NESTING {
+        return Err(DeliveryError::Unprocessable(
+            "the body is nested more than 32 levels deep",
+        ));
+    }
+    if shape.longest_number > MAX_NUMBER_LEN {
+        return Err(DeliveryError::Unprocessable(
+            "the body holds a number longer than 32 characters",
+        ));
+    }
+    if !is_object(json) {
+        return Err(DeliveryError::Unprocessable(
+            "the body must be a JSON object",
+        ));
+    }
+    Ok(())
+}
+
+/// Why the envelope could not be read from `json`: the syntax first, whatever the order in
+/// which the fields come; then the shape; what is left is a key sent twice.
+fn refusal(json: &str) -> DeliveryError {
+    if let Err(error) = serde_json::from_str::<IgnoredAny>(json) {
+        return DeliveryError::NotJson(Some(error));
+    }
+    match check_shape(json) {
+        Err(error) => error,
+        Ok(()) => DeliveryError::Unprocessable("the body has the key identificationprocess twice"),
     }
 }
 
@@ -390,6 +419,47 @@ mod tests {
         assert_ne!(a.dedup_key, c.dedup_key);
     }
 
+    /// Documents whose strings and keys hold quotes, backslashes, brackets and digits.
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let text = r#"[\\"\[\]{}0-9a-zé ]{0,12}"#;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Value::from),
+            text.prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 64, 4, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::from),
+                proptest::collection::btree_map(text, inner, 0..4)
+                    .prop_map(|map| Value::Object(map.into_iter().collect())),
+            ]
+        })
+    }
+
+    fn depth(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            serde_json::Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    fn longest_number(value: &serde_json::Value) -> usize {
+        match value {
+            serde_json::Value::Number(number) => number.to_string().len(),
+            // The scan counts number characters outside strings: the `e` of true and false.
+            serde_json::Value::Bool(_) => 1,
+            serde_json::Value::Array(items) => items.iter().map(longest_number).max().unwrap_or(0),
+            serde_json::Value::Object(map) => map.values().map(longest_number).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
     proptest! {
         #[test]
         fn dedup_keys_do_not_collide_across_field_boundaries(
@@ -405,6 +475,14 @@ mod tests {
             let left = [a.as_deref(), b.as_deref(), c.as_deref(), d.as_deref()];
             let right = [e.as_deref(), f.as_deref(), g.as_deref(), h.as_deref()];
             prop_assert_eq!(left == right, dedup_key(left) == dedup_key(right));
+        }
+
+        #[test]
+        fn shape_agrees_with_the_parsed_document(value in json_value()) {
+            let text = serde_json::to_string(&value).expect("serialises");
+            let shape = Shape::of(&text);
+            prop_assert_eq!(shape.depth, depth(&value), "{}", text);
+            prop_assert_eq!(shape.longest_number, longest_number(&value), "{}", text);
         }
 
         #[test]
