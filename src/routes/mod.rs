@@ -11,48 +11,55 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, Resource};
 use futures_util::StreamExt as _;
 
 use crate::domain::{IdError, PersonId, SigningId};
 use crate::error::ApiError;
 use crate::startup::AppState;
+use crate::telemetry::RoutePattern;
 
 /// Routes are tried in this order, each dynamic one by a regex: the busiest first.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/v1/webhooks/idnow")
+        resource("/v1/webhooks/idnow")
             .wrap(from_fn(limit_request_time))
             .route(web::post().to(webhooks::receive))
             .default_service(web::to(|| method_not_allowed("POST"))),
     )
     .service(
-        web::resource("/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts")
+        resource("/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts")
             .wrap(from_fn(limit_request_time))
             .route(web::get().to(attempts::list))
             .default_service(web::to(|| method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/v1/persons/{person_id}/signings/{signing_id}")
+        resource("/v1/persons/{person_id}/signings/{signing_id}")
             .wrap(from_fn(limit_request_time))
             .route(web::put().to(signings::register))
             .default_service(web::to(|| method_not_allowed("PUT"))),
     )
     .service(
-        web::resource("/health/live")
+        resource("/health/live")
             .route(web::get().to(health::live))
             .default_service(web::to(|| method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/health/ready")
+        resource("/health/ready")
             .route(web::get().to(health::ready))
             .default_service(web::to(|| method_not_allowed("GET"))),
     )
     .service(
-        web::resource("/metrics")
+        resource("/metrics")
             .route(web::get().to(crate::metrics::render))
             .default_service(web::to(|| method_not_allowed("GET"))),
     );
+}
+
+/// A resource that names its pattern for the request's log line and metrics: asking actix
+/// for the matched pattern runs the router's regexes once more.
+fn resource(pattern: &'static str) -> Resource {
+    web::resource(pattern).app_data(RoutePattern(pattern))
 }
 
 /// Answers 503 with Retry-After for a request of the API that has not been answered within
