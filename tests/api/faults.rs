@@ -116,6 +116,10 @@ async fn an_exhausted_pool_answers_503_within_the_acquire_timeout() {
         "503 after the acquire timeout, not before and not much later: {waited:?}"
     );
 
+    // The senders' deliveries wait for the writer's slot, held by the locked batch: they are
+    // told to retry once the acquire timeout has passed. The lock stays until they have been.
+    wait_until(|| async { stream.answered(StatusCode::SERVICE_UNAVAILABLE) > 0 }).await;
+
     lock.release().await;
     assert_eq!(
         slow_listing.await.expect("the listing ends"),
@@ -387,6 +391,12 @@ impl Stream {
 
     fn acknowledged(&self) -> usize {
         self.acknowledged.load(Ordering::Relaxed)
+    }
+
+    /// Answers with `status` so far.
+    fn answered(&self, status: StatusCode) -> usize {
+        let report = self.report.lock().expect("report");
+        report.statuses.get(&status.as_u16()).copied().unwrap_or(0)
     }
 
     async fn wait_for_acknowledged(&self, count: usize) {

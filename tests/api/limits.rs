@@ -108,8 +108,10 @@ async fn an_idle_keep_alive_connection_is_closed(pool: PgPool) {
         .expect("request");
     let (answer, after) = read_until_closed(&mut stream).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // actix-http reckons the deadline from a clock it refreshes every 500 ms
+    // (actix-http's DateService), so the connection may close up to that much early.
     assert!(
-        after >= Duration::from_secs(1),
+        after >= Duration::from_millis(500),
         "closed after the keep-alive, not before: {after:?}"
     );
 }

@@ -55,7 +55,7 @@ async fn sigterm_drains_in_flight_deliveries_and_loses_no_acknowledged_one(pool:
 
     // Readiness fails while the service still serves...
     let mut saw_not_ready = false;
-    loop {
+    let ended_by = loop {
         match fresh_get(&address, "/health/ready").await {
             Ok(status) if status == StatusCode::SERVICE_UNAVAILABLE => {
                 saw_not_ready = true;
@@ -64,9 +64,9 @@ async fn sigterm_drains_in_flight_deliveries_and_loses_no_acknowledged_one(pool:
                 !saw_not_ready && status == StatusCode::OK,
                 "readiness, once failed, stays failed: {status}"
             ),
-            Err(_) => break,
+            Err(error) => break error,
         }
-    }
+    };
     assert!(
         saw_not_ready,
         "readiness answered 503 before the listener closed"
@@ -82,7 +82,7 @@ async fn sigterm_drains_in_flight_deliveries_and_loses_no_acknowledged_one(pool:
             .map_err(|error| error.kind())
             .err(),
         Some(ErrorKind::ConnectionRefused),
-        "no new connection is accepted"
+        "no new connection is accepted (readiness polling ended by: {ended_by:?})"
     );
 
     // ...and requests in flight when the listener closed are still served in full.
