@@ -3,7 +3,7 @@
 //!
 //! sqlx's pool checks each connection with a round trip when it hands it out and again when
 //! it takes it back: three round trips for a one-statement request where one does. Without
-//! them the listing serves 60-80% more requests a second (bench/, A/B runs). Here:
+//! them the listing served about 60% more requests a second (A/B runs against pgbench). Here:
 //!
 //! - [`Connection::release`] gives back a connection whose work completed, as it is: sqlx
 //!   has read every answer it waited for, and reads any it left before the next statement.
