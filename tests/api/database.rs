@@ -3,16 +3,16 @@
 
 use std::time::Duration;
 
-use idnow_attempts::configuration::Settings;
+use idnow_attempts::configuration::{DatabaseSettings, Settings};
 use idnow_attempts::persistence::{self, Database};
 use sqlx::PgPool;
 
 use crate::helpers::*;
 
-/// The service's pool on the test database, with `max_connections` of its own.
-fn service_database(pool: &PgPool, max_connections: u32) -> Database {
+/// The service's pool on the test database, with its settings adjusted by `adjust`.
+fn service_database(pool: &PgPool, adjust: impl FnOnce(&mut DatabaseSettings)) -> Database {
     let mut settings = Settings::from_env_map(&test_environment()).expect("valid settings");
-    settings.database.max_connections = max_connections;
+    adjust(&mut settings.database);
     persistence::connect(&settings.database, (*pool.connect_options()).clone())
 }
 
@@ -27,7 +27,7 @@ async fn backend_pid(database: &Database) -> Result<i32, sqlx::Error> {
 
 #[sqlx::test(migrations = false)]
 async fn sessions_are_named_and_bounded(pool: PgPool) {
-    let database = service_database(&pool, 16);
+    let database = service_database(&pool, |_| {});
     let mut conn = database
         .acquire()
         .await
@@ -48,7 +48,7 @@ async fn sessions_are_named_and_bounded(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn a_statement_cut_short_never_answers_the_next_holder(pool: PgPool) {
-    let database = service_database(&pool, 1);
+    let database = service_database(&pool, |s| s.max_connections = 1);
     let first_pid = backend_pid(&database).await.expect("connects");
 
     // A holder cancelled mid-statement, as a request timeout cancels a handler: the
@@ -81,7 +81,7 @@ async fn a_statement_cut_short_never_answers_the_next_holder(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn a_connection_the_server_closed_fails_once_and_is_replaced(pool: PgPool) {
-    let database = service_database(&pool, 1);
+    let database = service_database(&pool, |s| s.max_connections = 1);
     let first_pid = backend_pid(&database).await.expect("connects");
     // Waits (up to 5 s) until the backend has exited.
     let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1, 5000)")
@@ -108,10 +108,10 @@ async fn a_connection_the_server_closed_fails_once_and_is_replaced(pool: PgPool)
 
 #[sqlx::test(migrations = false)]
 async fn idle_connections_close_down_to_min_connections(pool: PgPool) {
-    let mut settings = Settings::from_env_map(&test_environment()).expect("valid settings");
-    settings.database.min_connections = 1;
-    settings.database.idle_timeout = Duration::from_secs(1);
-    let database = persistence::connect(&settings.database, (*pool.connect_options()).clone());
+    let database = service_database(&pool, |s| {
+        s.min_connections = 1;
+        s.idle_timeout = Duration::from_secs(1);
+    });
     let open = || async {
         sqlx::query_scalar!(
             r#"SELECT count(*) AS "open!" FROM pg_stat_activity
@@ -141,7 +141,7 @@ async fn idle_connections_close_down_to_min_connections(pool: PgPool) {
 async fn a_transaction_dropped_mid_way_does_not_stay_open_in_the_pool(pool: PgPool) {
     use sqlx::Connection as _;
 
-    let database = service_database(&pool, 1);
+    let database = service_database(&pool, |s| s.max_connections = 1);
     let pid = backend_pid(&database).await.expect("connects");
     {
         // A unit of work abandoned by an error: sqlx only queues its ROLLBACK.
