@@ -364,12 +364,57 @@ impl DatabaseSettings {
         PgConnectOptions::from_str(self.url.expose_secret())
             .expect("DATABASE_URL was validated when the settings were loaded")
     }
+
+    /// The part of these settings that one of `of` HTTP workers owns (`part` counts from 0):
+    /// connections and write batches divided as evenly as they go, the first parts taking
+    /// the remainder, so that the shares add up to the configured totals. Every share has at
+    /// least one connection and one batch.
+    pub fn share(&self, part: usize, of: usize) -> Self {
+        let of = of.max(1);
+        let split = |total: usize| total / of + usize::from(part % of < total % of);
+        let split_u32 = |total: u32| {
+            u32::try_from(split(usize::try_from(total).unwrap_or(usize::MAX))).unwrap_or(total)
+        };
+        Self {
+            max_connections: split_u32(self.max_connections).max(1),
+            min_connections: split_u32(self.min_connections),
+            write_concurrency: split(self.write_concurrency).max(1),
+            ..self.clone()
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+
+    #[test]
+    fn worker_shares_add_up_to_the_configured_totals() {
+        let mut settings = Settings::from_env_map(&env(&[
+            ("DATABASE_URL", "postgres://u@h/d"),
+            ("IDNOW_WEBHOOK_SECRETS", "s"),
+            ("API_KEYS", "[]"),
+        ]))
+        .expect("valid settings")
+        .database;
+        settings.max_connections = 16;
+        settings.min_connections = 3;
+        settings.write_concurrency = 5;
+        let shares: Vec<_> = (0..3).map(|part| settings.share(part, 3)).collect();
+        let max: Vec<u32> = shares.iter().map(|s| s.max_connections).collect();
+        let min: Vec<u32> = shares.iter().map(|s| s.min_connections).collect();
+        let writes: Vec<usize> = shares.iter().map(|s| s.write_concurrency).collect();
+        assert_eq!(max, [6, 5, 5]);
+        assert_eq!(min, [1, 1, 1]);
+        assert_eq!(writes, [2, 2, 1]);
+        assert_eq!(shares[2].acquire_timeout, settings.acquire_timeout);
+
+        // One worker owns everything; a share never drops to no connection or no batch.
+        assert_eq!(settings.share(0, 1).max_connections, 16);
+        settings.write_concurrency = 1;
+        assert_eq!(settings.share(1, 2).write_concurrency, 1);
+    }
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs

@@ -14,7 +14,7 @@ use prometheus::{
 };
 
 use crate::error::ApiError;
-use crate::persistence::Database;
+use crate::persistence::WorkerPools;
 use crate::startup::AppState;
 use crate::webhook_signature::Failure;
 
@@ -48,7 +48,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every metric of the service, the database pool's and the process' own.
-    pub fn new(database: Database) -> prometheus::Result<Self> {
+    pub fn new(pools: WorkerPools) -> prometheus::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests answered."),
@@ -87,7 +87,7 @@ impl Metrics {
             ),
             &["code"],
         )?;
-        let pool = PoolCollector::new(database)?;
+        let pool = PoolCollector::new(pools)?;
 
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
@@ -174,10 +174,10 @@ pub async fn render(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         .body(text))
 }
 
-/// The pool's gauges, read from the pool itself at each scrape.
+/// The pool's gauges, every worker's pool summed, read from the pools at each scrape.
 #[derive(Debug)]
 struct PoolCollector {
-    database: Database,
+    pools: WorkerPools,
     size: IntGauge,
     idle: IntGauge,
     max: IntGauge,
@@ -185,9 +185,9 @@ struct PoolCollector {
 }
 
 impl PoolCollector {
-    fn new(database: Database) -> prometheus::Result<Self> {
+    fn new(pools: WorkerPools) -> prometheus::Result<Self> {
         Ok(Self {
-            database,
+            pools,
             size: IntGauge::new("db_pool_connections", "Connections open, idle or in use.")?,
             idle: IntGauge::new("db_pool_idle_connections", "Connections open and idle.")?,
             max: IntGauge::new(
@@ -215,7 +215,7 @@ impl Collector for PoolCollector {
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let status = self.database.status();
+        let status = self.pools.status();
         let gauge = |value: usize| i64::try_from(value).unwrap_or(i64::MAX);
         self.size.set(gauge(status.size));
         self.idle.set(gauge(status.idle));
@@ -232,8 +232,10 @@ impl Collector for PoolCollector {
 mod tests {
     use super::*;
     use crate::configuration::Settings;
+    use crate::persistence::Database;
 
-    fn metrics() -> Metrics {
+    /// The metrics of a server of two workers, with the workers' pools (alive while held).
+    fn metrics() -> (Metrics, [Database; 2]) {
         let environment = [
             ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
             ("IDNOW_WEBHOOK_SECRETS", "secret"),
@@ -247,14 +249,19 @@ mod tests {
         )
         .expect("valid settings");
         settings.database.max_connections = 7;
-        let database =
-            crate::persistence::connect(&settings.database, settings.database.connect_options());
-        Metrics::new(database).expect("metrics register")
+        let pools = crate::persistence::connect_workers(
+            &settings.database,
+            settings.database.connect_options(),
+            2,
+        );
+        // Opened as the workers would: 4 and 3 connections at most.
+        let workers = [pools.open().0, pools.open().0];
+        (Metrics::new(pools).expect("metrics register"), workers)
     }
 
     #[tokio::test]
     async fn undocumented_results_share_one_series() {
-        let metrics = metrics();
+        let (metrics, _workers) = metrics();
         metrics.attempt_stored("SUCCESS");
         metrics.attempt_stored("CHECK_PENDING");
         metrics.attempt_stored("anything a sender invents");
@@ -266,7 +273,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_pool_and_the_process_are_reported() {
-        let metrics = metrics();
+        let (metrics, _workers) = metrics();
         let text = metrics.render().expect("renders");
         assert!(text.contains("db_pool_max_connections 7\n"), "{text}");
         assert!(text.contains("db_pool_connections 0\n"));

@@ -2,6 +2,7 @@
 //! way it stops.
 
 use std::net::TcpListener;
+use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, ErrorHandlers, Next};
 use actix_web::{web, App, HttpResponse, HttpServer};
 use anyhow::Context as _;
+use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 
 use crate::auth::ApiKeys;
@@ -19,14 +21,15 @@ use crate::configuration::Settings;
 use crate::error::{render_foreign_error, ApiError, DbResultExt as _};
 use crate::metrics::Metrics;
 use crate::persistence::writer::AttemptWriter;
-use crate::persistence::{self, Connection, Database};
+use crate::persistence::{self, Connection, Database, WorkerPools};
 use crate::routes;
 use crate::telemetry;
 use crate::webhook_signature::Verifier;
 
-/// What every request handler shares.
+/// What the request handlers of one HTTP worker share.
 #[derive(Debug)]
 pub struct AppState {
+    /// This worker's own pool (see [`WorkerPools`]).
     pub database: Database,
     pub verifier: Verifier,
     pub api_keys: ApiKeys,
@@ -36,7 +39,7 @@ pub struct AppState {
     pub request_timeout: Duration,
     pub metrics: Metrics,
     pub draining: Draining,
-    /// Stores webhooks' attempts, in batches under load.
+    /// Stores the attempts of this worker's webhooks, in batches under load.
     pub writer: AttemptWriter,
 }
 
@@ -68,7 +71,7 @@ impl Draining {
 pub struct Application {
     port: u16,
     server: Server,
-    database: Database,
+    pools: WorkerPools,
 }
 
 impl std::fmt::Debug for Application {
@@ -93,9 +96,8 @@ impl Application {
     /// Connects to `DATABASE_URL`, applies migrations if configured to, and binds the
     /// listener. The server stops gracefully on SIGTERM or SIGINT.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        let database =
-            persistence::connect(&settings.database, settings.database.connect_options());
-        Self::start(settings, database, StopOn::Signals).await
+        let options = settings.database.connect_options();
+        Self::start(settings, options, StopOn::Signals).await
     }
 
     /// As [`Application::build`], on the database `pool` connects to rather than
@@ -103,19 +105,20 @@ impl Application {
     /// [`Application::handle`]. The application opens connections of its own.
     pub async fn build_with_pool(settings: Settings, pool: &PgPool) -> anyhow::Result<Self> {
         let options = (*pool.connect_options()).clone();
-        let database = persistence::connect(&settings.database, options);
-        Self::start(settings, database, StopOn::Handle).await
+        Self::start(settings, options, StopOn::Handle).await
     }
 
     async fn start(
         settings: Settings,
-        database: Database,
+        options: PgConnectOptions,
         stop_on: StopOn,
     ) -> anyhow::Result<Self> {
         if settings.migrate_on_start {
-            persistence::migrate(&database)
-                .await
-                .context("applying database migrations")?;
+            // On connections of their own: the workers' are opened on the workers' threads.
+            let database = persistence::connect(&settings.database, options.clone());
+            let migrated = persistence::migrate(&database).await;
+            database.close();
+            migrated.context("applying database migrations")?;
         }
         let listener = TcpListener::bind((settings.http.host, settings.http.port))
             .with_context(|| format!("binding {}:{}", settings.http.host, settings.http.port))?;
@@ -123,11 +126,12 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
-        let server = serve(listener, database.clone(), settings, stop_on)?;
+        let pools = persistence::connect_workers(&settings.database, options, workers(&settings));
+        let server = serve(listener, pools.clone(), settings, stop_on)?;
         Ok(Self {
             port,
             server,
-            database,
+            pools,
         })
     }
 
@@ -137,8 +141,8 @@ impl Application {
     }
 
     /// The application's connections, to close them from outside once it has stopped.
-    pub fn database(&self) -> Database {
-        self.database.clone()
+    pub fn pools(&self) -> WorkerPools {
+        self.pools.clone()
     }
 
     /// Stops the server from outside, gracefully with `stop(true)`.
@@ -154,32 +158,50 @@ impl Application {
     }
 }
 
+/// HTTP workers: one per core unless configured, and never more than connections, since
+/// each worker owns a share of them.
+fn workers(settings: &Settings) -> usize {
+    let configured = settings.http.workers.map_or_else(
+        || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        NonZeroUsize::get,
+    );
+    let connections = usize::try_from(settings.database.max_connections).unwrap_or(usize::MAX);
+    configured.min(connections).max(1)
+}
+
 fn serve(
     listener: TcpListener,
-    database: Database,
+    pools: WorkerPools,
     settings: Settings,
     stop_on: StopOn,
 ) -> anyhow::Result<Server> {
     let http = settings.http;
-    let metrics = Metrics::new(database.clone()).context("registering the metrics")?;
+    let metrics = Metrics::new(pools.clone()).context("registering the metrics")?;
     let draining = Draining::default();
+    let drain_on_stop = draining.clone();
     let max_header_bytes = http.max_header_bytes;
-    let state = web::Data::new(AppState {
-        database: database.clone(),
-        verifier: Verifier::new(settings.webhooks.keys, settings.webhooks.tolerance),
-        api_keys: settings.api_keys,
-        body_limit: http.body_limit,
-        body_read_timeout: http.body_read_timeout,
-        request_timeout: http.request_timeout,
-        metrics,
-        draining: draining.clone(),
-        writer: AttemptWriter::start(
-            database,
-            settings.database.write_concurrency,
-            settings.database.acquire_timeout,
-        ),
-    });
+    let verifier = Verifier::new(settings.webhooks.keys, settings.webhooks.tolerance);
+    let api_keys = settings.api_keys;
+    let workers = pools.workers();
     let mut server = HttpServer::new(move || {
+        // Called on each worker's thread, within its runtime: the pool and the writer made
+        // here are driven by the worker that uses them.
+        let (database, database_settings) = pools.open();
+        let state = web::Data::new(AppState {
+            writer: AttemptWriter::start(
+                database.clone(),
+                database_settings.write_concurrency,
+                database_settings.acquire_timeout,
+            ),
+            database,
+            verifier: verifier.clone(),
+            api_keys: api_keys.clone(),
+            body_limit: http.body_limit,
+            body_read_timeout: http.body_read_timeout,
+            request_timeout: http.request_timeout,
+            metrics: metrics.clone(),
+            draining: draining.clone(),
+        });
         App::new()
             // Innermost the header limit, before any route runs; then every error answer
             // gets the contract's body; outermost, the metrics and the request log see the
@@ -189,22 +211,20 @@ fn serve(
             }))
             .wrap(ErrorHandlers::new().default_handler(render_foreign_error))
             .wrap(from_fn(telemetry::observe))
-            .app_data(state.clone())
+            .app_data(state)
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
+    .workers(workers)
     .keep_alive(http.keep_alive)
     .client_request_timeout(http.client_request_timeout)
     .shutdown_timeout(http.shutdown_timeout.as_secs());
     server = match stop_on {
         StopOn::Signals => {
-            server.shutdown_signal(drain_on_termination(draining, http.shutdown_delay))
+            server.shutdown_signal(drain_on_termination(drain_on_stop, http.shutdown_delay))
         }
         StopOn::Handle => server.disable_signals(),
     };
-    if let Some(workers) = http.workers {
-        server = server.workers(workers.get());
-    }
     Ok(server
         .listen(listener)
         .context("starting the HTTP server")?

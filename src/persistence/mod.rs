@@ -12,7 +12,7 @@ pub mod writer;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 
-pub use self::pool::{Connection, Database};
+pub use self::pool::{Connection, Database, WorkerPools};
 
 use crate::configuration::DatabaseSettings;
 
@@ -23,11 +23,28 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// statement timeout. The pool connects lazily: the process starts, and reports itself not
 /// ready, while the database is away.
 pub fn connect(settings: &DatabaseSettings, options: PgConnectOptions) -> Database {
-    let options = options.application_name(env!("CARGO_PKG_NAME")).options([(
+    Database::new(settings, session_options(settings, options))
+}
+
+/// As [`connect`], for a server of `workers` HTTP workers: each opens its share of the
+/// connections with [`WorkerPools::open`].
+pub fn connect_workers(
+    settings: &DatabaseSettings,
+    options: PgConnectOptions,
+    workers: usize,
+) -> WorkerPools {
+    WorkerPools::new(
+        settings.clone(),
+        session_options(settings, options),
+        workers,
+    )
+}
+
+fn session_options(settings: &DatabaseSettings, options: PgConnectOptions) -> PgConnectOptions {
+    options.application_name(env!("CARGO_PKG_NAME")).options([(
         "statement_timeout",
         settings.statement_timeout.as_millis().to_string(),
-    )]);
-    Database::new(settings, options)
+    )])
 }
 
 /// Applies pending migrations. sqlx holds a PostgreSQL advisory lock meanwhile, so replicas

@@ -28,7 +28,7 @@ const RETRY_BACKOFF: Duration = Duration::from_millis(25);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_database_stops_and_comes_back() {
-    let scenario = Scenario::start("outage", &[]).await;
+    let scenario = Scenario::start("outage", "").await;
     let stream = Stream::start(&scenario.address(), scenario.transaction_number);
     stream.wait_for_acknowledged(ACKNOWLEDGED_PER_PHASE).await;
 
@@ -67,7 +67,7 @@ async fn the_database_stops_and_comes_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_is_killed_and_started_again() {
-    let mut scenario = Scenario::start("sigkill", &[]).await;
+    let mut scenario = Scenario::start("sigkill", "").await;
     let stream = Stream::start(&scenario.address(), scenario.transaction_number);
     stream.wait_for_acknowledged(ACKNOWLEDGED_PER_PHASE).await;
 
@@ -84,7 +84,9 @@ async fn the_service_is_killed_and_started_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_exhausted_pool_answers_503_within_the_acquire_timeout() {
-    let scenario = Scenario::start("pool", &[("max_connections", "2")]).await;
+    // One worker, so that the writer and the slow listing draw on the same two connections
+    // (each worker owns a share of the pool).
+    let scenario = Scenario::start("pool", "max_connections = 2\n[http]\nworkers = 1\n").await;
     let stream = Stream::start(&scenario.address(), scenario.transaction_number);
     stream.wait_for_acknowledged(ACKNOWLEDGED_PER_PHASE).await;
 
@@ -152,7 +154,8 @@ struct Scenario {
 }
 
 impl Scenario {
-    async fn start(name: &'static str, database: &[(&str, &str)]) -> Self {
+    /// `config`: TOML added to the service's configuration, within its `[database]` table.
+    async fn start(name: &'static str, config: &str) -> Self {
         let cluster = Cluster::start();
         let url = cluster.url("postgres");
         let db = PgPoolOptions::new()
@@ -160,13 +163,10 @@ impl Scenario {
             .connect(&url)
             .await
             .expect("the test connects");
-        let mut config = format!(
-            "[database]\nacquire_timeout_ms = {}\n",
+        let config = format!(
+            "[database]\nacquire_timeout_ms = {}\n{config}",
             ACQUIRE_TIMEOUT.as_millis()
         );
-        for (key, value) in database {
-            config.push_str(&format!("{key} = {value}\n"));
-        }
         let config_path = std::env::temp_dir().join(format!(
             "idnow-attempts-faults-{name}-{}.toml",
             uuid::Uuid::new_v4().simple()

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use actix_web::dev::ServerHandle;
 use idnow_attempts::configuration::Settings;
 use idnow_attempts::error::RETRY_AFTER_SECONDS;
-use idnow_attempts::persistence::Database;
+use idnow_attempts::persistence::WorkerPools;
 use idnow_attempts::startup::Application;
 use idnow_attempts::webhook_signature::SigningKey;
 use reqwest::{Response, StatusCode};
@@ -50,7 +50,7 @@ pub struct TestApp {
     pub server: Option<ServerHandle>,
     /// The server's own connections, closed with it so that the test database can be
     /// dropped at once.
-    pub database: Option<Database>,
+    pub database: Option<WorkerPools>,
 }
 
 impl Drop for TestApp {
@@ -109,7 +109,7 @@ pub async fn spawn_app_with_settings(pool: PgPool, mut settings: Settings) -> Te
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());
     let server = application.handle();
-    let database = application.database();
+    let database = application.pools();
     tokio::spawn(application.run_until_stopped());
     TestApp {
         address,
