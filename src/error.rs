@@ -188,14 +188,18 @@ struct ErrorObject<'a> {
     detail: &'a str,
 }
 
-/// The contract's error body. The error id is recorded on the request span, so that the one
-/// log line of the request carries it.
-fn error_body(status: StatusCode, code: &str, title: &str, detail: &str) -> HttpResponse {
+/// The id and code of the error body a response carries, kept on the response for the
+/// request's log line (see `telemetry::observe`).
+#[derive(Debug, Clone, Copy)]
+pub struct ErrorAnswer {
+    pub id: Uuid,
+    pub code: &'static str,
+}
+
+/// The contract's error body.
+fn error_body(status: StatusCode, code: &'static str, title: &str, detail: &str) -> HttpResponse {
     let id = Uuid::new_v4();
-    let span = tracing::Span::current();
-    span.record("error.id", tracing::field::display(id));
-    span.record("error.code", code);
-    HttpResponse::build(status).json(ErrorDocument {
+    let mut response = HttpResponse::build(status).json(ErrorDocument {
         errors: [ErrorObject {
             id,
             status: status.as_str(),
@@ -203,7 +207,9 @@ fn error_body(status: StatusCode, code: &str, title: &str, detail: &str) -> Http
             title,
             detail,
         }],
-    })
+    });
+    response.extensions_mut().insert(ErrorAnswer { id, code });
+    response
 }
 
 /// Safety net for error answers that did not come from an [`ApiError`] (actix's own, or a

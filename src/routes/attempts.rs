@@ -11,17 +11,17 @@ use crate::domain::{PageRequest, PersonId, SigningId};
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::attempts;
 use crate::startup::AppState;
-use crate::telemetry::RequestSpan;
+use crate::telemetry::RequestLog;
 
 pub async fn list(
     request: HttpRequest,
     state: web::Data<AppState>,
-    span: RequestSpan,
+    log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
     let client = state
         .api_keys
         .authorize(request.headers(), Scope::IdnowAttemptsRead)?;
-    span.record("api_client", client);
+    log.api_client(client);
     let (person_id, signing_id) = signing_path(&request)?;
     let page = PageRequest::from_query(request.query_string())
         .map_err(|e| ApiError::bad_request("invalid_pagination", e))?;
@@ -34,7 +34,7 @@ pub async fn list(
     let history = history.ok_or(ApiError::NotFound(
         "No such signing is registered for this person.",
     ))?;
-    span.record("total", history.total);
+    log.total(history.total);
 
     let body = render(&history.attempts)
         .map_err(|e| anyhow::Error::new(e).context("serialising the attempt history"))?;

@@ -9,7 +9,7 @@ use crate::domain::TransactionNumber;
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::signings::{self, Registration};
 use crate::startup::AppState;
-use crate::telemetry::RequestSpan;
+use crate::telemetry::RequestLog;
 
 /// A registration is a few dozen bytes; nothing larger is read.
 const BODY_LIMIT: usize = 16 * 1024;
@@ -30,12 +30,12 @@ pub async fn register(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    span: RequestSpan,
+    log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
     let client = state
         .api_keys
         .authorize(request.headers(), Scope::SigningsWrite)?;
-    span.record("api_client", client);
+    log.api_client(client);
     let (person_id, signing_id) = signing_path(&request)?;
     require_json(&request)?;
     let body = read_body(&request, payload, BODY_LIMIT, state.body_read_timeout).await?;
@@ -64,7 +64,7 @@ pub async fn register(
         Registration::Unchanged => HttpResponse::Ok(),
         Registration::Conflict(reason) => return Err(ApiError::Conflict(reason.as_detail())),
     };
-    span.record("transaction_number", identification_id.as_str());
+    log.transaction_number(identification_id.as_str());
     Ok(response.json(RegistrationView {
         person_id: person_id.as_str(),
         signing_id: signing_id.as_str(),

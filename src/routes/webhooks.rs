@@ -18,7 +18,7 @@ use crate::persistence::attempts::Stored;
 use crate::persistence::rejected::{self, RejectedDelivery};
 use crate::persistence::writer::NewAttempt;
 use crate::startup::AppState;
-use crate::telemetry::RequestSpan;
+use crate::telemetry::RequestLog;
 use crate::webhook_signature::{HeaderValue, SignatureHeaders};
 
 #[derive(Serialize)]
@@ -30,7 +30,7 @@ pub async fn receive(
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
-    span: RequestSpan,
+    log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
     require_json(&request)?;
     let body = read_body(&request, payload, state.body_limit, state.body_read_timeout).await?;
@@ -55,12 +55,12 @@ pub async fn receive(
             keep_rejected(&mut conn, &request, verified.webhook_id, &body, &error).await?;
             conn.release();
             state.metrics.rejected(error.code());
-            span.record("outcome", "rejected_kept");
+            log.outcome("rejected_kept");
             return Err(error);
         }
     };
 
-    span.record("transaction_number", delivery.transaction_number.as_str());
+    log.transaction_number(delivery.transaction_number.as_str());
     let stored = state
         .writer
         .store(NewAttempt::new(&delivery, verified.webhook_id))
@@ -83,8 +83,8 @@ pub async fn receive(
             (HttpResponse::Ok(), id, "duplicate")
         }
     };
-    span.record("attempt_id", tracing::field::display(id));
-    span.record("outcome", outcome);
+    log.attempt_id(id);
+    log.outcome(outcome);
     Ok(response.json(Acknowledgement { id }))
 }
 

@@ -111,18 +111,31 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
     // The one line of a request says what came of it.
     let stored = completed
         .iter()
-        .find(|event| event["status"] == 201 && event["span"]["http.route"] == "/v1/webhooks/idnow")
+        .find(|event| event["status"] == 201 && event["http.route"] == "/v1/webhooks/idnow")
         .expect("a stored webhook was logged");
-    assert_eq!(stored["span"]["outcome"], "stored");
-    assert!(stored["span"]["attempt_id"]
+    assert_eq!(stored["outcome"], "stored");
+    assert_eq!(
+        stored["transaction_number"],
+        "b2d949eb12ecd6798fa8e2ae66fc4a5acidt"
+    );
+    assert!(stored["attempt_id"]
         .as_str()
         .is_some_and(|id| id.ends_with("cida")));
     let forged = completed
         .iter()
-        .find(|event| event["status"] == 401 && event["span"]["http.route"] == "/v1/webhooks/idnow")
+        .find(|event| event["status"] == 401 && event["http.route"] == "/v1/webhooks/idnow")
         .expect("a forged webhook was logged");
-    assert_eq!(forged["span"]["error.code"], "invalid_signature");
-    assert!(forged["span"]["error.id"].is_string(), "{forged}");
+    assert_eq!(forged["error.code"], "invalid_signature");
+    assert!(forged["error.id"].is_string(), "{forged}");
+    let listing = completed
+        .iter()
+        .find(|event| event["status"] == 200 && event["total"].is_u64())
+        .expect("a listing was logged");
+    assert_eq!(listing["api_client"], "reader");
+    assert_eq!(
+        listing["http.route"],
+        "/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts"
+    );
 
     let text = log.join("\n");
     let mut forbidden = personal_values();
@@ -142,4 +155,36 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
     for value in &forbidden {
         assert!(!text.contains(value.as_str()), "the log contains {value:?}");
     }
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_server_error_is_logged_with_its_cause_under_the_id_the_client_got(pool: PgPool) {
+    // A database where nothing listens: every request that needs it fails, 503.
+    let unreachable = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        format!("postgres://postgres@127.0.0.1:{port}/none")
+    };
+    let service = ServiceProcess::start_on(&unreachable, &pool, &[("MIGRATE_ON_START", "false")]);
+    let response = service.app.list(PERSON, "sig-1", "").await;
+    let error = assert_unavailable(response).await;
+
+    service.signal(Signal::SIGTERM);
+    let (_, log) = service.wait().await;
+    let failed: Vec<serde_json::Value> = log
+        .iter()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON"))
+        .filter(|event| event["message"] == "request failed")
+        .collect();
+    assert_eq!(failed.len(), 1, "one line for the one request: {log:?}");
+    let line = &failed[0];
+    assert_eq!(line["level"], "ERROR");
+    assert_eq!(line["status"], 503);
+    assert_eq!(line["error.id"], error["id"], "the id the client got");
+    assert_eq!(line["error.code"], "service_unavailable");
+    let cause = line["error.cause"].as_str().expect("the cause is logged");
+    assert!(
+        cause.contains("acquiring a connection") && cause.contains("Caused by"),
+        "the whole chain: {cause}"
+    );
 }
