@@ -2,7 +2,6 @@
 //! way it stops.
 
 use std::net::TcpListener;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,7 +125,8 @@ impl Application {
             .local_addr()
             .context("reading the bound address")?
             .port();
-        let pools = persistence::connect_workers(&settings.database, options, workers(&settings));
+        let pools =
+            persistence::connect_workers(&settings.database, options, settings.http.workers.get());
         let server = serve(listener, pools.clone(), settings, stop_on)?;
         Ok(Self {
             port,
@@ -156,17 +156,6 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
-}
-
-/// HTTP workers: one per core unless configured, and never more than connections, since
-/// each worker owns a share of them.
-fn workers(settings: &Settings) -> usize {
-    let configured = settings.http.workers.map_or_else(
-        || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
-        NonZeroUsize::get,
-    );
-    let connections = usize::try_from(settings.database.max_connections).unwrap_or(usize::MAX);
-    configured.min(connections).max(1)
 }
 
 fn serve(
