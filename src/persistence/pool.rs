@@ -394,3 +394,58 @@ async fn maintain(pool: managed::WeakPool<Manager>, min: usize, idle_timeout: Du
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::configuration::Settings;
+
+    fn worker_pools(max_connections: u32, workers: usize) -> WorkerPools {
+        let environment = [
+            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+            ("IDNOW_WEBHOOK_SECRETS", "secret"),
+            ("API_KEYS", "[]"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        let mut settings = Settings::from_env_map(&environment)
+            .expect("valid settings")
+            .database;
+        settings.max_connections = max_connections;
+        let options = settings.connect_options();
+        WorkerPools::new(settings, options, workers)
+    }
+
+    #[tokio::test]
+    async fn a_restarted_worker_takes_over_the_share_of_the_one_it_replaces() {
+        let pools = worker_pools(7, 2);
+        let (first, first_settings) = pools.open();
+        let (second, second_settings) = pools.open();
+        assert_eq!(first_settings.max_connections, 4);
+        assert_eq!(second_settings.max_connections, 3);
+        assert_eq!(pools.status().max, 7);
+
+        // A worker's pool goes with the worker; its replacement gets the same share.
+        drop(first);
+        assert_eq!(pools.status().max, 3);
+        let (replacement, replacement_settings) = pools.open();
+        assert_eq!(replacement_settings.max_connections, 4);
+        assert_eq!(pools.status().max, 7);
+        drop((second, replacement));
+    }
+
+    #[tokio::test]
+    async fn closing_closes_every_pool_and_those_opened_later() {
+        let pools = worker_pools(4, 2);
+        let (open_before, _) = pools.open();
+        pools.close();
+        let (opened_after, _) = pools.open();
+        for database in [open_before, opened_after] {
+            assert!(matches!(
+                database.acquire().await,
+                Err(sqlx::Error::PoolClosed)
+            ));
+        }
+    }
+}
