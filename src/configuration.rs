@@ -579,23 +579,6 @@ mod tests {
         assert_eq!(settings.http.body_limit, 10);
         assert_eq!(settings.database.max_connections, 3);
 
-        // Workers own shares of the connections: never more workers than connections, and
-        // by default one batch of webhooks in flight per worker.
-        write(
-            &app_config,
-            "[database]\nmax_connections = 3\n[http]\nworkers = 8\n",
-        );
-        let settings = load(&vars).expect("valid");
-        assert_eq!(settings.http.workers.get(), 3);
-        assert_eq!(settings.database.write_concurrency, 3);
-        write(
-            &app_config,
-            "[database]\nwrite_concurrency = 5\n[http]\nworkers = 2\n",
-        );
-        let settings = load(&vars).expect("valid");
-        assert_eq!(settings.http.workers.get(), 2);
-        assert_eq!(settings.database.write_concurrency, 5);
-
         vars.insert("PORT".into(), "3000".into());
         assert_eq!(
             load(&vars).expect("valid").http.port,
@@ -615,6 +598,26 @@ mod tests {
             matches!(load(&vars), Err(ConfigError::File(_))),
             "typos are not ignored"
         );
+
+        // Workers own shares of the connections: never more workers than connections, and
+        // by default one batch of webhooks in flight per worker.
+        for (file, workers, write_concurrency) in [
+            (
+                "[database]\nmax_connections = 3\n[http]\nworkers = 8\n",
+                3,
+                3,
+            ),
+            (
+                "[database]\nwrite_concurrency = 5\n[http]\nworkers = 2\n",
+                2,
+                5,
+            ),
+        ] {
+            write(&app_config, file);
+            let settings = load(&vars).expect("valid");
+            assert_eq!(settings.http.workers.get(), workers, "{file}");
+            assert_eq!(settings.database.write_concurrency, write_concurrency);
+        }
 
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
