@@ -340,9 +340,9 @@ impl TryFrom<FileSettings> for Settings {
                 acquire_timeout: Duration::from_millis(database.acquire_timeout_ms),
                 statement_timeout: Duration::from_millis(database.statement_timeout_ms),
                 idle_timeout: Duration::from_secs(database.idle_timeout_seconds),
-                // One batch in flight per worker while the next gathers: on this
-                // machine's benchmark that stored 20-28% more webhooks a second than four
-                // per worker, at a quarter of the p99 (bench/RESULTS.md).
+                // One batch in flight per worker while the next gathers: in A/B runs of
+                // the benchmark's ingest, at 16 and 64 connections, that stored 20-28% more
+                // webhooks a second than four per worker, at a quarter of the p99.
                 write_concurrency: database.write_concurrency.unwrap_or(workers.get()).max(1),
             },
             http: HttpSettings {
