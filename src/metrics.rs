@@ -231,29 +231,11 @@ impl Collector for PoolCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::configuration::Settings;
     use crate::persistence::Database;
 
     /// The metrics of a server of two workers, with the workers' pools (alive while held).
     fn metrics() -> (Metrics, [Database; 2]) {
-        let environment = [
-            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
-            ("IDNOW_WEBHOOK_SECRETS", "secret"),
-            ("API_KEYS", "[]"),
-        ];
-        let mut settings = Settings::from_env_map(
-            &environment
-                .into_iter()
-                .map(|(name, value)| (name.to_owned(), value.to_owned()))
-                .collect(),
-        )
-        .expect("valid settings");
-        settings.database.max_connections = 7;
-        let pools = crate::persistence::connect_workers(
-            &settings.database,
-            settings.database.connect_options(),
-            2,
-        );
+        let pools = WorkerPools::unreachable(7, 2);
         // Opened as the workers would: 4 and 3 connections at most.
         let workers = [pools.open().0, pools.open().0];
         (Metrics::new(pools).expect("metrics register"), workers)

@@ -177,6 +177,5 @@ pub async fn observe(
     } else {
         request_line!(Level::INFO, "request completed");
     }
-    drop(told);
     outcome
 }

@@ -396,11 +396,10 @@ async fn maintain(pool: managed::WeakPool<Manager>, min: usize, idle_timeout: Du
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::configuration::Settings;
-
-    fn worker_pools(max_connections: u32, workers: usize) -> WorkerPools {
+impl WorkerPools {
+    /// Pools of `workers` workers over a database where nothing listens, for tests that
+    /// need no connection.
+    pub(crate) fn unreachable(max_connections: u32, workers: usize) -> Self {
         let environment = [
             ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
             ("IDNOW_WEBHOOK_SECRETS", "secret"),
@@ -409,17 +408,22 @@ mod tests {
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))
         .collect();
-        let mut settings = Settings::from_env_map(&environment)
+        let mut settings = crate::configuration::Settings::from_env_map(&environment)
             .expect("valid settings")
             .database;
         settings.max_connections = max_connections;
         let options = settings.connect_options();
-        WorkerPools::new(settings, options, workers)
+        Self::new(settings, options, workers)
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[tokio::test]
     async fn a_restarted_worker_takes_over_the_share_of_the_one_it_replaces() {
-        let pools = worker_pools(7, 2);
+        let pools = WorkerPools::unreachable(7, 2);
         let (first, first_settings) = pools.open();
         let (second, second_settings) = pools.open();
         assert_eq!(first_settings.max_connections, 4);
@@ -437,7 +441,7 @@ mod tests {
 
     #[tokio::test]
     async fn closing_closes_every_pool_and_those_opened_later() {
-        let pools = worker_pools(4, 2);
+        let pools = WorkerPools::unreachable(4, 2);
         let (open_before, _) = pools.open();
         pools.close();
         let (opened_after, _) = pools.open();
