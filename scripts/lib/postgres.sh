@@ -84,10 +84,32 @@ pg_start() {
     PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 }
 
+# pg_stop DATA_DIR: stops the cluster in DATA_DIR if one runs there. Quiet and never fails:
+# the cleanup traps that call it must go on to remove DATA_DIR whatever happened.
 pg_stop() {
-    local data_dir=$1
-    [ -f "$data_dir/PG_VERSION" ] || return 0
-    pg_as_owner "$(pg_bin_dir)/pg_ctl" -D "$data_dir" -m fast -w stop >/dev/null 2>&1 || true
+    pg_stop_checked "$1" >/dev/null 2>&1 || true
+}
+
+# pg_stop_checked DATA_DIR: pg_stop for callers that tell a person what happened. Returns 0
+# when it stopped the cluster, 3 (pg_ctl status' code) when none runs in DATA_DIR, else 1
+# with pg_ctl's message on stderr.
+pg_stop_checked() {
+    local data_dir=$1 bin message status=0
+    [ -f "$data_dir/PG_VERSION" ] || return 3
+    bin=$(pg_bin_dir) || {
+        echo "error: no PostgreSQL server installed to stop the cluster in $data_dir" >&2
+        return 1
+    }
+    if message=$(pg_as_owner "$bin/pg_ctl" -D "$data_dir" -m fast -w stop 2>&1 >/dev/null); then
+        return 0
+    fi
+    # pg_ctl stop fails alike when no server runs and when one would not stop: ask which.
+    pg_as_owner "$bin/pg_ctl" -D "$data_dir" status >/dev/null 2>&1 || status=$?
+    if [ "$status" -eq 3 ]; then
+        return 3
+    fi
+    echo "$message" >&2
+    return 1
 }
 
 # Starts a cluster that lives as long as the calling script, for tests: durability settings
