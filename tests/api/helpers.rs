@@ -209,6 +209,31 @@ impl AttemptsLock {
     }
 }
 
+/// A file in the temporary directory, removed when the test ends, passed or failed.
+pub struct TempFile(PathBuf);
+
+impl TempFile {
+    /// `name` is the end of the file's name, after a unique prefix.
+    pub fn new(name: &str, contents: &str) -> Self {
+        let path = std::env::temp_dir().join(format!(
+            "idnow-attempts-{}-{name}",
+            uuid::Uuid::new_v4().simple()
+        ));
+        std::fs::write(&path, contents).expect("the temporary file is written");
+        Self(path)
+    }
+
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 temporary path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        drop(std::fs::remove_file(&self.0));
+    }
+}
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
