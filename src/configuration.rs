@@ -55,6 +55,11 @@ pub struct HttpSettings {
     pub port: u16,
     /// Largest accepted request body.
     pub body_limit: usize,
+    /// Request body bytes the whole process holds at once, at most (503 beyond).
+    pub body_budget: usize,
+    /// Connections the whole process holds at once; further ones wait in the listen
+    /// backlog until one closes.
+    pub max_connections: usize,
     /// One per core unless configured; never more than `database.max_connections`, since
     /// each worker owns a share of the connections.
     pub workers: NonZeroUsize,
@@ -132,6 +137,8 @@ struct DatabaseFile {
 #[serde(default, deny_unknown_fields)]
 struct HttpFile {
     body_limit_bytes: usize,
+    body_budget_bytes: usize,
+    max_connections: usize,
     workers: Option<NonZeroUsize>,
     keep_alive_seconds: u64,
     client_request_timeout_ms: u64,
@@ -176,6 +183,10 @@ impl Default for HttpFile {
     fn default() -> Self {
         Self {
             body_limit_bytes: 1024 * 1024,
+            body_budget_bytes: 32 * 1024 * 1024,
+            // About 32 KiB each while a request is read (actix-http's read and write buffers,
+            // the request, its handler), measured with 2,500 held heads: 64 MiB at most.
+            max_connections: 2_048,
             workers: None,
             keep_alive_seconds: 75,
             client_request_timeout_ms: 5_000,
@@ -323,6 +334,12 @@ impl TryFrom<FileSettings> for Settings {
                 "must be at least 1",
             ));
         }
+        if file.http.body_budget_bytes < file.http.body_limit_bytes {
+            return Err(ConfigError::invalid(
+                "http.body_budget_bytes",
+                "must be at least http.body_limit_bytes, or no body of the largest size fits",
+            ));
+        }
 
         let workers = file
             .http
@@ -331,6 +348,12 @@ impl TryFrom<FileSettings> for Settings {
             .map_or(1, NonZeroUsize::get)
             .min(database.max_connections as usize);
         let workers = NonZeroUsize::new(workers).unwrap_or(NonZeroUsize::MIN);
+        if file.http.max_connections < workers.get() {
+            return Err(ConfigError::invalid(
+                "http.max_connections",
+                "must be at least one per HTTP worker",
+            ));
+        }
 
         Ok(Self {
             database: DatabaseSettings {
@@ -349,6 +372,8 @@ impl TryFrom<FileSettings> for Settings {
                 host: file.host,
                 port: file.port,
                 body_limit: file.http.body_limit_bytes,
+                body_budget: file.http.body_budget_bytes,
+                max_connections: file.http.max_connections,
                 workers,
                 keep_alive: Duration::from_secs(file.http.keep_alive_seconds),
                 client_request_timeout: Duration::from_millis(file.http.client_request_timeout_ms),

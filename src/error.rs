@@ -43,6 +43,11 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
     #[error("The declared content type is not JSON.")]
     UnsupportedMediaType,
+    #[error("Only the identity content coding is accepted.")]
+    UnsupportedContentEncoding,
+    /// The `webhook-id` of an authentic delivery is stored already, for a different event.
+    #[error("The webhook-id was already used for a different event.")]
+    WebhookIdReused,
     /// The request's header fields, names and values together, exceed the limit.
     #[error("The request's header fields are larger than {0} bytes.")]
     HeadersTooLarge(usize),
@@ -55,6 +60,10 @@ pub enum ApiError {
     /// timeout, shutting down); the client should retry.
     #[error("The service is unavailable.")]
     Unavailable(#[source] anyhow::Error),
+    /// The process holds as many request body bytes as it allows itself (the body budget):
+    /// load shed before reading, not a fault.
+    #[error("The service holds as many request bodies as it can.")]
+    Overloaded,
     #[error("Unexpected error.")]
     Unexpected(#[from] anyhow::Error),
 }
@@ -89,6 +98,12 @@ impl ApiError {
         }
     }
 
+    /// Whether this answer reports a fault of the service (a 5xx to investigate), rather than
+    /// the client's mistake or load shed on purpose.
+    pub fn is_fault(&self) -> bool {
+        self.status_code().is_server_error() && !matches!(self, Self::Overloaded)
+    }
+
     /// The machine-readable `code` of the error body.
     pub fn code(&self) -> &'static str {
         self.code_and_title().0
@@ -106,13 +121,19 @@ impl ApiError {
             Self::Conflict(_) => ("conflict", "Conflict"),
             Self::PayloadTooLarge { .. } => ("payload_too_large", "Payload Too Large"),
             Self::UnsupportedMediaType => ("unsupported_media_type", "Unsupported Media Type"),
+            Self::UnsupportedContentEncoding => {
+                ("unsupported_content_encoding", "Unsupported Media Type")
+            }
+            Self::WebhookIdReused => ("webhook_id_reused", "Conflict"),
             Self::BodyTimeout(_) => ("request_timeout", "Request Timeout"),
             Self::HeadersTooLarge(_) => (
                 "request_header_fields_too_large",
                 "Request Header Fields Too Large",
             ),
             Self::Unprocessable { code, .. } => (code, "Unprocessable Entity"),
-            Self::Unavailable(_) => ("service_unavailable", "Service Unavailable"),
+            Self::Unavailable(_) | Self::Overloaded => {
+                ("service_unavailable", "Service Unavailable")
+            }
             Self::Unexpected(_) => ("generic_error", "Generic Error"),
         }
     }
@@ -125,7 +146,7 @@ impl ApiError {
                 "The webhook signature is missing, invalid or expired.".to_owned()
             }
             Self::Forbidden => "Unauthorized action is not allowed.".to_owned(),
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Overloaded => {
                 "The service cannot take the request right now; retry later.".to_owned()
             }
             Self::Unexpected(_) => "There was an error.".to_owned(),
@@ -142,13 +163,15 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::WebhookIdReused => StatusCode::CONFLICT,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedContentEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -165,8 +188,15 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed(allow) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Unavailable(_) => {
+            Self::Unavailable(_) | Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+            }
+            Self::UnsupportedContentEncoding => {
+                // RFC 7694: what the server does accept.
+                headers.insert(
+                    header::ACCEPT_ENCODING,
+                    HeaderValue::from_static("identity"),
+                );
             }
             _ => {}
         }

@@ -15,7 +15,9 @@ use prometheus::{
 
 use crate::error::ApiError;
 use crate::persistence::WorkerPools;
+use crate::routes::BodyBudget;
 use crate::startup::AppState;
+use crate::telemetry::PROTOCOL_REFUSALS;
 use crate::webhook_signature::Failure;
 
 /// The results IDnow documents; anything else is counted as `other` (and stored as sent).
@@ -48,7 +50,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Registers every metric of the service, the database pool's and the process' own.
-    pub fn new(pools: WorkerPools) -> prometheus::Result<Self> {
+    pub fn new(pools: WorkerPools, body_budget: BodyBudget) -> prometheus::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests answered."),
@@ -83,11 +85,12 @@ impl Metrics {
         let rejected = IntCounterVec::new(
             Opts::new(
                 "idnow_webhook_rejected_total",
-                "Authentic webhooks refused as unusable (400/422) and kept in rejected_deliveries.",
+                "Authentic webhooks refused (400/409/422) and kept in rejected_deliveries, by code.",
             ),
             &["code"],
         )?;
         let pool = PoolCollector::new(pools)?;
+        let body_bytes = BodyBytesCollector::new(body_budget)?;
 
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
@@ -96,6 +99,8 @@ impl Metrics {
         registry.register(Box::new(signature_failures.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(pool))?;
+        registry.register(Box::new(body_bytes))?;
+        registry.register(Box::new(PROTOCOL_REFUSALS.clone()))?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))?;
@@ -228,6 +233,37 @@ impl Collector for PoolCollector {
     }
 }
 
+/// The body bytes requests hold, read from the budget at each scrape.
+#[derive(Debug)]
+struct BodyBytesCollector {
+    budget: BodyBudget,
+    in_flight: IntGauge,
+}
+
+impl BodyBytesCollector {
+    fn new(budget: BodyBudget) -> prometheus::Result<Self> {
+        Ok(Self {
+            budget,
+            in_flight: IntGauge::new(
+                "http_request_body_bytes_in_flight",
+                "Request body bytes held by requests now (http.body_budget_bytes at most).",
+            )?,
+        })
+    }
+}
+
+impl Collector for BodyBytesCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.in_flight.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.in_flight
+            .set(i64::try_from(self.budget.in_use()).unwrap_or(i64::MAX));
+        self.in_flight.collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,7 +274,8 @@ mod tests {
         let pools = WorkerPools::unreachable(7, 2);
         // Opened as the workers would: 4 and 3 connections at most.
         let workers = [pools.open().0, pools.open().0];
-        (Metrics::new(pools).expect("metrics register"), workers)
+        let metrics = Metrics::new(pools, BodyBudget::new(1024)).expect("metrics register");
+        (metrics, workers)
     }
 
     #[tokio::test]
@@ -262,5 +299,7 @@ mod tests {
         assert!(text.contains("db_pool_idle_connections 0\n"));
         assert!(text.contains("db_pool_waiting_requests 0\n"));
         assert!(text.contains("process_resident_memory_bytes "));
+        assert!(text.contains("http_request_body_bytes_in_flight 0\n"));
+        assert!(text.contains("http_protocol_refusals_total{kind=\"malformed_request\"} "));
     }
 }

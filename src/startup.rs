@@ -21,7 +21,7 @@ use crate::error::{render_foreign_error, ApiError, DbResultExt as _};
 use crate::metrics::Metrics;
 use crate::persistence::writer::AttemptWriter;
 use crate::persistence::{self, Connection, Database, WorkerPools};
-use crate::routes;
+use crate::routes::{self, BodyBudget, BodyLimits};
 use crate::telemetry;
 use crate::webhook_signature::Verifier;
 
@@ -35,6 +35,8 @@ pub struct AppState {
     /// Largest webhook body accepted.
     pub body_limit: usize,
     pub body_read_timeout: Duration,
+    /// The process' bound on request body bytes held at once, shared by every worker.
+    pub body_budget: BodyBudget,
     pub request_timeout: Duration,
     pub metrics: Metrics,
     pub draining: Draining,
@@ -43,6 +45,15 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The limits a body of at most `size` bytes is read under.
+    pub fn body_limits(&self, size: usize) -> BodyLimits<'_> {
+        BodyLimits {
+            size,
+            timeout: self.body_read_timeout,
+            budget: &self.body_budget,
+        }
+    }
+
     /// A connection from the pool; 503 once the acquire timeout has passed.
     pub async fn connection(&self) -> Result<Connection, ApiError> {
         self.database
@@ -165,7 +176,9 @@ fn serve(
     stop_on: StopOn,
 ) -> anyhow::Result<Server> {
     let http = settings.http;
-    let metrics = Metrics::new(pools.clone()).context("registering the metrics")?;
+    let body_budget = BodyBudget::new(http.body_budget);
+    let metrics =
+        Metrics::new(pools.clone(), body_budget.clone()).context("registering the metrics")?;
     let draining = Draining::default();
     let drain_on_stop = draining.clone();
     let max_header_bytes = http.max_header_bytes;
@@ -187,6 +200,7 @@ fn serve(
             api_keys: api_keys.clone(),
             body_limit: http.body_limit,
             body_read_timeout: http.body_read_timeout,
+            body_budget: body_budget.clone(),
             request_timeout: http.request_timeout,
             metrics: metrics.clone(),
             draining: draining.clone(),
@@ -205,6 +219,8 @@ fn serve(
             .default_service(web::to(routes::not_found))
     })
     .workers(workers)
+    // actix counts per worker; the setting is the process' bound on what connections cost.
+    .max_connections(http.max_connections / workers)
     .keep_alive(http.keep_alive)
     .client_request_timeout(http.client_request_timeout)
     .shutdown_timeout(http.shutdown_timeout.as_secs());

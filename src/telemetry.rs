@@ -7,20 +7,24 @@ use std::cell::RefCell;
 use std::future::{ready, Ready};
 use std::io;
 use std::rc::Rc;
+use std::sync::LazyLock;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::{web, FromRequest, HttpMessage as _, HttpRequest};
+use prometheus::{IntCounterVec, Opts};
 use tracing::field::{debug, display};
 use tracing::{Instrument as _, Level};
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
 use crate::domain::AttemptId;
-use crate::error::ErrorAnswer;
+use crate::error::{ApiError, ErrorAnswer};
 use crate::startup::AppState;
 
 /// Installs the global subscriber: JSON to stdout, filtered by `filter` (`RUST_LOG` syntax).
@@ -41,8 +45,86 @@ where
         .with_span_list(false)
         .with_env_filter(filter)
         .with_writer(writer)
+        .finish()
+        .with(ProtocolRefusals)
         .try_init()
         .map_err(|e| anyhow::anyhow!("a log subscriber is already installed: {e}"))
+}
+
+/// Exchanges that actix-http refused or lost before any route saw a request, by kind:
+/// malformed requests (a bad request line or header, `Content-Length` beside
+/// `Transfer-Encoding`, obs-fold, a URI over 64 KiB), heads not sent in time, connections
+/// broken by the client. Registered by every application's `Metrics`.
+pub static PROTOCOL_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    let counter = IntCounterVec::new(
+        Opts::new(
+            "http_protocol_refusals_total",
+            "Malformed, timed-out or broken HTTP exchanges refused by the HTTP layer, by kind.",
+        ),
+        &["kind"],
+    )
+    .expect("a valid metric definition");
+    for (_, kind) in CLIENT_DISPATCH_ERRORS {
+        counter.with_label_values(&[kind]);
+    }
+    counter
+});
+
+/// actix-http's reports (`stream error: <DispatchError>`) that tell of the client, not of
+/// us, by the start of their text (actix-http 3's `Display` of `DispatchError`), and the
+/// kind each is counted as.
+const CLIENT_DISPATCH_ERRORS: [(&str, &str); 5] = [
+    ("stream error: request parse error", "malformed_request"),
+    (
+        "stream error: request did not complete within",
+        "head_timeout",
+    ),
+    ("stream error: I/O error", "connection_error"),
+    (
+        "stream error: connection shutdown timeout",
+        "shutdown_timeout",
+    ),
+    ("stream error: handler dropped payload", "unread_body"),
+];
+
+/// actix-http reports every request it refuses itself at ERROR, one line each: anyone could
+/// fill the error log with malformed requests. This layer takes those reports out of the
+/// log, counts them in [`PROTOCOL_REFUSALS`] and logs them at DEBUG instead; ERROR stays for
+/// faults of ours, and actix-http's other reports pass as they are.
+struct ProtocolRefusals;
+
+impl<S: tracing::Subscriber> Layer<S> for ProtocolRefusals {
+    fn event_enabled(&self, event: &tracing::Event<'_>, _context: Context<'_, S>) -> bool {
+        let metadata = event.metadata();
+        if *metadata.level() != Level::ERROR || metadata.target() != "actix_http::h1::dispatcher" {
+            return true;
+        }
+        let mut message = Message::default();
+        event.record(&mut message);
+        let Some((_, kind)) = CLIENT_DISPATCH_ERRORS
+            .iter()
+            .find(|(start, _)| message.0.starts_with(start))
+        else {
+            return true;
+        };
+        PROTOCOL_REFUSALS.with_label_values(&[kind]).inc();
+        // Dispatched from within this one: with the global subscriber, it is logged (when
+        // DEBUG is on), and it is not one of the reports above.
+        tracing::debug!(target: "idnow_attempts::http", kind, "HTTP exchange refused before routing");
+        false
+    }
+}
+
+/// The `message` of an event, as text.
+#[derive(Default)]
+struct Message(String);
+
+impl tracing::field::Visit for Message {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.0 = format!("{value:?}");
+        }
+    }
 }
 
 /// What a handler tells of its request for the request's log line: the ids it touched and
@@ -169,7 +251,13 @@ pub async fn observe(
             )
         };
     }
-    if status.is_server_error() {
+    // ERROR is for faults of ours; load shed on purpose is not one.
+    let fault = response
+        .response()
+        .error()
+        .and_then(|error| error.as_error::<ApiError>())
+        .map_or(status.is_server_error(), ApiError::is_fault);
+    if fault {
         // The cause, never shown to the client, is for the operator: the error's whole
         // `source()` chain, under the id the client was given.
         let cause = response.response().error().map(debug);

@@ -12,11 +12,10 @@ use secrecy::SecretString;
 fn header(bytes: Option<&[u8]>) -> HeaderValue<'_> {
     match bytes {
         None | Some([]) => HeaderValue::Absent,
-        // As the service reads headers: visible ASCII or unusable.
-        Some(bytes) => match std::str::from_utf8(bytes) {
-            Ok(text) if text.bytes().all(|b| (0x20..0x7f).contains(&b)) => HeaderValue::One(text),
-            _ => HeaderValue::Unusable,
-        },
+        // As the service passes headers on: the bytes of one value, whatever they are. A
+        // leading 0xFE stands for a header sent twice.
+        Some([0xfe, ..]) => HeaderValue::Unusable,
+        Some(bytes) => HeaderValue::One(bytes),
     }
 }
 

@@ -4,6 +4,8 @@
 //! body is checked for syntax and kept as it was sent. Nothing here copies a payload value into
 //! an error: error details reach clients and logs, and payloads hold personal data.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
@@ -34,9 +36,13 @@ pub enum DeliveryError {
     /// The body is not a JSON document (400).
     #[error("the body is not valid JSON")]
     NotJson(#[source] Option<serde_json::Error>),
-    /// The body is JSON, but not an attempt (422).
+    /// The body is JSON, but not an attempt the store can hold (422).
     #[error("{0}")]
-    Unprocessable(&'static str),
+    Unprocessable(Cow<'static, str>),
+}
+
+fn unprocessable(detail: impl Into<Cow<'static, str>>) -> DeliveryError {
+    DeliveryError::Unprocessable(detail.into())
 }
 
 #[derive(Deserialize)]
@@ -72,50 +78,27 @@ impl<'a> Delivery<'a> {
         let process = envelope
             .identificationprocess
             .filter(|raw| is_object(raw.get()))
-            .ok_or(DeliveryError::Unprocessable(
-                "identificationprocess is missing or not an object",
-            ))?;
-        let process: Process<'a> = serde_json::from_str(process.get()).map_err(|_| {
-            DeliveryError::Unprocessable("identificationprocess has a key more than once")
-        })?;
+            .ok_or_else(|| unprocessable("identificationprocess is missing or not an object"))?;
+        let process: Process<'a> = serde_json::from_str(process.get())
+            .map_err(|_| unprocessable("identificationprocess has a key more than once"))?;
 
-        let result = string_field(process.result)
-            .map_err(|()| {
-                DeliveryError::Unprocessable("identificationprocess.result must be a string")
-            })?
+        let result = text_field(process.result, "result")?
             .filter(|result| !result.is_empty())
-            .ok_or(DeliveryError::Unprocessable(
-                "identificationprocess.result is missing",
-            ))?;
-        let transaction_number = string_field(process.transactionnumber)
-            .map_err(|()| {
-                DeliveryError::Unprocessable(
-                    "identificationprocess.transactionnumber must be a string",
-                )
-            })?
-            .ok_or(DeliveryError::Unprocessable(
-                "identificationprocess.transactionnumber is missing",
-            ))?;
+            .ok_or_else(|| unprocessable("identificationprocess.result is missing"))?;
+        let transaction_number = text_field(process.transactionnumber, "transactionnumber")?
+            .ok_or_else(|| unprocessable("identificationprocess.transactionnumber is missing"))?;
         let transaction_number =
             TransactionNumber::parse(&transaction_number).map_err(|e| match e {
-                IdError::Empty => DeliveryError::Unprocessable(
-                    "identificationprocess.transactionnumber is missing",
-                ),
-                _ => DeliveryError::Unprocessable(
+                IdError::Empty => {
+                    unprocessable("identificationprocess.transactionnumber is missing")
+                }
+                _ => unprocessable(
                     "identificationprocess.transactionnumber is not a valid transaction number",
                 ),
             })?;
-        let ident_id = string_field(process.id).map_err(|()| {
-            DeliveryError::Unprocessable("identificationprocess.id must be a string")
-        })?;
-        let reason = string_field(process.reason).map_err(|()| {
-            DeliveryError::Unprocessable("identificationprocess.reason must be a string")
-        })?;
-        let identification_time = string_field(process.identificationtime).map_err(|()| {
-            DeliveryError::Unprocessable(
-                "identificationprocess.identificationtime must be a string",
-            )
-        })?;
+        let ident_id = text_field(process.id, "id")?;
+        let reason = text_field(process.reason, "reason")?;
+        let identification_time = text_field(process.identificationtime, "identificationtime")?;
 
         // An unreadable time is not a reason to lose the attempt: it sorts where it arrived.
         let identified_at = identification_time
@@ -211,19 +194,15 @@ impl Shape {
 fn check_shape(json: &str) -> Result<(), DeliveryError> {
     let shape = Shape::of(json);
     if shape.depth > MAX_NESTING {
-        return Err(DeliveryError::Unprocessable(
-            "the body is nested more than 32 levels deep",
-        ));
+        return Err(unprocessable("the body is nested more than 32 levels deep"));
     }
     if shape.longest_number > MAX_NUMBER_LEN {
-        return Err(DeliveryError::Unprocessable(
+        return Err(unprocessable(
             "the body holds a number longer than 32 characters",
         ));
     }
     if !is_object(json) {
-        return Err(DeliveryError::Unprocessable(
-            "the body must be a JSON object",
-        ));
+        return Err(unprocessable("the body must be a JSON object"));
     }
     Ok(())
 }
@@ -236,7 +215,7 @@ fn refusal(json: &str) -> DeliveryError {
     }
     match check_shape(json) {
         Err(error) => error,
-        Ok(()) => DeliveryError::Unprocessable("the body has the key identificationprocess twice"),
+        Ok(()) => unprocessable("the body has the key identificationprocess twice"),
     }
 }
 
@@ -244,10 +223,19 @@ fn is_object(json: &str) -> bool {
     json.trim_start().starts_with('{')
 }
 
-/// `Ok(None)` for an absent or `null` field, `Err` for a value that is not a string.
-fn string_field(raw: Option<&RawValue>) -> Result<Option<String>, ()> {
-    raw.map(|raw| serde_json::from_str::<String>(raw.get()).map_err(|_| ()))
-        .transpose()
+/// `identificationprocess.{name}` as text: `None` when absent or `null`, refused when it is
+/// not a string or holds what PostgreSQL's `text` cannot (a NUL character), so that no
+/// delivery reaches the store with a value that would fail its statement.
+fn text_field(raw: Option<&RawValue>, name: &str) -> Result<Option<String>, DeliveryError> {
+    let Some(raw) = raw else { return Ok(None) };
+    let text: Option<String> = serde_json::from_str(raw.get())
+        .map_err(|_| unprocessable(format!("identificationprocess.{name} must be a string")))?;
+    if text.as_deref().is_some_and(|text| text.contains('\0')) {
+        return Err(unprocessable(format!(
+            "identificationprocess.{name} holds a NUL character, which cannot be stored"
+        )));
+    }
+    Ok(text)
 }
 
 /// Length-prefixed, with presence marked, so that no two different tuples hash alike.
@@ -274,9 +262,9 @@ mod tests {
     const SUCCESS: &str = include_str!("../../tests/fixtures/success.json");
     const ABORTED: &str = include_str!("../../tests/fixtures/lifecycle/1_aborted.json");
 
-    fn unprocessable(body: &str) -> &'static str {
+    fn refused(body: &str) -> String {
         match Delivery::parse(body.as_bytes()) {
-            Err(DeliveryError::Unprocessable(detail)) => detail,
+            Err(DeliveryError::Unprocessable(detail)) => detail.into_owned(),
             other => panic!("expected 422 for {body}, got {other:?}"),
         }
     }
@@ -355,42 +343,75 @@ mod tests {
 
     #[test]
     fn json_that_is_not_an_attempt_is_unprocessable() {
-        assert_eq!(unprocessable("[]"), "the body must be a JSON object");
+        assert_eq!(refused("[]"), "the body must be a JSON object");
         assert_eq!(
-            unprocessable(
-                r#"[{"identificationprocess":{"result":"SUCCESS","transactionnumber":"t"}}]"#
-            ),
+            refused(r#"[{"identificationprocess":{"result":"SUCCESS","transactionnumber":"t"}}]"#),
             "the body must be a JSON object"
         );
         assert_eq!(
-            unprocessable("{}"),
+            refused("{}"),
             "identificationprocess is missing or not an object"
         );
         assert_eq!(
-            unprocessable(r#"{"identificationprocess":"SUCCESS"}"#),
+            refused(r#"{"identificationprocess":"SUCCESS"}"#),
             "identificationprocess is missing or not an object"
         );
         assert_eq!(
-            unprocessable(r#"{"identificationprocess":{"transactionnumber":"t"}}"#),
+            refused(r#"{"identificationprocess":{"transactionnumber":"t"}}"#),
             "identificationprocess.result is missing"
         );
         assert_eq!(
-            unprocessable(r#"{"identificationprocess":{"result":"","transactionnumber":"t"}}"#),
+            refused(r#"{"identificationprocess":{"result":"","transactionnumber":"t"}}"#),
             "identificationprocess.result is missing"
         );
         assert_eq!(
-            unprocessable(r#"{"identificationprocess":{"result":7,"transactionnumber":"t"}}"#),
+            refused(r#"{"identificationprocess":{"result":7,"transactionnumber":"t"}}"#),
             "identificationprocess.result must be a string"
         );
         assert_eq!(
-            unprocessable(r#"{"identificationprocess":{"result":"SUCCESS"}}"#),
+            refused(r#"{"identificationprocess":{"result":"SUCCESS"}}"#),
             "identificationprocess.transactionnumber is missing"
         );
         assert_eq!(
-            unprocessable(
+            refused(
                 r#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"t","result":"FRAUD_SUSPICION_CONFIRMED"}}"#
             ),
             "identificationprocess has a key more than once"
+        );
+    }
+
+    #[test]
+    fn values_the_store_cannot_hold_are_unprocessable() {
+        for field in ["result", "reason", "id"] {
+            let body = format!(
+                r#"{{"identificationprocess":{{"transactionnumber":"t","result":"SUCCESS","{field}":"a\u0000b"}}}}"#
+            )
+            .replace(r#""result":"SUCCESS","result""#, r#""result""#);
+            assert_eq!(
+                refused(&body),
+                format!(
+                    "identificationprocess.{field} holds a NUL character, which cannot be stored"
+                )
+            );
+        }
+        assert_eq!(
+            refused(
+                r#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"t\u0000"}}"#
+            ),
+            "identificationprocess.transactionnumber holds a NUL character, which cannot be stored"
+        );
+        // A lone surrogate is no Unicode text to store.
+        assert_eq!(
+            refused(r#"{"identificationprocess":{"result":"\ud800","transactionnumber":"t"}}"#),
+            "identificationprocess.result must be a string"
+        );
+        // Elsewhere in the payload, both are valid JSON that the `json` column keeps as sent.
+        let kept = r#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"t"},"userdata":{"x":"\u0000\ud800"}}"#;
+        assert_eq!(
+            Delivery::parse(kept.as_bytes())
+                .ok()
+                .map(|delivery| delivery.payload),
+            Some(kept)
         );
     }
 

@@ -16,6 +16,8 @@ pub enum IdError {
     InvalidCharacter,
     #[error("may not contain whitespace or control characters")]
     ControlOrWhitespace,
+    #[error("may contain only visible ASCII characters")]
+    NotVisibleAscii,
 }
 
 /// The longest resource id accepted in a path. Upstream ids are 36 characters; the margin is
@@ -105,6 +107,37 @@ impl TransactionNumber {
 impl fmt::Display for TransactionNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// A Standard Webhooks `webhook-id`: the sender's id of one delivery, unique among stored
+/// attempts. The contract accepts any visible-ASCII id of up to 1,024 characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WebhookId(String);
+
+impl WebhookId {
+    /// Far below PostgreSQL's btree limit of about 2,700 bytes per index row, which the
+    /// unique index on `attempts.webhook_id` must respect (1 byte a character here).
+    pub const MAX_LEN: usize = 1024;
+
+    pub fn parse(raw: &[u8]) -> Result<Self, IdError> {
+        if raw.is_empty() {
+            return Err(IdError::Empty);
+        }
+        if raw.len() > Self::MAX_LEN {
+            return Err(IdError::TooLong { max: Self::MAX_LEN });
+        }
+        if !raw.iter().all(u8::is_ascii_graphic) {
+            return Err(IdError::NotVisibleAscii);
+        }
+        // Visible ASCII is UTF-8.
+        String::from_utf8(raw.to_vec())
+            .map(Self)
+            .map_err(|_| IdError::NotVisibleAscii)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
     }
 }
 
@@ -207,6 +240,37 @@ mod tests {
             TransactionNumber::parse("a\u{0}"),
             Err(IdError::ControlOrWhitespace)
         );
+    }
+
+    #[test]
+    fn webhook_ids_are_visible_ascii_up_to_1024_characters() {
+        let longest = "~".repeat(WebhookId::MAX_LEN);
+        assert_eq!(
+            WebhookId::parse(longest.as_bytes()).map(|id| id.as_str().len()),
+            Ok(1024)
+        );
+        assert!(
+            WebhookId::parse(b"msg_2mDBfrlLzUJ3nPfpFq1RbnXgmbU!#$%&'()*+,-./:;<=>?@[]^`{|}")
+                .is_ok()
+        );
+        assert_eq!(
+            WebhookId::parse(format!("{longest}~").as_bytes()),
+            Err(IdError::TooLong { max: 1024 })
+        );
+        assert_eq!(WebhookId::parse(b""), Err(IdError::Empty));
+        for raw in [
+            &b"msg 1"[..],
+            b"msg\t1",
+            b"msg\x001",
+            b"caf\xc3\xa9",
+            b"\x7f",
+        ] {
+            assert_eq!(
+                WebhookId::parse(raw),
+                Err(IdError::NotVisibleAscii),
+                "{raw:?}"
+            );
+        }
     }
 
     proptest! {

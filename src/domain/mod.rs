@@ -5,5 +5,5 @@ mod ids;
 mod page;
 
 pub use delivery::{Delivery, DeliveryError};
-pub use ids::{AttemptId, IdError, PersonId, SigningId, TransactionNumber};
+pub use ids::{AttemptId, IdError, PersonId, SigningId, TransactionNumber, WebhookId};
 pub use page::{PageError, PageRequest};

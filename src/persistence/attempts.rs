@@ -14,6 +14,8 @@ pub enum Stored {
     },
     /// The same event was stored before: this is its id.
     Duplicate { id: AttemptId },
+    /// Not stored: the delivery's `webhook-id` belongs to `holder`, a different event.
+    WebhookIdReused { holder: AttemptId },
 }
 
 #[derive(Debug)]

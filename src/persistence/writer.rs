@@ -11,20 +11,22 @@
 //!
 //! Duplicates keep their meaning: the unique constraints decide, also between two attempts
 //! of the same batch (`ON CONFLICT DO NOTHING` skips the second), and a skipped attempt is
-//! answered with the id of the row that holds its place.
+//! answered with the id of the row that holds its place. One delivery never fails another:
+//! a batch the database refuses is stored again attempt by attempt (see [`store_batch`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use sqlx::PgConnection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::timeout;
 use uuid::Uuid;
 
 use super::attempts::Stored;
 use super::Database;
-use crate::domain::{AttemptId, Delivery};
+use crate::domain::{AttemptId, Delivery, WebhookId};
 
 /// Attempts per statement at most: bounds the statement's size (about 3 KB an attempt).
 pub const MAX_BATCH: usize = 64;
@@ -44,7 +46,7 @@ pub struct NewAttempt {
 }
 
 impl NewAttempt {
-    pub fn new(delivery: &Delivery<'_>, webhook_id: Option<&str>) -> Self {
+    pub fn new(delivery: &Delivery<'_>, webhook_id: Option<&WebhookId>) -> Self {
         Self {
             id: AttemptId::generate(),
             transaction_number: delivery.transaction_number.as_str().to_owned(),
@@ -52,14 +54,14 @@ impl NewAttempt {
             result: delivery.result.clone(),
             reason: delivery.reason.clone(),
             identified_at: delivery.identified_at,
-            webhook_id: webhook_id.map(str::to_owned),
+            webhook_id: webhook_id.map(|id| id.as_str().to_owned()),
             dedup_key: delivery.dedup_key,
             payload: delivery.payload.to_owned(),
         }
     }
 }
 
-/// A database failure shared by every attempt of the batch it ended.
+/// Why an attempt was not stored.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     #[error("storing a batch of attempts")]
@@ -68,6 +70,10 @@ pub enum WriteError {
     Busy,
     #[error("the attempt writer has stopped")]
     Stopped,
+    /// The insert found its place taken, and the row that took it was gone by the look-up
+    /// (deleted in between): a retry stores the attempt.
+    #[error("the attempt that held this one's place was deleted meanwhile")]
+    Vanished,
 }
 
 impl WriteError {
@@ -75,12 +81,36 @@ impl WriteError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Database(error) => crate::error::is_transient(error),
-            Self::Busy | Self::Stopped => true,
+            Self::Busy | Self::Stopped | Self::Vanished => true,
         }
+    }
+
+    /// Whether the database refused a value of the attempt itself, so that no retry could
+    /// store it: a data exception (SQLSTATE class 22, e.g. a NUL character in `text`), a
+    /// NOT NULL or CHECK violation, or a value too large for an index row (54000).
+    pub fn is_unstorable(&self) -> bool {
+        let Self::Database(error) = self else {
+            return false;
+        };
+        let Some(error) = error.as_database_error() else {
+            return false;
+        };
+        error.code().is_some_and(|code| {
+            code.starts_with("22") || matches!(code.as_ref(), "23502" | "23514" | "54000")
+        })
     }
 }
 
-type Reply = oneshot::Sender<Result<Stored, WriteError>>;
+impl From<sqlx::Error> for WriteError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(Arc::new(error))
+    }
+}
+
+/// What became of one attempt.
+pub type Outcome = Result<Stored, WriteError>;
+
+type Reply = oneshot::Sender<Outcome>;
 
 #[derive(Debug, Clone)]
 pub struct AttemptWriter {
@@ -99,7 +129,7 @@ impl AttemptWriter {
     }
 
     /// Stores the attempt, unless the same event is stored already; returns once committed.
-    pub async fn store(&self, attempt: NewAttempt) -> Result<Stored, WriteError> {
+    pub async fn store(&self, attempt: NewAttempt) -> Outcome {
         let (reply, outcome) = oneshot::channel();
         self.queue
             .send((attempt, reply))
@@ -142,34 +172,57 @@ async fn run(
         let database = database.clone();
         tokio::spawn(async move {
             let (attempts, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let outcome = store_batch(&database, &attempts)
-                .await
-                .map_err(|error| WriteError::Database(Arc::new(error)));
+            let outcomes = store_batch(&database, &attempts).await;
             drop(slot);
-            match outcome {
-                Ok(stored) => {
-                    for (reply, stored) in replies.into_iter().zip(stored) {
-                        // A handler that gave up (request timeout) no longer listens.
-                        drop(reply.send(Ok(stored)));
-                    }
-                }
-                Err(error) => {
-                    for reply in replies {
-                        drop(reply.send(Err(error.clone())));
-                    }
-                }
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // A handler that gave up (request timeout) no longer listens.
+                drop(reply.send(outcome));
             }
         });
     }
 }
 
-/// One INSERT for the whole batch, then, for those it skipped, one look-up of the rows that
-/// hold their place. Each statement commits on its own.
-async fn store_batch(
-    database: &Database,
+/// Stores a batch with one statement; one outcome per attempt, in order.
+///
+/// A value the database refuses fails the whole statement, and so every attempt of the
+/// batch. Then each is stored again on its own, so that only the offending delivery is
+/// refused and the others are stored as if they had come alone. A transient failure
+/// (connection lost, database restarting) is every attempt's: they are all retried.
+async fn store_batch(database: &Database, attempts: &[NewAttempt]) -> Vec<Outcome> {
+    let shared = |error: WriteError| vec![Err(error); attempts.len()];
+    let mut conn = match database.acquire().await {
+        Ok(conn) => conn,
+        Err(error) => return shared(error.into()),
+    };
+    match insert(&mut conn, attempts).await {
+        Ok(outcomes) => {
+            conn.release();
+            outcomes
+        }
+        Err(error) if attempts.len() > 1 && !crate::error::is_transient(&error) => {
+            let mut outcomes = Vec::with_capacity(attempts.len());
+            for attempt in attempts.chunks(1) {
+                match insert(&mut conn, attempt).await {
+                    Ok(alone) => outcomes.extend(alone),
+                    Err(error) => outcomes.push(Err(error.into())),
+                }
+            }
+            // Dropped without release: the pool resynchronises it before its next use.
+            outcomes
+        }
+        Err(error) => shared(error.into()),
+    }
+}
+
+/// One INSERT for all `attempts`, committed on its own, then, for those it skipped, one
+/// look-up of the rows that hold their place.
+///
+/// A skipped attempt is a duplicate when the same event is stored (its `dedup_key`), whatever
+/// its `webhook-id`; otherwise its `webhook-id` is already another event's.
+async fn insert(
+    conn: &mut PgConnection,
     attempts: &[NewAttempt],
-) -> Result<Vec<Stored>, sqlx::Error> {
-    let mut conn = database.acquire().await?;
+) -> Result<Vec<Outcome>, sqlx::Error> {
     let ids: Vec<Uuid> = attempts.iter().map(|a| a.id.as_uuid()).collect();
     let text = |f: fn(&NewAttempt) -> &str| attempts.iter().map(f).collect::<Vec<_>>();
     let optional = |f: fn(&NewAttempt) -> Option<&str>| attempts.iter().map(f).collect::<Vec<_>>();
@@ -223,9 +276,8 @@ async fn store_batch(
     let skipped: Vec<usize> = (0..attempts.len())
         .filter(|n| !inserted.contains_key(&ids[*n]))
         .collect();
-    let mut originals = HashMap::new();
+    let mut places = HashMap::new();
     if !skipped.is_empty() {
-        // The same webhook-id names the original first; the same event identity second.
         let positions: Vec<i32> = skipped.iter().map(|n| *n as i32).collect();
         let skipped_webhook_ids: Vec<Option<&str>> =
             skipped.iter().map(|n| webhook_ids[*n]).collect();
@@ -233,9 +285,8 @@ async fn store_batch(
         for row in sqlx::query!(
             r#"
             SELECT k.position AS "position!",
-                   coalesce((SELECT id FROM attempts WHERE webhook_id = k.webhook_id),
-                            (SELECT id FROM attempts WHERE dedup_key = k.dedup_key))
-                       AS "id?"
+                   (SELECT id FROM attempts WHERE dedup_key = k.dedup_key) AS "original?",
+                   (SELECT id FROM attempts WHERE webhook_id = k.webhook_id) AS "holder?"
             FROM UNNEST($1::int4[], $2::text[], $3::bytea[]) AS k(position, webhook_id, dedup_key)
             "#,
             &positions,
@@ -245,22 +296,26 @@ async fn store_batch(
         .fetch_all(&mut *conn)
         .await?
         {
-            let id = row.id.ok_or(sqlx::Error::RowNotFound)?;
-            originals.insert(row.position as usize, id);
+            let place = match (row.original, row.holder) {
+                (Some(original), _) => Ok(Stored::Duplicate {
+                    id: original.into(),
+                }),
+                (None, Some(holder)) => Ok(Stored::WebhookIdReused {
+                    holder: holder.into(),
+                }),
+                (None, None) => Err(WriteError::Vanished),
+            };
+            places.insert(row.position as usize, place);
         }
     }
-    conn.release();
 
-    (0..attempts.len())
+    Ok((0..attempts.len())
         .map(|n| match inserted.get(&ids[n]) {
             Some(&signing_registered) => Ok(Stored::New {
                 id: attempts[n].id,
                 signing_registered,
             }),
-            None => originals
-                .get(&n)
-                .map(|id| Stored::Duplicate { id: (*id).into() })
-                .ok_or(sqlx::Error::RowNotFound),
+            None => places.remove(&n).unwrap_or(Err(WriteError::Vanished)),
         })
-        .collect()
+        .collect())
 }

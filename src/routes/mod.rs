@@ -1,23 +1,22 @@
 //! The route table, and what every route shares: reading bodies and path ids at the edge.
 
 mod attempts;
+mod body;
 mod health;
 mod signings;
 mod webhooks;
 
-use std::time::Duration;
-
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::CONTENT_LENGTH;
 use actix_web::middleware::{from_fn, Next};
-use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, Resource};
-use futures_util::StreamExt as _;
+use actix_web::{web, HttpRequest, HttpResponse, Resource};
 
 use crate::domain::{IdError, PersonId, SigningId};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::telemetry::RoutePattern;
+
+pub use self::body::{Body, BodyBudget, BodyLimits};
 
 /// Routes are tried in this order, each dynamic one by a regex: the busiest first.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -114,63 +113,4 @@ fn signing_path(request: &HttpRequest) -> Result<(PersonId, SigningId), ApiError
         PersonId::parse(segment("person_id")).map_err(invalid("person_id"))?,
         SigningId::parse(segment("signing_id")).map_err(invalid("signing_id"))?,
     ))
-}
-
-/// 415 for a declared content type that is not JSON (`application/json` or `*/*+json`). A
-/// request that declares none is read as JSON.
-fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
-    let mime = request
-        .mime_type()
-        .map_err(|_| ApiError::UnsupportedMediaType)?;
-    match mime {
-        None => Ok(()),
-        Some(mime)
-            if mime.type_() == mime::APPLICATION
-                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON)) =>
-        {
-            Ok(())
-        }
-        Some(_) => Err(ApiError::UnsupportedMediaType),
-    }
-}
-
-/// The body, at most `limit` bytes (413 beyond), within `timeout` (408 beyond): a client
-/// that trickles its body must not hold a worker's attention, and later a database
-/// connection, indefinitely.
-async fn read_body(
-    request: &HttpRequest,
-    payload: web::Payload,
-    limit: usize,
-    timeout: Duration,
-) -> Result<web::Bytes, ApiError> {
-    tokio::time::timeout(timeout, read_body_within(request, payload, limit))
-        .await
-        .map_err(|_elapsed| ApiError::BodyTimeout(timeout.as_millis()))?
-}
-
-/// Reads the whole body, refusing (413) as soon as it is known to be larger than `limit`:
-/// from `Content-Length` before reading anything, or from what has arrived so far.
-async fn read_body_within(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limit: usize,
-) -> Result<web::Bytes, ApiError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(ApiError::PayloadTooLarge { limit });
-    }
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|_| ApiError::bad_request("unreadable_body", "The body could not be read."))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }

@@ -3,7 +3,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::{read_body, require_json, signing_path};
+use super::body::read_json_body;
+use super::signing_path;
 use crate::auth::Scope;
 use crate::domain::TransactionNumber;
 use crate::error::{ApiError, DbResultExt as _};
@@ -37,8 +38,7 @@ pub async fn register(
         .authorize(request.headers(), Scope::SigningsWrite)?;
     log.api_client(client);
     let (person_id, signing_id) = signing_path(&request)?;
-    require_json(&request)?;
-    let body = read_body(&request, payload, BODY_LIMIT, state.body_read_timeout).await?;
+    let body = read_json_body(&request, payload, state.body_limits(BODY_LIMIT)).await?;
     let registration: RegistrationBody = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             ApiError::unprocessable(

@@ -1,18 +1,18 @@
 //! `POST /v1/webhooks/idnow`: IDnow's result webhook.
 //!
-//! The order of checks is the contract's: content type (415), size (413), signature (401),
-//! then shape (400/422). Nothing is read as JSON before the sender is verified, and a 2xx is
-//! sent only once the attempt is committed.
+//! The order of checks is the contract's: content type and coding (415), size (413),
+//! signature (401), then `webhook-id` and shape (400/422), then the store (2xx, 409). Nothing
+//! is read as JSON before the sender is verified; an authentic delivery that is refused is
+//! kept verbatim; a 2xx is sent only once the attempt is committed.
 
 use std::time::SystemTime;
 
 use actix_web::http::header::{HeaderMap, HeaderName, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use serde::Serialize;
-use sqlx::PgConnection;
 
-use super::{read_body, require_json};
-use crate::domain::{AttemptId, Delivery, DeliveryError};
+use super::body::read_json_body;
+use crate::domain::{AttemptId, Delivery, DeliveryError, WebhookId};
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::attempts::Stored;
 use crate::persistence::rejected::{self, RejectedDelivery};
@@ -32,8 +32,7 @@ pub async fn receive(
     state: web::Data<AppState>,
     log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
-    require_json(&request)?;
-    let body = read_body(&request, payload, state.body_limit, state.body_read_timeout).await?;
+    let body = read_json_body(&request, payload, state.body_limits(state.body_limit)).await?;
     let verified = state
         .verifier
         .verify(
@@ -45,27 +44,44 @@ pub async fn receive(
             state.metrics.signature_failure(failure);
             ApiError::InvalidSignature(failure)
         })?;
+    // From here on the delivery is authentic: whatever is refused is kept for operators.
+    let refused = Refused {
+        state: &state,
+        request: &request,
+        log: &log,
+        body: &body,
+    };
 
+    let webhook_id = match verified.webhook_id.map(WebhookId::parse).transpose() {
+        Ok(webhook_id) => webhook_id,
+        Err(error) => {
+            let error = ApiError::bad_request("invalid_webhook_id", format!("webhook-id {error}"));
+            return Err(refused.keep(None, error).await);
+        }
+    };
     let delivery = match Delivery::parse(&body) {
         Ok(delivery) => delivery,
-        Err(error) => {
-            // Authentic but unusable: answer the sender, and keep the body for operators.
-            let error = refusal(error);
-            let mut conn = state.connection().await?;
-            keep_rejected(&mut conn, &request, verified.webhook_id, &body, &error).await?;
-            conn.release();
-            state.metrics.rejected(error.code());
-            log.outcome("rejected_kept");
-            return Err(error);
-        }
+        Err(error) => return Err(refused.keep(webhook_id.as_ref(), refusal(error)).await),
     };
 
     log.transaction_number(delivery.transaction_number.as_str());
-    let stored = state
+    let stored = match state
         .writer
-        .store(NewAttempt::new(&delivery, verified.webhook_id))
+        .store(NewAttempt::new(&delivery, webhook_id.as_ref()))
         .await
-        .db_context("storing the attempt")?;
+    {
+        Err(error) if error.is_unstorable() => {
+            // The parser refuses every value known to fail the store; this is the net for
+            // one it does not know, so that the delivery is kept and its sender told.
+            tracing::warn!(error = ?error, "the database refused a value of an authentic delivery");
+            let error = ApiError::unprocessable(
+                "invalid_webhook_payload",
+                "The delivery holds a value that cannot be stored.",
+            );
+            return Err(refused.keep(webhook_id.as_ref(), error).await);
+        }
+        stored => stored.db_context("storing the attempt")?,
+    };
     let (mut response, id, outcome) = match stored {
         Stored::New {
             id,
@@ -81,6 +97,12 @@ pub async fn receive(
         Stored::Duplicate { id } => {
             state.metrics.duplicate();
             (HttpResponse::Ok(), id, "duplicate")
+        }
+        Stored::WebhookIdReused { holder } => {
+            log.attempt_id(holder);
+            return Err(refused
+                .keep(webhook_id.as_ref(), ApiError::WebhookIdReused)
+                .await);
         }
     };
     log.attempt_id(id);
@@ -99,30 +121,46 @@ fn refusal(error: DeliveryError) -> ApiError {
     }
 }
 
-async fn keep_rejected(
-    conn: &mut PgConnection,
-    request: &HttpRequest,
-    webhook_id: Option<&str>,
-    body: &[u8],
-    refusal: &ApiError,
-) -> Result<(), ApiError> {
-    let content_type = request
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok());
-    rejected::keep(
-        conn,
-        &RejectedDelivery {
+/// An authentic delivery, to be kept verbatim if it is refused.
+struct Refused<'a> {
+    state: &'a AppState,
+    request: &'a HttpRequest,
+    log: &'a RequestLog,
+    body: &'a [u8],
+}
+
+impl Refused<'_> {
+    /// Keeps the delivery as refused with `refusal` and returns the answer for its sender:
+    /// `refusal` itself, or 503 when it could not be kept (the sender retries, so that
+    /// nothing IDnow sent is lost).
+    async fn keep(&self, webhook_id: Option<&WebhookId>, refusal: ApiError) -> ApiError {
+        let content_type = self
+            .request
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok());
+        let rejected = RejectedDelivery {
             status: refusal.status_code().as_u16(),
             error_code: refusal.code(),
-            webhook_id,
+            webhook_id: webhook_id.map(WebhookId::as_str),
             content_type,
-            body,
-        },
-    )
-    .await
-    .db_context("keeping a rejected delivery")?;
-    Ok(())
+            body: self.body,
+        };
+        let kept = async {
+            let mut conn = self.state.connection().await?;
+            rejected::keep(&mut conn, &rejected)
+                .await
+                .db_context("keeping a rejected delivery")?;
+            conn.release();
+            Ok::<_, ApiError>(())
+        };
+        if let Err(error) = kept.await {
+            return error;
+        }
+        self.state.metrics.rejected(refusal.code());
+        self.log.outcome("rejected_kept");
+        refusal
+    }
 }
 
 fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
@@ -135,14 +173,12 @@ fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
     }
 }
 
-/// A header sent twice, or with bytes that are not visible ASCII, is ambiguous: unusable.
+/// A header sent twice is ambiguous: unusable. One value is passed on as its bytes.
 fn header_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderValue<'a> {
     let mut values = headers.get_all(name);
     match (values.next(), values.next()) {
         (None, _) => HeaderValue::Absent,
-        (Some(value), None) => value
-            .to_str()
-            .map_or(HeaderValue::Unusable, HeaderValue::One),
+        (Some(value), None) => HeaderValue::One(value.as_bytes()),
         (Some(_), Some(_)) => HeaderValue::Unusable,
     }
 }

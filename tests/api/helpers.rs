@@ -351,6 +351,26 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Posts `body` with Standard Webhooks headers whose `webhook-id` is `id`, byte for byte
+    /// (HTTP allows bytes above 0x7f), correctly signed with the current secret.
+    pub async fn post_with_webhook_id(&self, body: &[u8], id: &[u8]) -> Response {
+        let timestamp = unix_now();
+        let id_header = reqwest::header::HeaderValue::from_bytes(id).expect("a valid header value");
+        self.client
+            .post(self.url("/v1/webhooks/idnow"))
+            .header("content-type", "application/json")
+            .header("webhook-id", id_header)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header(
+                "webhook-signature",
+                key(WEBHOOK_SECRET).standard_signature(id, timestamp, body),
+            )
+            .body(body.to_vec())
+            .send()
+            .await
+            .expect("request sent")
+    }
+
     /// Posts `body` as a stream, without a declared length, signed with the current secret
     /// as the whole of `signed` (the bytes the stream will carry if it completes).
     pub async fn deliver_streamed(&self, signed: &[u8], body: reqwest::Body) -> Response {
@@ -396,6 +416,20 @@ impl TestApp {
             .fetch_one(&self.db)
             .await
             .expect("count attempts")
+    }
+
+    /// Every kept rejected delivery: status, code, `webhook-id` and body, oldest first.
+    pub async fn rejected(&self) -> Vec<(i16, String, Option<String>, Vec<u8>)> {
+        sqlx::query!(
+            "SELECT status, error_code, webhook_id, body FROM rejected_deliveries
+             ORDER BY received_at"
+        )
+        .fetch_all(&self.db)
+        .await
+        .expect("read rejected deliveries")
+        .into_iter()
+        .map(|row| (row.status, row.error_code, row.webhook_id, row.body))
+        .collect()
     }
 
     pub async fn rejected_bodies(&self) -> Vec<(i16, String, Vec<u8>)> {

@@ -4,6 +4,7 @@
 use nix::sys::signal::Signal;
 use reqwest::StatusCode;
 use sqlx::PgPool;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use crate::helpers::*;
 use crate::process::ServiceProcess;
@@ -187,4 +188,84 @@ async fn a_server_error_is_logged_with_its_cause_under_the_id_the_client_got(poo
         cause.contains("acquiring a connection") && cause.contains("Caused by"),
         "the whole chain: {cause}"
     );
+}
+
+/// Requests actix-http itself refuses before any route sees them: anyone can send these, so
+/// they must not each write an ERROR line. They are counted, and logged at DEBUG.
+#[sqlx::test(migrations = false)]
+async fn malformed_http_is_counted_and_never_logged_as_an_error(pool: PgPool) {
+    let service = ServiceProcess::start(&pool, &[("RUST_LOG", "info,idnow_attempts::http=debug")]);
+    let malformed: [(&str, Vec<u8>); 6] = [
+        (
+            "Content-Length with Transfer-Encoding",
+            b"POST /v1/webhooks/idnow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".to_vec(),
+        ),
+        (
+            "Content-Length twice",
+            b"POST /v1/webhooks/idnow HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nabcde".to_vec(),
+        ),
+        (
+            "an obs-fold header",
+            b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Folded: a\r\n b\r\n\r\n".to_vec(),
+        ),
+        ("no Host", b"GET /health/live HTTP/1.1\r\n\r\n".to_vec()),
+        ("a 100 kB query string", {
+            let mut request = b"GET /health/live?q=".to_vec();
+            request.extend(std::iter::repeat_n(b'a', 100_000));
+            request.extend_from_slice(b" HTTP/1.1\r\nHost: x\r\n\r\n");
+            request
+        }),
+        (
+            "a Content-Length that is no number",
+            b"POST /v1/webhooks/idnow HTTP/1.1\r\nHost: x\r\nContent-Length: five\r\n\r\n".to_vec(),
+        ),
+    ];
+    for (name, request) in &malformed {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", service.port()))
+            .await
+            .expect("connects");
+        stream.write_all(request).await.expect("sent");
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400 "), "{name}: {answer}");
+    }
+    let metrics = service
+        .app
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        metrics.contains(&format!(
+            "http_protocol_refusals_total{{kind=\"malformed_request\"}} {}\n",
+            malformed.len()
+        )),
+        "{metrics}"
+    );
+
+    service.signal(Signal::SIGTERM);
+    let (_, log) = service.wait().await;
+    let events: Vec<serde_json::Value> = log
+        .iter()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect();
+    let errors: Vec<_> = events
+        .iter()
+        .filter(|event| event["level"] == "ERROR" || event["level"] == "WARN")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "no ERROR or WARN for a client's request: {errors:?}"
+    );
+    let refused = events
+        .iter()
+        .filter(|event| {
+            event["level"] == "DEBUG"
+                && event["message"] == "HTTP exchange refused before routing"
+                && event["kind"] == "malformed_request"
+        })
+        .count();
+    assert_eq!(refused, malformed.len(), "one DEBUG line each: {log:?}");
 }

@@ -8,9 +8,9 @@ use sqlx::PgPool;
 use crate::helpers::*;
 
 /// Series name with labels (as rendered) to value.
-type Scrape = HashMap<String, f64>;
+pub type Scrape = HashMap<String, f64>;
 
-async fn scrape(app: &TestApp) -> Scrape {
+pub async fn scrape(app: &TestApp) -> Scrape {
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(

@@ -96,6 +96,19 @@ impl ServiceProcess {
             .expect("the address ends in the port")
     }
 
+    /// The resident set size of the process now, from `/proc`.
+    pub fn rss_bytes(&self) -> u64 {
+        let pid = self.child.as_ref().expect("the process runs").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .expect("the process' status is readable");
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in kB");
+        kib * 1024
+    }
+
     pub fn signal(&self, signal: Signal) {
         let child = self.child.as_ref().expect("the process runs");
         let pid = i32::try_from(child.id()).expect("a pid fits in i32");

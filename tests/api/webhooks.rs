@@ -151,6 +151,156 @@ async fn a_repeated_webhook_id_is_a_duplicate(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn a_webhook_id_reused_for_another_event_is_409_and_kept(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let signed = |id| Signed::Standard {
+        secret: WEBHOOK_SECRET,
+        id,
+        timestamp: unix_now(),
+    };
+    let first = webhook_body("tn-reuse", "ABORTED", "2026-10-02T09:31:47+02:00");
+    let stored = acknowledged_id(app.post_webhook(&first, signed("msg_reused")).await).await;
+
+    // The same webhook-id on a different event: not a duplicate, and not silently dropped.
+    let other = webhook_body("tn-reuse", "SUCCESS", "2026-10-02T10:02:13+02:00");
+    let response = app.post_webhook(&other, signed("msg_reused")).await;
+    assert_error(response, StatusCode::CONFLICT, "webhook_id_reused").await;
+    assert_eq!(app.attempt_count().await, 1);
+    assert_eq!(
+        app.rejected().await,
+        vec![(
+            409,
+            "webhook_id_reused".to_owned(),
+            Some("msg_reused".to_owned()),
+            other.clone()
+        )]
+    );
+    // Refusing it changes nothing for the original: its redelivery is still a duplicate.
+    let again = app.post_webhook(&first, signed("msg_reused")).await;
+    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(acknowledged_id(again).await, stored);
+    // The refused event with an id of its own is stored: the id, not the event, was at fault.
+    let retried = app.post_webhook(&other, signed("msg_fresh")).await;
+    assert_eq!(retried.status(), StatusCode::ACCEPTED);
+    // And the same event under yet another id is its duplicate, whatever the id.
+    let retried_id = acknowledged_id(retried).await;
+    let under_stored_id = app.post_webhook(&other, signed("msg_reused")).await;
+    assert_eq!(under_stored_id.status(), StatusCode::OK);
+    assert_eq!(acknowledged_id(under_stored_id).await, retried_id);
+    assert_eq!(app.attempt_count().await, 2);
+}
+
+#[sqlx::test(migrations = false)]
+async fn concurrent_events_sharing_a_webhook_id_store_one_and_refuse_the_rest(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let bodies: Vec<Vec<u8>> = (0..20)
+        .map(|n| {
+            webhook_body(
+                "tn-shared-id",
+                "ABORTED",
+                &format!("2026-10-02T09:{n:02}:00+02:00"),
+            )
+        })
+        .collect();
+    let answers = futures_util::future::join_all(bodies.iter().map(|body| {
+        app.post_webhook(
+            body,
+            Signed::Standard {
+                secret: WEBHOOK_SECRET,
+                id: "msg_one_id",
+                timestamp: unix_now(),
+            },
+        )
+    }))
+    .await;
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses[0], 202, "{statuses:?}");
+    assert!(statuses[1..].iter().all(|s| *s == 409), "{statuses:?}");
+    assert_eq!(app.attempt_count().await, 1);
+    assert_eq!(app.rejected().await.len(), 19);
+}
+
+#[sqlx::test(migrations = false)]
+async fn any_visible_ascii_webhook_id_up_to_1024_characters_is_stored(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let longest = "~".repeat(1024);
+    for (n, id) in [
+        longest.as_str(),
+        &"x".repeat(300),
+        "msg_!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = webhook_body("tn-ids", "ABORTED", &format!("2026-10-02T09:0{n}:00+02:00"));
+        let response = app.post_with_webhook_id(&body, id.as_bytes()).await;
+        assert_eq!(
+            response.status(),
+            StatusCode::ACCEPTED,
+            "{} characters",
+            id.len()
+        );
+        let again = app.post_with_webhook_id(&body, id.as_bytes()).await;
+        assert_eq!(again.status(), StatusCode::OK, "{} characters", id.len());
+    }
+    let stored: Vec<i32> =
+        sqlx::query_scalar!(r#"SELECT length(webhook_id) AS "length!" FROM attempts ORDER BY seq"#)
+            .fetch_all(&app.db)
+            .await
+            .expect("read attempts");
+    assert_eq!(stored, vec![1024, 300, 36]);
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_signed_webhook_id_unfit_to_store_is_400_and_kept_never_401(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let too_long = "~".repeat(1025);
+    let cases: [(&str, &[u8]); 4] = [
+        ("1,025 characters", too_long.as_bytes()),
+        ("10,000 characters", &[b'a'; 10_000]),
+        ("bytes above 0x7f", b"msg_caf\xc3\xa9"),
+        ("a space inside", b"msg 1"),
+    ];
+    for (n, (name, id)) in cases.into_iter().enumerate() {
+        let body = webhook_body(
+            "tn-bad-id",
+            "ABORTED",
+            &format!("2026-10-02T09:0{n}:00+02:00"),
+        );
+        let response = app.post_with_webhook_id(&body, id).await;
+        let error = assert_error(response, StatusCode::BAD_REQUEST, "invalid_webhook_id").await;
+        assert!(
+            error["detail"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("webhook-id ")),
+            "{name}: {error}"
+        );
+        let kept = app.rejected().await;
+        assert_eq!(
+            kept.last(),
+            Some(&(400, "invalid_webhook_id".to_owned(), None, body)),
+            "{name}"
+        );
+    }
+    assert_eq!(app.attempt_count().await, 0);
+    // Signed with another secret, the same ids are what they always were: 401, not kept.
+    let body = webhook_body("tn-bad-id", "ABORTED", "2026-10-02T10:00:00+02:00");
+    let forged = app
+        .post_webhook(
+            &body,
+            Signed::Standard {
+                secret: "not-a-secret-of-ours",
+                id: &too_long,
+                timestamp: unix_now(),
+            },
+        )
+        .await;
+    assert_error(forged, StatusCode::UNAUTHORIZED, "invalid_signature").await;
+    assert_eq!(app.rejected().await.len(), 4);
+}
+
+#[sqlx::test(migrations = false)]
 async fn fifty_concurrent_identical_deliveries_store_one_attempt(pool: PgPool) {
     let app = spawn_app(pool).await;
     app.register(PERSON, "sig-1", SUCCESS_TN).await;
@@ -416,6 +566,81 @@ async fn declared_content_types_other_than_json_are_refused(pool: PgPool) {
         response.status(),
         StatusCode::OK,
         "no declared type is read as JSON"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn content_codings_other_than_identity_are_refused_before_reading(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = webhook_body("tn-ce", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    for coding in ["gzip", "br", "deflate", "identity, gzip", "x-anything"] {
+        // Correctly signed over the bytes as sent: the coding is what is refused.
+        let response = app
+            .client
+            .post(app.url("/v1/webhooks/idnow"))
+            .header("content-type", "application/json")
+            .header("content-encoding", coding)
+            .header(
+                "x-idnow-signature",
+                key(WEBHOOK_SECRET).plain_signature(&body),
+            )
+            .body(body.clone())
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(
+            response
+                .headers()
+                .get("accept-encoding")
+                .and_then(|v| v.to_str().ok()),
+            Some("identity"),
+            "{coding}"
+        );
+        assert_error(
+            response,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_content_encoding",
+        )
+        .await;
+    }
+    // The registration route reads bodies the same way.
+    let response = app
+        .client
+        .put(app.url(&format!("/v1/persons/{PERSON}/signings/sig-ce")))
+        .bearer_auth(WRITE_TOKEN)
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(r#"{"identification_id":"tn-ce"}"#)
+        .send()
+        .await
+        .expect("sent");
+    assert_error(
+        response,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_content_encoding",
+    )
+    .await;
+    let identity = app
+        .client
+        .post(app.url("/v1/webhooks/idnow"))
+        .header("content-encoding", "identity")
+        .header(
+            "x-idnow-signature",
+            key(WEBHOOK_SECRET).plain_signature(&body),
+        )
+        .body(body.clone())
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        identity.status(),
+        StatusCode::ACCEPTED,
+        "identity is the body itself"
+    );
+    assert_eq!(app.attempt_count().await, 1);
+    assert!(
+        app.rejected().await.is_empty(),
+        "refused before anything was read"
     );
 }
 

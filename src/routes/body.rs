@@ -1,0 +1,252 @@
+//! Reading request bodies at the edge, before anything knows who sent them.
+//!
+//! A webhook's signature can only be checked over its whole body, so bodies are read before
+//! the sender is known. What an unauthenticated client can make the process hold is
+//! therefore bounded twice: each body by the body limit (413), and all bodies together by a
+//! process-wide [`BodyBudget`] (503 with `Retry-After` beyond it). Buffers grow with the
+//! bytes that arrive, never with what a `Content-Length` promises.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use actix_web::{web, HttpMessage as _, HttpRequest};
+use futures_util::StreamExt as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::error::ApiError;
+
+/// The body bytes that all requests of the process may hold at once.
+///
+/// Counted as bytes arrive, not as a `Content-Length` declares them: a sender that declares a
+/// megabyte and sends nothing holds nothing, and one that sends takes its share only while
+/// its request lasts (the body read timeout bounds that).
+#[derive(Debug, Clone)]
+pub struct BodyBudget {
+    available: Arc<Semaphore>,
+    total: usize,
+}
+
+impl BodyBudget {
+    pub fn new(total: usize) -> Self {
+        let total = total.min(Semaphore::MAX_PERMITS);
+        Self {
+            available: Arc::new(Semaphore::new(total)),
+            total,
+        }
+    }
+
+    /// Body bytes held by requests right now.
+    pub fn in_use(&self) -> usize {
+        self.total - self.available.available_permits()
+    }
+
+    /// Takes `bytes` more for `held`, or refuses at once: a request never waits for memory.
+    fn take(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> Result<(), ApiError> {
+        let taken = u32::try_from(bytes)
+            .ok()
+            .and_then(|bytes| self.available.clone().try_acquire_many_owned(bytes).ok())
+            .ok_or(ApiError::Overloaded)?;
+        match held {
+            Some(permit) => permit.merge(taken),
+            None => *held = Some(taken),
+        }
+        Ok(())
+    }
+}
+
+/// A request body, holding its share of the [`BodyBudget`] until it is dropped.
+#[derive(Debug)]
+pub struct Body {
+    bytes: web::Bytes,
+    _share: Option<OwnedSemaphorePermit>,
+}
+
+impl std::ops::Deref for Body {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+/// The limits a body is read under.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits<'a> {
+    /// Largest body accepted (413 beyond).
+    pub size: usize,
+    /// Time the client has to send it (408 beyond).
+    pub timeout: Duration,
+    pub budget: &'a BodyBudget,
+}
+
+/// The whole body of a JSON request, read within `limits`.
+///
+/// Before anything is read: 415 for a declared content type that is not JSON or a content
+/// coding other than `identity`, 413 for a declared length over the limit, 503 when the
+/// budget cannot hold the declared length now. While reading: 413 as soon as the body
+/// outgrows the limit, 503 as soon as the budget runs out, 408 when the client is too slow.
+pub async fn read_json_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits<'_>,
+) -> Result<Body, ApiError> {
+    require_identity_encoding(request)?;
+    require_json(request)?;
+    tokio::time::timeout(limits.timeout, read_within(request, payload, limits))
+        .await
+        .map_err(|_elapsed| ApiError::BodyTimeout(limits.timeout.as_millis()))?
+}
+
+async fn read_within(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limits: BodyLimits<'_>,
+) -> Result<Body, ApiError> {
+    let declared = request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if let Some(declared) = declared {
+        if declared > limits.size {
+            return Err(ApiError::PayloadTooLarge { limit: limits.size });
+        }
+        // Checked, not taken: what is taken is what arrives.
+        if declared > limits.budget.total - limits.budget.in_use() {
+            return Err(ApiError::Overloaded);
+        }
+    }
+    let mut share = None;
+    let mut received = 0;
+    // The body while it is a single chunk, as small bodies arrive: kept without a copy.
+    let mut single: Option<web::Bytes> = None;
+    let mut joined = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk
+            .map_err(|_| ApiError::bad_request("unreadable_body", "The body could not be read."))?;
+        received += chunk.len();
+        if received > limits.size {
+            return Err(ApiError::PayloadTooLarge { limit: limits.size });
+        }
+        limits.budget.take(&mut share, chunk.len())?;
+        match single.take() {
+            None if joined.is_empty() => single = Some(chunk),
+            Some(first) => {
+                joined.extend_from_slice(&first);
+                joined.extend_from_slice(&chunk);
+            }
+            None => joined.extend_from_slice(&chunk),
+        }
+    }
+    Ok(Body {
+        bytes: single.unwrap_or_else(|| joined.freeze()),
+        _share: share,
+    })
+}
+
+/// 415 `unsupported_content_encoding` for a body in any content coding but `identity`: the
+/// service decodes none, and a compressed body must not be verified and parsed as if it
+/// were the JSON itself.
+fn require_identity_encoding(request: &HttpRequest) -> Result<(), ApiError> {
+    let identity = request.headers().get_all(CONTENT_ENCODING).all(|value| {
+        value.to_str().is_ok_and(|codings| {
+            codings
+                .split(',')
+                .map(str::trim)
+                .all(|coding| coding.is_empty() || coding.eq_ignore_ascii_case("identity"))
+        })
+    });
+    if identity {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedContentEncoding)
+    }
+}
+
+/// 415 for a declared content type that is not JSON (`application/json` or `*/*+json`). A
+/// request that declares none is read as JSON.
+fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
+    let mime = request
+        .mime_type()
+        .map_err(|_| ApiError::UnsupportedMediaType)?;
+    match mime {
+        None => Ok(()),
+        Some(mime)
+            if mime.type_() == mime::APPLICATION
+                && (mime.subtype() == mime::JSON || mime.suffix() == Some(mime::JSON)) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::UnsupportedMediaType),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::test::TestRequest;
+
+    #[test]
+    fn the_budget_counts_what_is_held_and_refuses_beyond_it() {
+        let budget = BodyBudget::new(100);
+        let mut first = None;
+        budget.take(&mut first, 60).expect("fits");
+        budget.take(&mut first, 30).expect("fits");
+        assert_eq!(budget.in_use(), 90);
+        let mut second = None;
+        assert!(matches!(
+            budget.take(&mut second, 11),
+            Err(ApiError::Overloaded)
+        ));
+        budget.take(&mut second, 10).expect("fits exactly");
+        drop(first);
+        assert_eq!(budget.in_use(), 10);
+        drop(second);
+        assert_eq!(budget.in_use(), 0);
+    }
+
+    #[test]
+    fn only_the_identity_coding_is_read() {
+        for accepted in [
+            None,
+            Some("identity"),
+            Some("IDENTITY"),
+            Some(""),
+            Some(" identity , "),
+        ] {
+            let mut request = TestRequest::default();
+            if let Some(coding) = accepted {
+                request = request.insert_header((CONTENT_ENCODING, coding));
+            }
+            assert!(
+                require_identity_encoding(&request.to_http_request()).is_ok(),
+                "{accepted:?}"
+            );
+        }
+        for refused in [
+            "gzip",
+            "br",
+            "identity, gzip",
+            "deflate",
+            "x-gzip",
+            "compress",
+        ] {
+            let request = TestRequest::default()
+                .insert_header((CONTENT_ENCODING, refused))
+                .to_http_request();
+            assert!(
+                matches!(
+                    require_identity_encoding(&request),
+                    Err(ApiError::UnsupportedContentEncoding)
+                ),
+                "{refused}"
+            );
+        }
+        let twice = TestRequest::default()
+            .append_header((CONTENT_ENCODING, "identity"))
+            .append_header((CONTENT_ENCODING, "gzip"))
+            .to_http_request();
+        assert!(require_identity_encoding(&twice).is_err());
+    }
+}

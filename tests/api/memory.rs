@@ -1,0 +1,199 @@
+//! What unauthenticated clients can make the process hold: request heads that promise a
+//! megabyte and send nothing cost no more than the bytes that arrive, and all bodies together
+//! stay within the body budget (503 with Retry-After beyond it, instead of reading).
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use sqlx::PgPool;
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+
+use crate::helpers::*;
+use crate::metrics::scrape;
+use crate::process::ServiceProcess;
+
+const MIB: u64 = 1024 * 1024;
+
+/// `count` senders that each connect, send a webhook head declaring a 1 MiB body and then
+/// its first byte only (what a slow or lying sender does), and hold the connection until
+/// aborted. Connections beyond what the service accepts wait for it, as attackers would.
+fn lying_heads(port: u16, count: usize) -> Vec<tokio::task::JoinHandle<()>> {
+    let head = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         X-Idnow-Signature: sha256={}\r\nContent-Length: {MIB}\r\n\r\n{{",
+        "0".repeat(64)
+    );
+    (0..count)
+        .map(|_| {
+            let head = head.clone();
+            tokio::spawn(async move {
+                let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)).await else {
+                    return;
+                };
+                if stream.write_all(head.as_bytes()).await.is_ok() {
+                    std::future::pending::<()>().await;
+                }
+            })
+        })
+        .collect()
+}
+
+async fn body_bytes_in_flight(app: &TestApp) -> f64 {
+    scrape(app).await["http_request_body_bytes_in_flight"]
+}
+
+/// Raises this process' open-file limit to its hard limit, for the test's own connections
+/// and for the service it starts (which inherits it).
+fn allow_many_connections(count: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).expect("setrlimit");
+    }
+    assert!(
+        hard >= 2 * count + 256,
+        "the open-file limit ({hard}) allows {count} connections on each side"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn lying_heads_cost_the_bytes_that_arrive_not_the_length_they_declare(pool: PgPool) {
+    const HEADS: usize = 2_500;
+    allow_many_connections(HEADS as u64);
+    // The process holds this many connections at once; the rest wait in the listen backlog.
+    let cap = idnow_attempts::configuration::Settings::from_env_map(&test_environment())
+        .expect("valid settings")
+        .http
+        .max_connections;
+    // Body reads may take as long as the test needs: the heads must all be held at once.
+    let config = TempFile::new(
+        "memory.toml",
+        "[http]\nbody_read_timeout_ms = 120000\nrequest_timeout_ms = 120000\n",
+    );
+    let service = ServiceProcess::start(&pool, &[("APP_CONFIG", config.path())]);
+    let app = &service.app;
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    let idle = service.rss_bytes();
+
+    // This client's one keep-alive connection, opened now, is how the test keeps seeing the
+    // service once the senders below take every other connection it allows.
+    assert_eq!(body_bytes_in_flight(app).await, 0.0);
+
+    let mut figures = vec![("idle".to_owned(), idle)];
+    let mut senders = lying_heads(service.port(), 250);
+    // Every head has been read and its handler holds the one byte that came.
+    wait_until(|| async { body_bytes_in_flight(app).await == 250.0 }).await;
+    figures.push(("250 heads".to_owned(), service.rss_bytes()));
+    // Still serving: a real delivery beside them is stored.
+    let body = webhook_body("tn-memory", "ABORTED", "2026-10-02T09:00:00Z");
+    assert_eq!(app.deliver(&body).await.status(), StatusCode::ACCEPTED);
+
+    senders.extend(lying_heads(service.port(), HEADS - 250));
+    let held = HEADS.min(cap - 1);
+    wait_until(|| async { body_bytes_in_flight(app).await == held as f64 }).await;
+    let most = service.rss_bytes();
+    figures.push((format!("{HEADS} heads ({held} held)"), most));
+
+    for sender in &senders {
+        sender.abort();
+    }
+    for sender in senders {
+        drop(sender.await);
+    }
+    wait_until(|| async { body_bytes_in_flight(app).await == 0.0 }).await;
+    let body = webhook_body("tn-memory", "ABORTED", "2026-10-02T09:01:00Z");
+    assert_eq!(app.deliver(&body).await.status(), StatusCode::ACCEPTED);
+    figures.push(("after they closed".to_owned(), service.rss_bytes()));
+    eprintln!(
+        "memory: {}",
+        figures
+            .iter()
+            .map(|(when, rss)| format!("{when}: {:.1} MiB", *rss as f64 / MIB as f64))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    // Declared, the heads would be 2.4 GiB; held, they are a byte and a connection's
+    // buffers each, and never more connections than the cap.
+    assert!(
+        most.saturating_sub(idle) < 96 * MIB,
+        "{HEADS} lying heads cost {} MiB",
+        most.saturating_sub(idle) / MIB
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn bodies_beyond_the_budget_are_answered_503_instead_of_read(pool: PgPool) {
+    let mut settings = idnow_attempts::configuration::Settings::from_env_map(&test_environment())
+        .expect("valid settings");
+    settings.http.body_limit = 64 * 1024;
+    settings.http.body_budget = 100 * 1024;
+    let app = spawn_app_with_settings(pool, settings).await;
+    let port: u16 = app
+        .address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+
+    // A sender that declares 64 KiB, sends 60 KiB of it and stalls, holding 60 KiB.
+    let mut holder = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let head = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n",
+        64 * 1024
+    );
+    holder.write_all(head.as_bytes()).await.expect("head sent");
+    holder
+        .write_all(&vec![b' '; 60 * 1024])
+        .await
+        .expect("body sent");
+    wait_until(|| async { body_bytes_in_flight(&app).await == (60 * 1024) as f64 }).await;
+
+    // 50 KiB more do not fit in the 40 KiB left: refused before a byte is read.
+    let large = padded(
+        webhook_body("tn-budget", "ABORTED", "2026-10-02T09:00:00Z"),
+        50 * 1024,
+    );
+    let response = app.deliver(&large).await;
+    assert_unavailable(response).await;
+    // Streamed without a declared length, it is refused once what arrived no longer fits.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = large
+        .chunks(8 * 1024)
+        .map(|chunk| Ok(chunk.to_vec()))
+        .collect();
+    let response = app
+        .deliver_streamed(
+            &large,
+            reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)),
+        )
+        .await;
+    assert_unavailable(response).await;
+    // A small one still fits.
+    let small = webhook_body("tn-budget", "ABORTED", "2026-10-02T09:01:00Z");
+    assert_eq!(app.deliver(&small).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(body_bytes_in_flight(&app).await, (60 * 1024) as f64);
+
+    // Once the stalled sender is gone, its share is free again and the retry is stored.
+    drop(holder);
+    wait_until(|| async { body_bytes_in_flight(&app).await == 0.0 }).await;
+    assert_eq!(app.deliver(&large).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.attempt_count().await, 2);
+    assert!(app.rejected().await.is_empty(), "nothing refused was read");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        assert_eq!(body_bytes_in_flight(&app).await, 0.0);
+    })
+    .await
+    .expect("the scrape answers");
+}
+
+/// `body` with a padding field that makes it `size` bytes long.
+fn padded(mut body: Vec<u8>, size: usize) -> Vec<u8> {
+    body.pop();
+    body.extend_from_slice(br#","padding":""#);
+    let closing = b"\"}";
+    body.resize(size - closing.len(), b'x');
+    body.extend_from_slice(closing);
+    body
+}
