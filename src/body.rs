@@ -38,7 +38,11 @@ impl BodyBudget {
 
     /// Body bytes held by requests right now.
     pub fn in_use(&self) -> usize {
-        self.total - self.available.available_permits()
+        self.total - self.free()
+    }
+
+    fn free(&self) -> usize {
+        self.available.available_permits()
     }
 
     /// Takes `bytes` more for `held`, or refuses at once: a request never waits for memory.
@@ -113,36 +117,66 @@ async fn read_within(
             return Err(ApiError::PayloadTooLarge { limit: limits.size });
         }
         // Checked, not taken: what is taken is what arrives.
-        if declared > limits.budget.total - limits.budget.in_use() {
+        if declared > limits.budget.free() {
             return Err(ApiError::Overloaded);
         }
     }
-    let mut share = None;
-    let mut received = 0;
+    let mut held = Held {
+        budget: limits.budget,
+        share: None,
+        counted: 0,
+    };
     // The body while it is a single chunk, as small bodies arrive: kept without a copy.
     let mut single: Option<web::Bytes> = None;
     let mut joined = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk
             .map_err(|_| ApiError::bad_request("unreadable_body", "The body could not be read."))?;
-        received += chunk.len();
+        let received = single.as_ref().map_or(joined.len(), web::Bytes::len) + chunk.len();
         if received > limits.size {
             return Err(ApiError::PayloadTooLarge { limit: limits.size });
         }
-        limits.budget.take(&mut share, chunk.len())?;
-        match single.take() {
-            None if joined.is_empty() => single = Some(chunk),
-            Some(first) => {
-                joined.extend_from_slice(&first);
-                joined.extend_from_slice(&chunk);
-            }
-            None => joined.extend_from_slice(&chunk),
+        if joined.is_empty() && single.is_none() {
+            held.grow_to(chunk.len())?;
+            single = Some(chunk);
+            continue;
         }
+        if received > joined.capacity() {
+            // Doubling keeps the copies few; never past the limit, and counted before the
+            // memory is taken.
+            let capacity = received.max(joined.capacity() * 2).min(limits.size);
+            held.grow_to(capacity)?;
+            joined.reserve(capacity - joined.len());
+            held.grow_to(joined.capacity())?;
+        }
+        if let Some(first) = single.take() {
+            joined.extend_from_slice(&first);
+        }
+        joined.extend_from_slice(&chunk);
     }
     Ok(Body {
         bytes: single.unwrap_or_else(|| joined.freeze()),
-        _share: share,
+        _share: held.share,
     })
+}
+
+/// The share of the budget one body holds, as its buffers grow.
+struct Held<'a> {
+    budget: &'a BodyBudget,
+    share: Option<OwnedSemaphorePermit>,
+    counted: usize,
+}
+
+impl Held<'_> {
+    /// Holds `bytes` in all (more if it holds more already), or refuses at once: a request
+    /// never waits for memory.
+    fn grow_to(&mut self, bytes: usize) -> Result<(), ApiError> {
+        if bytes > self.counted {
+            self.budget.take(&mut self.share, bytes - self.counted)?;
+            self.counted = bytes;
+        }
+        Ok(())
+    }
 }
 
 /// 415 `unsupported_content_encoding` for a body in any content coding but `identity`: the

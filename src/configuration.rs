@@ -184,8 +184,9 @@ impl Default for HttpFile {
         Self {
             body_limit_bytes: 1024 * 1024,
             body_budget_bytes: 32 * 1024 * 1024,
-            // About 32 KiB each while a request is read (actix-http's read and write buffers,
-            // the request, its handler), measured with 2,500 held heads: 64 MiB at most.
+            // About 32 KiB each while a body is read (actix-http's read and write buffers, the
+            // request, its handler), measured with 2,500 held heads; up to ~150 KiB while
+            // actix-http buffers an unfinished head or pipelined requests (128 KiB at most).
             max_connections: 2_048,
             workers: None,
             keep_alive_seconds: 75,

@@ -320,6 +320,18 @@ fn database_error(
     }
 }
 
+/// Whether the database refused a value of the row itself, so that no retry could store it:
+/// a data exception (SQLSTATE class 22, e.g. a NUL character in `text`), a NOT NULL or CHECK
+/// violation, or a value too large for an index row (54000). By SQLSTATE, as below.
+pub fn is_unstorable(error: &sqlx::Error) -> bool {
+    error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .is_some_and(|code| {
+            code.starts_with("22") || matches!(code.as_ref(), "23502" | "23514" | "54000")
+        })
+}
+
 /// By SQLSTATE class, never by message text.
 pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {

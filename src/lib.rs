@@ -2,6 +2,7 @@
 //! identification attempt in PostgreSQL, and serves each signing's attempt history.
 
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod configuration;
 pub mod domain;

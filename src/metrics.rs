@@ -13,9 +13,9 @@ use prometheus::{
     TextEncoder,
 };
 
+use crate::body::BodyBudget;
 use crate::error::ApiError;
 use crate::persistence::WorkerPools;
-use crate::routes::BodyBudget;
 use crate::startup::AppState;
 use crate::telemetry::PROTOCOL_REFUSALS;
 use crate::webhook_signature::Failure;

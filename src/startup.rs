@@ -16,12 +16,13 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 
 use crate::auth::ApiKeys;
+use crate::body::{BodyBudget, BodyLimits};
 use crate::configuration::Settings;
 use crate::error::{render_foreign_error, ApiError, DbResultExt as _};
 use crate::metrics::Metrics;
 use crate::persistence::writer::AttemptWriter;
 use crate::persistence::{self, Connection, Database, WorkerPools};
-use crate::routes::{self, BodyBudget, BodyLimits};
+use crate::routes;
 use crate::telemetry;
 use crate::webhook_signature::Verifier;
 

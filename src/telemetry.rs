@@ -53,13 +53,15 @@ where
 
 /// Exchanges that actix-http refused or lost before any route saw a request, by kind:
 /// malformed requests (a bad request line or header, `Content-Length` beside
-/// `Transfer-Encoding`, obs-fold, a URI over 64 KiB), heads not sent in time, connections
-/// broken by the client. Registered by every application's `Metrics`.
+/// `Transfer-Encoding`, obs-fold, a URI over 64 KiB) and connections broken by the client.
+/// Process-wide, as the log subscriber that counts them is; registered by every
+/// application's `Metrics`. Counted while `RUST_LOG` lets actix-http's errors through (any
+/// filter of `info` or `error` does).
 pub static PROTOCOL_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     let counter = IntCounterVec::new(
         Opts::new(
             "http_protocol_refusals_total",
-            "Malformed, timed-out or broken HTTP exchanges refused by the HTTP layer, by kind.",
+            "Malformed or broken HTTP exchanges ended by the HTTP layer before routing, by kind.",
         ),
         &["kind"],
     )
@@ -71,20 +73,12 @@ pub static PROTOCOL_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 });
 
 /// actix-http's reports (`stream error: <DispatchError>`) that tell of the client, not of
-/// us, by the start of their text (actix-http 3's `Display` of `DispatchError`), and the
-/// kind each is counted as.
-const CLIENT_DISPATCH_ERRORS: [(&str, &str); 5] = [
+/// us, by the start of their text, and the kind each is counted as. Read off actix-http
+/// 3.20's dispatcher, where only parse, I/O and internal errors reach that report (a head
+/// timeout is answered 408 without one); the internal ones stay at ERROR.
+const CLIENT_DISPATCH_ERRORS: [(&str, &str); 2] = [
     ("stream error: request parse error", "malformed_request"),
-    (
-        "stream error: request did not complete within",
-        "head_timeout",
-    ),
     ("stream error: I/O error", "connection_error"),
-    (
-        "stream error: connection shutdown timeout",
-        "shutdown_timeout",
-    ),
-    ("stream error: handler dropped payload", "unread_body"),
 ];
 
 /// actix-http reports every request it refuses itself at ERROR, one line each: anyone could

@@ -82,7 +82,7 @@ impl<'a> Delivery<'a> {
         let process: Process<'a> = serde_json::from_str(process.get())
             .map_err(|_| unprocessable("identificationprocess has a key more than once"))?;
 
-        let result = text_field(process.result, "result")?
+        let result = stored_text_field(process.result, "result")?
             .filter(|result| !result.is_empty())
             .ok_or_else(|| unprocessable("identificationprocess.result is missing"))?;
         let transaction_number = text_field(process.transactionnumber, "transactionnumber")?
@@ -96,8 +96,8 @@ impl<'a> Delivery<'a> {
                     "identificationprocess.transactionnumber is not a valid transaction number",
                 ),
             })?;
-        let ident_id = text_field(process.id, "id")?;
-        let reason = text_field(process.reason, "reason")?;
+        let ident_id = stored_text_field(process.id, "id")?;
+        let reason = stored_text_field(process.reason, "reason")?;
         let identification_time = text_field(process.identificationtime, "identificationtime")?;
 
         // An unreadable time is not a reason to lose the attempt: it sorts where it arrived.
@@ -224,12 +224,18 @@ fn is_object(json: &str) -> bool {
 }
 
 /// `identificationprocess.{name}` as text: `None` when absent or `null`, refused when it is
-/// not a string or holds what PostgreSQL's `text` cannot (a NUL character), so that no
-/// delivery reaches the store with a value that would fail its statement.
+/// not a string.
 fn text_field(raw: Option<&RawValue>, name: &str) -> Result<Option<String>, DeliveryError> {
     let Some(raw) = raw else { return Ok(None) };
-    let text: Option<String> = serde_json::from_str(raw.get())
-        .map_err(|_| unprocessable(format!("identificationprocess.{name} must be a string")))?;
+    serde_json::from_str(raw.get())
+        .map_err(|_| unprocessable(format!("identificationprocess.{name} must be a string")))
+}
+
+/// As [`text_field`], for a value stored in a `text` column: refused too when it holds what
+/// `text` cannot (a NUL character), so that no delivery reaches the store with a value that
+/// would fail its statement. (The `json` payload column keeps `\u0000` as sent.)
+fn stored_text_field(raw: Option<&RawValue>, name: &str) -> Result<Option<String>, DeliveryError> {
+    let text = text_field(raw, name)?;
     if text.as_deref().is_some_and(|text| text.contains('\0')) {
         return Err(unprocessable(format!(
             "identificationprocess.{name} holds a NUL character, which cannot be stored"
@@ -398,15 +404,16 @@ mod tests {
             refused(
                 r#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"t\u0000"}}"#
             ),
-            "identificationprocess.transactionnumber holds a NUL character, which cannot be stored"
+            "identificationprocess.transactionnumber is not a valid transaction number"
         );
         // A lone surrogate is no Unicode text to store.
         assert_eq!(
             refused(r#"{"identificationprocess":{"result":"\ud800","transactionnumber":"t"}}"#),
             "identificationprocess.result must be a string"
         );
-        // Elsewhere in the payload, both are valid JSON that the `json` column keeps as sent.
-        let kept = r#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"t"},"userdata":{"x":"\u0000\ud800"}}"#;
+        // Elsewhere in the payload, both are valid JSON that the `json` column keeps as sent;
+        // an identification time is only read, never stored as text.
+        let kept = r#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"t","identificationtime":"\u0000"},"userdata":{"x":"\u0000\ud800"}}"#;
         assert_eq!(
             Delivery::parse(kept.as_bytes())
                 .ok()

@@ -1,4 +1,4 @@
-//! The `rejected_deliveries` table: authentic webhooks that were refused (400/422), kept
+//! The `rejected_deliveries` table: authentic webhooks that were refused (400/409/422), kept
 //! verbatim so that nothing IDnow sent is lost.
 
 use sqlx::PgConnection;

@@ -11,8 +11,9 @@
 //!
 //! Duplicates keep their meaning: the unique constraints decide, also between two attempts
 //! of the same batch (`ON CONFLICT DO NOTHING` skips the second), and a skipped attempt is
-//! answered with the id of the row that holds its place. One delivery never fails another:
-//! a batch the database refuses is stored again attempt by attempt (see [`store_batch`]).
+//! answered with what holds its place: the same event (a duplicate, its id) or another event
+//! with its `webhook-id` (refused). One delivery never fails another: a batch the database
+//! refuses is stored again attempt by attempt (see [`store_batch`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,7 +65,7 @@ impl NewAttempt {
 /// Why an attempt was not stored.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
-    #[error("storing a batch of attempts")]
+    #[error("storing attempts")]
     Database(#[source] Arc<sqlx::Error>),
     #[error("every batch slot stayed busy for the acquire timeout")]
     Busy,
@@ -85,19 +86,22 @@ impl WriteError {
         }
     }
 
-    /// Whether the database refused a value of the attempt itself, so that no retry could
-    /// store it: a data exception (SQLSTATE class 22, e.g. a NUL character in `text`), a
-    /// NOT NULL or CHECK violation, or a value too large for an index row (54000).
+    /// As [`crate::error::is_unstorable`]: no retry could store the attempt.
     pub fn is_unstorable(&self) -> bool {
+        matches!(self, Self::Database(error) if crate::error::is_unstorable(error))
+    }
+
+    /// The SQLSTATE and constraint of a database's refusal: what may be logged of it. (Its
+    /// detail may quote the row, personal data included.)
+    pub fn refusal(&self) -> Option<(String, Option<String>)> {
         let Self::Database(error) = self else {
-            return false;
+            return None;
         };
-        let Some(error) = error.as_database_error() else {
-            return false;
-        };
-        error.code().is_some_and(|code| {
-            code.starts_with("22") || matches!(code.as_ref(), "23502" | "23514" | "54000")
-        })
+        let error = error.as_database_error()?;
+        Some((
+            error.code()?.into_owned(),
+            error.constraint().map(str::to_owned),
+        ))
     }
 }
 
@@ -185,9 +189,10 @@ async fn run(
 /// Stores a batch with one statement; one outcome per attempt, in order.
 ///
 /// A value the database refuses fails the whole statement, and so every attempt of the
-/// batch. Then each is stored again on its own, so that only the offending delivery is
-/// refused and the others are stored as if they had come alone. A transient failure
-/// (connection lost, database restarting) is every attempt's: they are all retried.
+/// batch; so does a deadlock with another batch over the same events. Then each is stored
+/// again on its own, so that only the offending delivery is refused and the others are
+/// stored as if they had come alone. A failure of the connection or the database (lost,
+/// restarting, too slow) is every attempt's: they are all told to retry.
 async fn store_batch(database: &Database, attempts: &[NewAttempt]) -> Vec<Outcome> {
     let shared = |error: WriteError| vec![Err(error); attempts.len()];
     let mut conn = match database.acquire().await {
@@ -199,7 +204,7 @@ async fn store_batch(database: &Database, attempts: &[NewAttempt]) -> Vec<Outcom
             conn.release();
             outcomes
         }
-        Err(error) if attempts.len() > 1 && !crate::error::is_transient(&error) => {
+        Err(error) if attempts.len() > 1 && !concerns_every_attempt(&error) => {
             let mut outcomes = Vec::with_capacity(attempts.len());
             for attempt in attempts.chunks(1) {
                 match insert(&mut conn, attempt).await {
@@ -212,6 +217,16 @@ async fn store_batch(database: &Database, attempts: &[NewAttempt]) -> Vec<Outcom
         }
         Err(error) => shared(error.into()),
     }
+}
+
+/// Whether a failed statement tells of every attempt in it (the connection or the database
+/// failed) rather than of one of them (a value, a conflict with another batch).
+fn concerns_every_attempt(error: &sqlx::Error) -> bool {
+    let conflict = error
+        .as_database_error()
+        .and_then(|error| error.code())
+        .is_some_and(|code| matches!(code.as_ref(), "40001" | "40P01"));
+    crate::error::is_transient(error) && !conflict
 }
 
 /// One INSERT for all `attempts`, committed on its own, then, for those it skipped, one
@@ -318,4 +333,91 @@ async fn insert(
             None => places.remove(&n).unwrap_or(Err(WriteError::Vanished)),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::MIGRATOR;
+    use sqlx::PgPool;
+
+    fn attempt(minute: u32, result: &str) -> NewAttempt {
+        let body = format!(
+            r#"{{"identificationprocess":{{"result":"{result}","transactionnumber":"tn-batch","identificationtime":"2026-10-02T09:{minute:02}:00Z"}}}}"#
+        );
+        let delivery = Delivery::parse(body.as_bytes()).expect("a valid delivery");
+        NewAttempt::new(&delivery, None)
+    }
+
+    fn database(pool: &PgPool) -> Database {
+        let environment = [
+            ("DATABASE_URL", "postgres://unused@localhost/unused"),
+            ("IDNOW_WEBHOOK_SECRETS", "secret"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        let settings = crate::configuration::Settings::from_env_map(&environment)
+            .expect("valid settings")
+            .database;
+        Database::new(&settings, (*pool.connect_options()).clone())
+    }
+
+    /// The batch writer's own promise, with a batch made certain (through the server, which
+    /// deliveries share a batch depends on timing): a row the database refuses fails alone.
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn a_refused_row_fails_alone_and_its_batch_is_stored(pool: PgPool) {
+        // Stands for any refusal the parser does not foresee.
+        sqlx::query(
+            "ALTER TABLE attempts ADD CONSTRAINT refuses_poison CHECK (result <> 'POISON')",
+        )
+        .execute(&pool)
+        .await
+        .expect("constraint added");
+        let database = database(&pool);
+        let batch = [
+            attempt(0, "ABORTED"),
+            attempt(1, "POISON"),
+            attempt(2, "SUCCESS"),
+            attempt(0, "ABORTED"),
+        ];
+        let outcomes = store_batch(&database, &batch).await;
+        assert!(matches!(
+            outcomes[0],
+            Ok(Stored::New { id, signing_registered: false }) if id == batch[0].id
+        ));
+        assert!(
+            matches!(&outcomes[1], Err(error) if error.is_unstorable()),
+            "{:?}",
+            outcomes[1]
+        );
+        assert_eq!(
+            outcomes[1].as_ref().err().and_then(WriteError::refusal),
+            Some(("23514".to_owned(), Some("refuses_poison".to_owned())))
+        );
+        assert!(matches!(outcomes[2], Ok(Stored::New { id, .. }) if id == batch[2].id));
+        assert!(matches!(outcomes[3], Ok(Stored::Duplicate { id }) if id == batch[0].id));
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM attempts")
+            .fetch_one(&pool)
+            .await
+            .expect("count");
+        assert_eq!(stored, 2);
+        database.close();
+    }
+
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn a_failed_database_fails_every_attempt_of_the_batch_as_transient(pool: PgPool) {
+        let database = database(&pool);
+        sqlx::query("ALTER TABLE attempts RENAME TO attempts_away")
+            .execute(&pool)
+            .await
+            .expect("renamed");
+        // 42P01 (no such table, as during a roll-out) is every attempt's, and retryable.
+        let outcomes =
+            store_batch(&database, &[attempt(0, "ABORTED"), attempt(1, "SUCCESS")]).await;
+        assert!(outcomes
+            .iter()
+            .all(|outcome| matches!(outcome, Err(error) if error.is_transient())));
+        database.close();
+    }
 }

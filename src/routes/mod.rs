@@ -1,7 +1,6 @@
 //! The route table, and what every route shares: reading bodies and path ids at the edge.
 
 mod attempts;
-mod body;
 mod health;
 mod signings;
 mod webhooks;
@@ -15,8 +14,6 @@ use crate::domain::{IdError, PersonId, SigningId};
 use crate::error::ApiError;
 use crate::startup::AppState;
 use crate::telemetry::RoutePattern;
-
-pub use self::body::{Body, BodyBudget, BodyLimits};
 
 /// Routes are tried in this order, each dynamic one by a regex: the busiest first.
 pub fn configure(cfg: &mut web::ServiceConfig) {

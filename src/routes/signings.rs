@@ -3,9 +3,9 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::body::read_json_body;
 use super::signing_path;
 use crate::auth::Scope;
+use crate::body::read_json_body;
 use crate::domain::TransactionNumber;
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::signings::{self, Registration};

@@ -1,7 +1,8 @@
 //! `POST /v1/webhooks/idnow`: IDnow's result webhook.
 //!
 //! The order of checks is the contract's: content type and coding (415), size (413),
-//! signature (401), then `webhook-id` and shape (400/422), then the store (2xx, 409). Nothing
+//! signature (401), then `webhook-id` and shape (400/422), then the store (2xx; 409 for a
+//! reused `webhook-id`; 422 for a value the database refuses). Nothing
 //! is read as JSON before the sender is verified; an authentic delivery that is refused is
 //! kept verbatim; a 2xx is sent only once the attempt is committed.
 
@@ -11,7 +12,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, CONTENT_TYPE};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use serde::Serialize;
 
-use super::body::read_json_body;
+use crate::body::read_json_body;
 use crate::domain::{AttemptId, Delivery, DeliveryError, WebhookId};
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::attempts::Stored;
@@ -73,7 +74,12 @@ pub async fn receive(
         Err(error) if error.is_unstorable() => {
             // The parser refuses every value known to fail the store; this is the net for
             // one it does not know, so that the delivery is kept and its sender told.
-            tracing::warn!(error = ?error, "the database refused a value of an authentic delivery");
+            let (sqlstate, constraint) = error.refusal().unzip();
+            tracing::warn!(
+                sqlstate,
+                constraint = constraint.flatten(),
+                "the database refused a value of an authentic delivery"
+            );
             let error = ApiError::unprocessable(
                 "invalid_webhook_payload",
                 "The delivery holds a value that cannot be stored.",

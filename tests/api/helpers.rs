@@ -432,16 +432,13 @@ impl TestApp {
         .collect()
     }
 
+    /// As [`TestApp::rejected`], without the `webhook-id`.
     pub async fn rejected_bodies(&self) -> Vec<(i16, String, Vec<u8>)> {
-        sqlx::query!(
-            "SELECT status, error_code, body FROM rejected_deliveries ORDER BY received_at"
-        )
-        .fetch_all(&self.db)
-        .await
-        .expect("read rejected deliveries")
-        .into_iter()
-        .map(|row| (row.status, row.error_code, row.body))
-        .collect()
+        self.rejected()
+            .await
+            .into_iter()
+            .map(|(status, code, _, body)| (status, code, body))
+            .collect()
     }
 }
 
