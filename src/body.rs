@@ -6,12 +6,20 @@
 //! process-wide [`BodyBudget`] (503 with `Retry-After` beyond it). Buffers grow with the
 //! bytes that arrive, never with what a `Content-Length` promises.
 
+use std::cell::RefCell;
+use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
+use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage as _, HttpRequest};
-use futures_util::StreamExt as _;
+use futures_util::{Stream, StreamExt as _};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -176,6 +184,78 @@ impl Held<'_> {
             self.counted = bytes;
         }
         Ok(())
+    }
+}
+
+/// Middleware: a request whose body was not read to its end ends its connection after the
+/// answer.
+///
+/// actix-http 3 drains a chunked body that its handler dropped, with no limit of time or
+/// size, to keep the connection alive: a client trickling a body after an early answer (401,
+/// 413, 415, a full body budget, a route that reads no body) would hold one of the process'
+/// connections as long as it liked. When the payload is still alive as the answer ends,
+/// actix-http closes the connection instead: so the answer's body keeps it alive.
+pub async fn close_on_unread_body(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody, KeepingPayload>>, actix_web::Error> {
+    let payload = request.take_payload();
+    if matches!(payload, Payload::None) {
+        // Nothing to read, nothing to keep: the answer as it is.
+        return next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    }
+    let payload = Rc::new(RefCell::new(payload));
+    request.set_payload(Payload::Stream {
+        payload: Box::pin(SharedPayload(payload.clone())),
+    });
+    let response = next.call(request).await?;
+    Ok(response
+        .map_body(move |_, body| KeepingPayload {
+            body: body.boxed(),
+            _payload: payload,
+        })
+        .map_into_right_body())
+}
+
+/// The request's payload, read through by the handler and kept alive by the response.
+struct SharedPayload(Rc<RefCell<Payload>>);
+
+impl Stream for SharedPayload {
+    type Item = Result<web::Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.borrow_mut().poll_next_unpin(cx)
+    }
+}
+
+/// A response body that keeps the request's payload until it has been sent; see
+/// [`close_on_unread_body`].
+pub struct KeepingPayload {
+    body: BoxBody,
+    _payload: Rc<RefCell<Payload>>,
+}
+
+impl std::fmt::Debug for KeepingPayload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeepingPayload").finish_non_exhaustive()
+    }
+}
+
+impl MessageBody for KeepingPayload {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<web::Bytes, Self::Error>>> {
+        Pin::new(&mut self.body).poll_next(cx)
     }
 }
 

@@ -16,7 +16,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
 
 use crate::auth::ApiKeys;
-use crate::body::{BodyBudget, BodyLimits};
+use crate::body::{self, BodyBudget, BodyLimits};
 use crate::configuration::Settings;
 use crate::error::{render_foreign_error, ApiError, DbResultExt as _};
 use crate::metrics::Metrics;
@@ -208,12 +208,13 @@ fn serve(
         });
         App::new()
             // Innermost the header limit, before any route runs; then every error answer
-            // gets the contract's body; outermost, the metrics and the request log see the
-            // final answer.
+            // gets the contract's body; then a body left unread closes its connection;
+            // outermost, the metrics and the request log see the final answer.
             .wrap(from_fn(move |request, next| {
                 limit_header_size(max_header_bytes, request, next)
             }))
             .wrap(ErrorHandlers::new().default_handler(render_foreign_error))
+            .wrap(from_fn(body::close_on_unread_body))
             .wrap(from_fn(telemetry::observe))
             .app_data(state)
             .configure(routes::configure)

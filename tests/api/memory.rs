@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use sqlx::PgPool;
-use tokio::io::AsyncWriteExt as _;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::helpers::*;
@@ -198,4 +198,76 @@ fn padded(mut body: Vec<u8>, size: usize) -> Vec<u8> {
     body.resize(size - closing.len(), b'x');
     body.extend_from_slice(closing);
     body
+}
+
+/// A chunked body the handler did not read to its end (an early answer, or a route that
+/// reads none) ends its connection: actix-http would otherwise drain it for as long as the
+/// client trickles it, one of the process' connections held for nothing.
+#[sqlx::test(migrations = false)]
+async fn a_body_left_unread_ends_its_connection_and_a_read_one_keeps_it(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let port: u16 = app
+        .address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    for (name, head, status) in [
+        (
+            "refused before reading",
+            "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: x\r\nContent-Encoding: gzip\r\n",
+            "415",
+        ),
+        (
+            "a route that reads no body",
+            "GET /health/live HTTP/1.1\r\nHost: x\r\n",
+            "200",
+        ),
+    ] {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connects");
+        // A chunked body that never ends.
+        let request = format!("{head}Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the connection is closed after the answer"))
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{name}: {answer}"
+        );
+    }
+
+    // A body read to its end keeps the connection for the next request.
+    let body = webhook_body("tn-keep-alive", "ABORTED", "2026-10-02T09:00:00Z");
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let signature = key(WEBHOOK_SECRET).plain_signature(&body);
+    let mut request = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: x\r\nX-Idnow-Signature: {signature}\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    request.extend_from_slice(
+        b"\r\n0\r\n\r\nGET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    stream.write_all(&request).await.expect("sent");
+    let mut answers = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answers))
+        .await
+        .expect("both answered")
+        .expect("read");
+    let answers = String::from_utf8_lossy(&answers);
+    assert!(answers.starts_with("HTTP/1.1 202 "), "{answers}");
+    assert!(
+        answers.contains("HTTP/1.1 200 "),
+        "the second request is served: {answers}"
+    );
 }
