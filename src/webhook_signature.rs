@@ -173,11 +173,22 @@ impl Verifier {
         body: &[u8],
         now: SystemTime,
     ) -> Result<Verified<'a>, Failure> {
-        if headers.webhook_signature != HeaderValue::Absent {
-            self.verify_standard(headers, body, now)
-        } else {
-            self.verify_plain(headers.idnow_signature, body)?;
-            Ok(Verified { webhook_id: None })
+        // Either scheme suffices (CONTRACT.md): a delivery that carries both is authentic when
+        // one verifies. Only a verified Standard Webhooks signature vouches for its id.
+        let standard = (headers.webhook_signature != HeaderValue::Absent)
+            .then(|| self.verify_standard(headers, body, now));
+        match standard {
+            Some(Ok(verified)) => Ok(verified),
+            Some(Err(failure)) if headers.idnow_signature == HeaderValue::Absent => Err(failure),
+            Some(Err(failure)) => self
+                .verify_plain(headers.idnow_signature, body)
+                .map(|()| Verified { webhook_id: None })
+                // Both failed: the Standard Webhooks reason, which the sender chose first.
+                .map_err(|_| failure),
+            None => {
+                self.verify_plain(headers.idnow_signature, body)?;
+                Ok(Verified { webhook_id: None })
+            }
         }
     }
 
@@ -386,6 +397,46 @@ mod tests {
                 })
             );
         }
+    }
+
+    #[test]
+    fn either_scheme_suffices_when_both_are_sent() {
+        fn both<'a>(
+            timestamp: &'a str,
+            signature: &'a str,
+            plain: &'a str,
+        ) -> SignatureHeaders<'a> {
+            SignatureHeaders {
+                webhook_id: HeaderValue::One(b"msg"),
+                webhook_timestamp: HeaderValue::One(timestamp.as_bytes()),
+                webhook_signature: HeaderValue::One(signature.as_bytes()),
+                idnow_signature: HeaderValue::One(plain.as_bytes()),
+            }
+        }
+        let verifier = verifier(&["secret"]);
+        let plain = key("secret").plain_signature(BODY);
+        let (timestamp, stale) = (NOW.to_string(), (NOW - 3_600).to_string());
+        let standard = key("secret").standard_signature("msg", NOW as i64, BODY);
+        let stale_signature = key("secret").standard_signature("msg", NOW as i64 - 3_600, BODY);
+        // A valid HMAC beside a failing Standard Webhooks signature: authentic, without an id.
+        for (timestamp, signature) in [(&timestamp, "v1,AAAA"), (&stale, &stale_signature)] {
+            assert_eq!(
+                verifier.verify(both(timestamp, signature, &plain), BODY, now()),
+                Ok(Verified { webhook_id: None })
+            );
+        }
+        // A valid Standard Webhooks signature beside a wrong HMAC: authentic, with its id.
+        assert_eq!(
+            verifier.verify(both(&timestamp, &standard, "sha256=00"), BODY, now()),
+            Ok(Verified {
+                webhook_id: Some(&b"msg"[..])
+            })
+        );
+        // Both wrong: the Standard Webhooks reason.
+        assert_eq!(
+            verifier.verify(both(&stale, &stale_signature, "sha256=00"), BODY, now()),
+            Err(Failure::Stale)
+        );
     }
 
     #[test]

@@ -436,6 +436,33 @@ async fn unauthentic_deliveries_are_refused_and_store_nothing(pool: PgPool) {
 }
 
 #[sqlx::test(migrations = false)]
+async fn either_signature_suffices_when_a_sender_sends_both(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = webhook_body("tn-both", "ABORTED", "2026-10-02T09:00:00Z");
+    let hmac = key(WEBHOOK_SECRET).plain_signature(&body);
+    // A valid HMAC beside a Standard Webhooks signature that fails: authentic.
+    let response = app
+        .post_webhook(
+            &body,
+            Signed::Headers(vec![
+                ("x-idnow-signature", hmac),
+                ("webhook-id", "msg_both".to_owned()),
+                ("webhook-timestamp", unix_now().to_string()),
+                ("webhook-signature", "v1,AAAA".to_owned()),
+            ]),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    // The failed scheme's id vouches for nothing: it is not stored.
+    let webhook_id: Option<String> =
+        sqlx::query_scalar!("SELECT webhook_id FROM attempts WHERE transaction_number = 'tn-both'")
+            .fetch_one(&app.db)
+            .await
+            .expect("stored");
+    assert_eq!(webhook_id, None);
+}
+
+#[sqlx::test(migrations = false)]
 async fn every_secret_of_the_rotation_is_accepted(pool: PgPool) {
     let app = spawn_app(pool).await;
     let body = webhook_body("tn-rotation", "SUCCESS", "2026-10-02T09:31:47+02:00");
