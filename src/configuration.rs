@@ -70,6 +70,8 @@ pub struct HttpSettings {
     pub max_header_bytes: usize,
     /// Time a client has to send its body, once the head has arrived (408 beyond).
     pub body_read_timeout: Duration,
+    /// Time a client may leave its answers unread before its connection is closed.
+    pub send_timeout: Duration,
     /// Time a request may take from its head to its answer (503 with Retry-After beyond).
     pub request_timeout: Duration,
     /// Time between SIGTERM (readiness fails at once) and the listener closing.
@@ -143,6 +145,7 @@ struct HttpFile {
     keep_alive_seconds: u64,
     client_request_timeout_ms: u64,
     body_read_timeout_ms: u64,
+    send_timeout_ms: u64,
     request_timeout_ms: u64,
     max_header_bytes: usize,
     shutdown_delay_seconds: u64,
@@ -194,6 +197,7 @@ impl Default for HttpFile {
             keep_alive_seconds: 75,
             client_request_timeout_ms: 5_000,
             body_read_timeout_ms: 10_000,
+            send_timeout_ms: 10_000,
             max_header_bytes: 16 * 1024,
             request_timeout_ms: 15_000,
             shutdown_delay_seconds: 0,
@@ -381,6 +385,7 @@ impl TryFrom<FileSettings> for Settings {
                 keep_alive: Duration::from_secs(file.http.keep_alive_seconds),
                 client_request_timeout: Duration::from_millis(file.http.client_request_timeout_ms),
                 body_read_timeout: Duration::from_millis(file.http.body_read_timeout_ms),
+                send_timeout: Duration::from_millis(file.http.send_timeout_ms),
                 max_header_bytes: file.http.max_header_bytes,
                 request_timeout: Duration::from_millis(file.http.request_timeout_ms),
                 shutdown_delay: Duration::from_secs(file.http.shutdown_delay_seconds),

@@ -54,6 +54,10 @@ pub enum ApiError {
     /// The client took longer than the body read timeout to send its body.
     #[error("The request body did not arrive within {0} ms.")]
     BodyTimeout(u128),
+    /// The client took none of its answers within the send timeout; its connection is closed,
+    /// so this answer is for the log only.
+    #[error("The client did not read its answers in time.")]
+    SlowReader,
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
     /// The service cannot take the request now (database away, pool exhausted, request
@@ -125,7 +129,7 @@ impl ApiError {
                 ("unsupported_content_encoding", "Unsupported Media Type")
             }
             Self::WebhookIdReused => ("webhook_id_reused", "Conflict"),
-            Self::BodyTimeout(_) => ("request_timeout", "Request Timeout"),
+            Self::BodyTimeout(_) | Self::SlowReader => ("request_timeout", "Request Timeout"),
             Self::HeadersTooLarge(_) => (
                 "request_header_fields_too_large",
                 "Request Header Fields Too Large",
@@ -168,7 +172,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType | Self::UnsupportedContentEncoding => {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE
             }
-            Self::BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::BodyTimeout(_) | Self::SlowReader => StatusCode::REQUEST_TIMEOUT,
             Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,

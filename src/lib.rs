@@ -5,6 +5,7 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod configuration;
+pub mod connection;
 pub mod domain;
 pub mod error;
 pub mod metrics;

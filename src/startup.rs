@@ -18,6 +18,7 @@ use sqlx::PgPool;
 use crate::auth::ApiKeys;
 use crate::body::{self, BodyBudget, BodyLimits};
 use crate::configuration::Settings;
+use crate::connection;
 use crate::error::{render_foreign_error, ApiError, DbResultExt as _};
 use crate::metrics::Metrics;
 use crate::persistence::writer::AttemptWriter;
@@ -36,6 +37,8 @@ pub struct AppState {
     /// Largest webhook body accepted.
     pub body_limit: usize,
     pub body_read_timeout: Duration,
+    /// See [`crate::connection::pace`].
+    pub send_timeout: Duration,
     /// The process' bound on request body bytes held at once, shared by every worker.
     pub body_budget: BodyBudget,
     pub request_timeout: Duration,
@@ -201,6 +204,7 @@ fn serve(
             api_keys: api_keys.clone(),
             body_limit: http.body_limit,
             body_read_timeout: http.body_read_timeout,
+            send_timeout: http.send_timeout,
             body_budget: body_budget.clone(),
             request_timeout: http.request_timeout,
             metrics: metrics.clone(),
@@ -208,18 +212,21 @@ fn serve(
         });
         App::new()
             // Innermost the header limit, before any route runs; then every error answer
-            // gets the contract's body; then a body left unread closes its connection;
-            // outermost, the metrics and the request log see the final answer.
+            // gets the contract's body; then a body left unread closes its connection; then
+            // a client that takes no answers waits; outermost, the metrics and the request
+            // log see the final answer.
             .wrap(from_fn(move |request, next| {
                 limit_header_size(max_header_bytes, request, next)
             }))
             .wrap(ErrorHandlers::new().default_handler(render_foreign_error))
             .wrap(from_fn(body::close_on_unread_body))
+            .wrap(from_fn(connection::pace))
             .wrap(from_fn(telemetry::observe))
             .app_data(state)
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
+    .on_connect(connection::remember_socket)
     .workers(workers)
     // actix counts per worker; the setting is the process' bound on what connections cost.
     .max_connections(http.max_connections / workers)

@@ -271,3 +271,38 @@ async fn a_body_left_unread_ends_its_connection_and_a_read_one_keeps_it(pool: Pg
         "the second request is served: {answers}"
     );
 }
+
+/// A client that pipelines requests and takes none of the answers is disconnected once the
+/// send timeout has passed without it reading, and with its connection goes what the process
+/// buffered for it; until then its further requests wait.
+#[sqlx::test(migrations = false)]
+async fn a_client_that_takes_no_answers_is_disconnected_after_the_send_timeout(pool: PgPool) {
+    let mut settings = idnow_attempts::configuration::Settings::from_env_map(&test_environment())
+        .expect("valid settings");
+    settings.http.send_timeout = Duration::from_millis(500);
+    let app = spawn_app_with_settings(pool, settings).await;
+    let port: u16 = app
+        .address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let pipelined = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n".repeat(10_000);
+    // Written until the service ends the connection: it never reads an answer.
+    let (_reader, mut writer) = stream.into_split();
+    let ended = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if writer.write_all(&pipelined).await.is_err() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection was closed by the service");
+    // The service goes on serving everyone else.
+    assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
+}

@@ -1,0 +1,110 @@
+//! Connections whose client does not take its answers.
+//!
+//! actix-http answers pipelined requests as fast as it reads them and keeps every answer the
+//! socket cannot take yet in a buffer of its own, without a bound: a client that sends
+//! requests and never reads grew the process by 10 to 25 MiB a connection within seconds
+//! (red-team run, 40 connections of `GET /health/ready` pipelined: 32 -> 858 MiB). So before a
+//! request is served, [`pace`] checks the connection's socket: while the client does not take
+//! what was already sent, the request waits, and with it every request behind it; a client
+//! that takes nothing within the send timeout loses its connection, and with it what actix
+//! had buffered for it.
+
+use std::any::Any;
+use std::cell::OnceCell;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd as _, OwnedFd};
+use std::time::Duration;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::web;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use tokio::io::Interest;
+
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// A connection's socket, shared with actix-http's own handle on it (a duplicate
+/// descriptor), for as long as the connection lasts.
+#[derive(Debug)]
+pub struct PeerSocket {
+    socket: OwnedFd,
+    /// Registered with the reactor the first time the client falls behind: most connections
+    /// never need it.
+    waiting: OnceCell<tokio::net::TcpStream>,
+}
+
+/// For `HttpServer::on_connect`: keeps the new connection's socket with its data.
+pub fn remember_socket(connection: &dyn Any, data: &mut Extensions) {
+    let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
+        return;
+    };
+    // Without the duplicate the connection is served all the same, unpaced.
+    if let Ok(socket) = stream.as_fd().try_clone_to_owned() {
+        data.insert(PeerSocket {
+            socket,
+            waiting: OnceCell::new(),
+        });
+    }
+}
+
+impl PeerSocket {
+    /// Whether the socket takes more now: the client has read enough of what it was sent.
+    fn takes_more(&self) -> bool {
+        let mut socket = [PollFd::new(self.socket.as_fd(), PollFlags::POLLOUT)];
+        // An error here is no reason to hold a request: served as if writable.
+        poll(&mut socket, PollTimeout::ZERO).map_or(true, |ready| ready > 0)
+    }
+
+    async fn until_it_takes_more(&self) -> io::Result<()> {
+        while !self.takes_more() {
+            let waiting = match self.waiting.get() {
+                Some(waiting) => waiting,
+                None => {
+                    let socket = std::net::TcpStream::from(self.socket.try_clone()?);
+                    let registered = tokio::net::TcpStream::from_std(socket)?;
+                    self.waiting.get_or_init(|| registered)
+                }
+            };
+            waiting.writable().await?;
+            // The readiness seen may be stale (nothing is written through this handle):
+            // cleared, the next wake-up is the next time the client reads.
+            let _ = waiting.try_io(Interest::WRITABLE, || {
+                Err::<(), _>(io::ErrorKind::WouldBlock.into())
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends the connection for both sides: actix-http's next read or write fails, and it
+    /// drops the connection with whatever it buffered for it.
+    fn close(&self) {
+        if let Ok(socket) = self.socket.try_clone() {
+            drop(std::net::TcpStream::from(socket).shutdown(Shutdown::Both));
+        }
+    }
+}
+
+/// Middleware: a request is served once its client takes what it was already sent, within
+/// the send timeout; otherwise its connection is closed.
+pub async fn pace(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(socket) = request.conn_data::<PeerSocket>() {
+        if !socket.takes_more() {
+            let limit = request
+                .app_data::<web::Data<AppState>>()
+                .map_or(Duration::from_secs(10), |state| state.send_timeout);
+            let taken = tokio::time::timeout(limit, socket.until_it_takes_more()).await;
+            if !matches!(taken, Ok(Ok(()))) {
+                socket.close();
+                tracing::debug!(target: "idnow_attempts::http", "a client that took no answers for the send timeout was disconnected");
+                return Err(ApiError::SlowReader.into());
+            }
+        }
+    }
+    next.call(request).await
+}
