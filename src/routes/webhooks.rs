@@ -2,9 +2,9 @@
 //!
 //! The order of checks is the contract's: content type and coding (415), size (413),
 //! signature (401), then `webhook-id` and shape (400/422), then the store (2xx; 409 for a
-//! reused `webhook-id`; 422 for a value the database refuses). Nothing
-//! is read as JSON before the sender is verified; an authentic delivery that is refused is
-//! kept verbatim; a 2xx is sent only once the attempt is committed.
+//! reused `webhook-id`; 422 for a value the database refuses). Nothing is read as JSON
+//! before the sender is verified; an authentic delivery that is refused is kept verbatim; a
+//! 2xx is sent only once the attempt is committed.
 
 use std::time::SystemTime;
 

@@ -35,11 +35,7 @@ async fn the_database_stops_and_comes_back() {
     scenario.cluster.stop();
     // While it is away: 503 with Retry-After, quickly, for webhooks and for readiness.
     let started = Instant::now();
-    let response = scenario
-        .service
-        .app
-        .deliver(&delivery(scenario.transaction_number, 1_000_000))
-        .await;
+    let response = scenario.deliver_one_of_its_own().await;
     assert_unavailable(response).await;
     assert!(started.elapsed() < CLIENT_TIMEOUT, "answered, not hung");
     assert_eq!(
@@ -128,11 +124,7 @@ async fn an_exhausted_pool_answers_503_within_the_acquire_timeout() {
     // told to retry once the acquire timeout has passed. (The senders' own deliveries may
     // all be in that batch, waiting with it: the test sends one of its own.)
     let started = Instant::now();
-    let response = scenario
-        .service
-        .app
-        .deliver(&delivery(scenario.transaction_number, 1_000_000))
-        .await;
+    let response = scenario.deliver_one_of_its_own().await;
     assert_unavailable(response).await;
     assert!(
         started.elapsed() < ACQUIRE_TIMEOUT * 4,
@@ -216,6 +208,14 @@ impl Scenario {
 
     fn address(&self) -> String {
         self.service.app.address.clone()
+    }
+
+    /// A delivery the test sends itself, beside the senders', and none of theirs.
+    async fn deliver_one_of_its_own(&self) -> reqwest::Response {
+        self.service
+            .app
+            .deliver(&delivery(self.transaction_number, 1_000_000))
+            .await
     }
 
     /// After a SIGKILL: the same binary, settings and port.

@@ -95,6 +95,13 @@ pub async fn spawn_app(pool: PgPool) -> TestApp {
     spawn_app_with(pool, test_environment()).await
 }
 
+/// As [`spawn_app`], with the test settings adjusted by `adjust` first.
+pub async fn spawn_app_adjusted(pool: PgPool, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let mut settings = Settings::from_env_map(&test_environment()).expect("valid settings");
+    adjust(&mut settings);
+    spawn_app_with_settings(pool, settings).await
+}
+
 pub async fn spawn_app_with(pool: PgPool, environment: HashMap<String, String>) -> TestApp {
     let settings = Settings::from_env_map(&environment).expect("valid test settings");
     spawn_app_with_settings(pool, settings).await
@@ -308,6 +315,15 @@ pub fn key(secret: &str) -> SigningKey {
 }
 
 impl TestApp {
+    /// The port the server listens on, for clients of the test's own making.
+    pub fn port(&self) -> u16 {
+        self.address
+            .rsplit(':')
+            .next()
+            .and_then(|port| port.parse().ok())
+            .expect("the address ends in the port")
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }

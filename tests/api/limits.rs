@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use idnow_attempts::configuration::Settings;
 use reqwest::StatusCode;
 use sqlx::PgPool;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -12,12 +11,6 @@ use tokio::net::TcpStream;
 use crate::helpers::*;
 
 const SHORT: Duration = Duration::from_millis(300);
-
-async fn spawn_with(pool: PgPool, shorten: impl FnOnce(&mut Settings)) -> TestApp {
-    let mut settings = Settings::from_env_map(&test_environment()).expect("valid settings");
-    shorten(&mut settings);
-    spawn_app_with_settings(pool, settings).await
-}
 
 /// Reads what the server sends until it closes the connection, for at most five seconds.
 async fn read_until_closed(stream: &mut TcpStream) -> (String, Duration) {
@@ -33,17 +26,9 @@ async fn read_until_closed(stream: &mut TcpStream) -> (String, Duration) {
     )
 }
 
-fn port(app: &TestApp) -> u16 {
-    app.address
-        .rsplit(':')
-        .next()
-        .and_then(|port| port.parse().ok())
-        .expect("a port")
-}
-
 #[sqlx::test(migrations = false)]
 async fn a_body_that_does_not_arrive_in_time_is_408(pool: PgPool) {
-    let app = spawn_with(pool, |s| s.http.body_read_timeout = SHORT).await;
+    let app = spawn_app_adjusted(pool, |s| s.http.body_read_timeout = SHORT).await;
     let body = webhook_body("tn-slow", "SUCCESS", "2026-10-02T09:31:47+02:00");
     let (chunks, _rest, trickle) = half_sent(&body).await;
     let started = Instant::now();
@@ -58,7 +43,7 @@ async fn a_body_that_does_not_arrive_in_time_is_408(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn a_request_that_takes_too_long_is_503_and_its_retry_is_one_attempt(pool: PgPool) {
-    let app = spawn_with(pool, |s| s.http.request_timeout = SHORT).await;
+    let app = spawn_app_adjusted(pool, |s| s.http.request_timeout = SHORT).await;
     let lock = AttemptsLock::take(&app.db.connect_options(), "SHARE").await;
 
     let body = webhook_body("tn-stuck", "SUCCESS", "2026-10-02T09:31:47+02:00");
@@ -79,10 +64,10 @@ async fn a_request_that_takes_too_long_is_503_and_its_retry_is_one_attempt(pool:
 
 #[sqlx::test(migrations = false)]
 async fn a_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPool) {
-    let app = spawn_with(pool, |s| s.http.client_request_timeout = SHORT).await;
+    let app = spawn_app_adjusted(pool, |s| s.http.client_request_timeout = SHORT).await;
     // The server's clock starts when it accepts the connection.
     let connected = Instant::now();
-    let mut stream = TcpStream::connect(("127.0.0.1", port(&app)))
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port()))
         .await
         .expect("connect");
     stream
@@ -98,8 +83,8 @@ async fn a_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn an_idle_keep_alive_connection_is_closed(pool: PgPool) {
-    let app = spawn_with(pool, |s| s.http.keep_alive = Duration::from_secs(1)).await;
-    let mut stream = TcpStream::connect(("127.0.0.1", port(&app)))
+    let app = spawn_app_adjusted(pool, |s| s.http.keep_alive = Duration::from_secs(1)).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port()))
         .await
         .expect("connect");
     stream
@@ -139,7 +124,7 @@ async fn too_many_or_too_large_headers_are_refused_without_a_write(pool: PgPool)
     );
     // actix-http's own limit: more than 96 fields. Ours: 16 KiB in all, in the contract's shape.
     for (head, in_contract_shape) in [(many, false), (large, true)] {
-        let mut stream = TcpStream::connect(("127.0.0.1", port(&app)))
+        let mut stream = TcpStream::connect(("127.0.0.1", app.port()))
             .await
             .expect("connect");
         let mut request = head.into_bytes();

@@ -9,6 +9,13 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use crate::helpers::*;
 use crate::process::ServiceProcess;
 
+/// The service's log lines, each of them JSON.
+fn events(log: &[String]) -> Vec<serde_json::Value> {
+    log.iter()
+        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
+        .collect()
+}
+
 /// Every personal value of the fixtures: what `userdata`, `contactdata` and
 /// `identificationdocument` hold.
 fn personal_values() -> Vec<String> {
@@ -89,9 +96,8 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
     let (exit, log) = service.wait().await;
     assert!(exit.success(), "SIGTERM ends the service cleanly: {exit:?}");
 
-    let completed: Vec<serde_json::Value> = log
-        .iter()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON"))
+    let completed: Vec<serde_json::Value> = events(&log)
+        .into_iter()
         .filter(|event| event["message"] == "request completed")
         .inspect(|event| {
             assert!(event["span"]["request_id"].is_string(), "{event}");
@@ -172,9 +178,8 @@ async fn a_server_error_is_logged_with_its_cause_under_the_id_the_client_got(poo
 
     service.signal(Signal::SIGTERM);
     let (_, log) = service.wait().await;
-    let failed: Vec<serde_json::Value> = log
-        .iter()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON"))
+    let failed: Vec<serde_json::Value> = events(&log)
+        .into_iter()
         .filter(|event| event["message"] == "request failed")
         .collect();
     assert_eq!(failed.len(), 1, "one line for the one request: {log:?}");
@@ -247,10 +252,7 @@ async fn malformed_http_is_counted_and_never_logged_as_an_error(pool: PgPool) {
 
     service.signal(Signal::SIGTERM);
     let (_, log) = service.wait().await;
-    let events: Vec<serde_json::Value> = log
-        .iter()
-        .map(|line| serde_json::from_str(line).expect("every line is JSON"))
-        .collect();
+    let events = events(&log);
     let errors: Vec<_> = events
         .iter()
         .filter(|event| event["level"] == "ERROR" || event["level"] == "WARN")
@@ -297,9 +299,8 @@ async fn a_delivery_the_database_refuses_is_logged_without_its_values(pool: PgPo
 
     service.signal(Signal::SIGTERM);
     let (_, log) = service.wait().await;
-    let refusals: Vec<serde_json::Value> = log
-        .iter()
-        .map(|line| serde_json::from_str::<serde_json::Value>(line).expect("every line is JSON"))
+    let refusals: Vec<serde_json::Value> = events(&log)
+        .into_iter()
         .filter(|event| event["level"] == "WARN")
         .collect();
     assert_eq!(refusals.len(), FIXTURES.len(), "{log:?}");

@@ -126,17 +126,12 @@ async fn lying_heads_cost_the_bytes_that_arrive_not_the_length_they_declare(pool
 
 #[sqlx::test(migrations = false)]
 async fn bodies_beyond_the_budget_are_answered_503_instead_of_read(pool: PgPool) {
-    let mut settings = idnow_attempts::configuration::Settings::from_env_map(&test_environment())
-        .expect("valid settings");
-    settings.http.body_limit = 64 * 1024;
-    settings.http.body_budget = 100 * 1024;
-    let app = spawn_app_with_settings(pool, settings).await;
-    let port: u16 = app
-        .address
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let app = spawn_app_adjusted(pool, |settings| {
+        settings.http.body_limit = 64 * 1024;
+        settings.http.body_budget = 100 * 1024;
+    })
+    .await;
+    let port = app.port();
 
     // A sender that declares 64 KiB, sends 60 KiB of it and stalls, holding 60 KiB.
     let mut holder = TcpStream::connect(("127.0.0.1", port))
@@ -206,12 +201,7 @@ fn padded(mut body: Vec<u8>, size: usize) -> Vec<u8> {
 #[sqlx::test(migrations = false)]
 async fn a_body_left_unread_ends_its_connection_and_a_read_one_keeps_it(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let port: u16 = app
-        .address
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = app.port();
     for (name, head, status) in [
         (
             "refused before reading",
@@ -277,16 +267,11 @@ async fn a_body_left_unread_ends_its_connection_and_a_read_one_keeps_it(pool: Pg
 /// buffered for it; until then its further requests wait.
 #[sqlx::test(migrations = false)]
 async fn a_client_that_takes_no_answers_is_disconnected_after_the_send_timeout(pool: PgPool) {
-    let mut settings = idnow_attempts::configuration::Settings::from_env_map(&test_environment())
-        .expect("valid settings");
-    settings.http.send_timeout = Duration::from_millis(500);
-    let app = spawn_app_with_settings(pool, settings).await;
-    let port: u16 = app
-        .address
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let app = spawn_app_adjusted(pool, |settings| {
+        settings.http.send_timeout = Duration::from_millis(500);
+    })
+    .await;
+    let port = app.port();
 
     let stream = TcpStream::connect(("127.0.0.1", port))
         .await

@@ -88,12 +88,7 @@ impl ServiceProcess {
     }
 
     pub fn port(&self) -> u16 {
-        self.app
-            .address
-            .rsplit(':')
-            .next()
-            .and_then(|port| port.parse().ok())
-            .expect("the address ends in the port")
+        self.app.port()
     }
 
     /// The resident set size of the process now, from `/proc`.

@@ -602,21 +602,16 @@ async fn declared_content_types_other_than_json_are_refused(pool: PgPool) {
 async fn content_codings_other_than_identity_are_refused_before_reading(pool: PgPool) {
     let app = spawn_app(pool).await;
     let body = webhook_body("tn-ce", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    let signature = key(WEBHOOK_SECRET).plain_signature(&body);
+    let coded = |coding: &str| {
+        Signed::Headers(vec![
+            ("content-encoding", coding.to_owned()),
+            ("x-idnow-signature", signature.clone()),
+        ])
+    };
     for coding in ["gzip", "br", "deflate", "identity, gzip", "x-anything"] {
         // Correctly signed over the bytes as sent: the coding is what is refused.
-        let response = app
-            .client
-            .post(app.url("/v1/webhooks/idnow"))
-            .header("content-type", "application/json")
-            .header("content-encoding", coding)
-            .header(
-                "x-idnow-signature",
-                key(WEBHOOK_SECRET).plain_signature(&body),
-            )
-            .body(body.clone())
-            .send()
-            .await
-            .expect("sent");
+        let response = app.post_webhook(&body, coded(coding)).await;
         assert_eq!(
             response
                 .headers()
@@ -649,18 +644,7 @@ async fn content_codings_other_than_identity_are_refused_before_reading(pool: Pg
         "unsupported_content_encoding",
     )
     .await;
-    let identity = app
-        .client
-        .post(app.url("/v1/webhooks/idnow"))
-        .header("content-encoding", "identity")
-        .header(
-            "x-idnow-signature",
-            key(WEBHOOK_SECRET).plain_signature(&body),
-        )
-        .body(body.clone())
-        .send()
-        .await
-        .expect("sent");
+    let identity = app.post_webhook(&body, coded("identity")).await;
     assert_eq!(
         identity.status(),
         StatusCode::ACCEPTED,
@@ -670,12 +654,7 @@ async fn content_codings_other_than_identity_are_refused_before_reading(pool: Pg
 
     // Refused before the body is read: a head that promises a body and sends none is
     // answered at once.
-    let port: u16 = app
-        .address
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
+    let port = app.port();
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connects");
