@@ -1,13 +1,16 @@
 //! Connections whose client does not take its answers.
 //!
 //! actix-http answers pipelined requests as fast as it reads them and keeps every answer the
-//! socket cannot take yet in a buffer of its own, without a bound: a client that sends
-//! requests and never reads grew the process by 10 to 25 MiB a connection within seconds
-//! (red-team run, 40 connections of `GET /health/ready` pipelined: 32 -> 858 MiB). So before a
-//! request is served, [`pace`] checks the connection's socket: while the client does not take
-//! what was already sent, the request waits, and with it every request behind it; a client
-//! that takes nothing within the send timeout loses its connection, and with it what actix
-//! had buffered for it.
+//! socket cannot take yet in a buffer of its own; a client that sends requests and never
+//! reads held its connection, and all actix had decoded and buffered for it, forever. So
+//! before a request is served, [`pace`] checks the connection's socket: while the client does
+//! not take what was already sent, the request waits, and with it every request behind it; a
+//! client that takes nothing within the send timeout loses its connection, and with it what
+//! actix had buffered for it.
+//!
+//! What this does not bound: actix-http decodes every complete request in a connection's
+//! 128 KiB read buffer before the first is served (17 to 33 MiB of request heads for tiny
+//! pipelined requests, measured with a heap profile), before any middleware runs.
 
 use std::any::Any;
 use std::cell::OnceCell;
@@ -19,25 +22,26 @@ use std::time::Duration;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::web;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tokio::io::Interest;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
 
 /// A connection's socket, shared with actix-http's own handle on it (a duplicate
 /// descriptor), for as long as the connection lasts.
 #[derive(Debug)]
 pub struct PeerSocket {
     socket: OwnedFd,
+    /// Time the client may leave its answers unread.
+    send_timeout: Duration,
     /// Registered with the reactor the first time the client falls behind: most connections
     /// never need it.
     waiting: OnceCell<tokio::net::TcpStream>,
 }
 
-/// For `HttpServer::on_connect`: keeps the new connection's socket with its data.
-pub fn remember_socket(connection: &dyn Any, data: &mut Extensions) {
+/// For `HttpServer::on_connect`: keeps the new connection's socket with its data, and the
+/// time its client may leave answers unread.
+pub fn remember_socket(connection: &dyn Any, data: &mut Extensions, send_timeout: Duration) {
     let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
         return;
     };
@@ -45,6 +49,7 @@ pub fn remember_socket(connection: &dyn Any, data: &mut Extensions) {
     if let Ok(socket) = stream.as_fd().try_clone_to_owned() {
         data.insert(PeerSocket {
             socket,
+            send_timeout,
             waiting: OnceCell::new(),
         });
     }
@@ -95,10 +100,8 @@ pub async fn pace(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     if let Some(socket) = request.conn_data::<PeerSocket>() {
         if !socket.takes_more() {
-            let limit = request
-                .app_data::<web::Data<AppState>>()
-                .map_or(Duration::from_secs(10), |state| state.send_timeout);
-            let taken = tokio::time::timeout(limit, socket.until_it_takes_more()).await;
+            let taken =
+                tokio::time::timeout(socket.send_timeout, socket.until_it_takes_more()).await;
             if !matches!(taken, Ok(Ok(()))) {
                 socket.close();
                 tracing::debug!(target: "idnow_attempts::http", "a client that took no answers for the send timeout was disconnected");

@@ -37,8 +37,6 @@ pub struct AppState {
     /// Largest webhook body accepted.
     pub body_limit: usize,
     pub body_read_timeout: Duration,
-    /// See [`crate::connection::pace`].
-    pub send_timeout: Duration,
     /// The process' bound on request body bytes held at once, shared by every worker.
     pub body_budget: BodyBudget,
     pub request_timeout: Duration,
@@ -204,7 +202,6 @@ fn serve(
             api_keys: api_keys.clone(),
             body_limit: http.body_limit,
             body_read_timeout: http.body_read_timeout,
-            send_timeout: http.send_timeout,
             body_budget: body_budget.clone(),
             request_timeout: http.request_timeout,
             metrics: metrics.clone(),
@@ -226,7 +223,9 @@ fn serve(
             .configure(routes::configure)
             .default_service(web::to(routes::not_found))
     })
-    .on_connect(connection::remember_socket)
+    .on_connect(move |connection, data| {
+        connection::remember_socket(connection, data, http.send_timeout)
+    })
     .workers(workers)
     // actix counts per worker; the setting is the process' bound on what connections cost.
     .max_connections(http.max_connections / workers)
