@@ -9,7 +9,7 @@
 
 use std::process::ExitCode;
 
-use idnow_attempts::webhook_signature::SigningKey;
+use idnow_attempts::webhook_auth::SigningKey;
 use secrecy::SecretString;
 
 fn main() -> ExitCode {

@@ -18,8 +18,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
 
-use crate::auth::{ApiKeyEntry, ApiKeys};
-use crate::webhook_signature::SigningKey;
+use crate::api_auth::{ApiKeyEntry, ApiKeys};
+use crate::webhook_auth::SigningKey;
 
 /// The shipped defaults, relative to the working directory (the image's too).
 pub const DEFAULT_CONFIG_FILE: &str = "config/default.toml";

@@ -7,28 +7,29 @@
 
 use std::fmt;
 
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::ServiceResponse;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
-use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::persistence::writer::WriteError;
-use crate::webhook_signature::Failure;
+use crate::persistence::signings::ConflictReason;
+use crate::persistence::Transient;
+use crate::webhook_auth::AuthFailure;
 
 /// Seconds a client is asked to wait when the database cannot take a request.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
 
+/// Every error the API answers. The `#[error]` text of a client error is the `detail` its
+/// client reads; a server error's is a fixed text, and its cause (`source()`) is only logged.
 #[derive(thiserror::Error)]
 pub enum ApiError {
     #[error("A valid bearer token is required.")]
     Unauthenticated,
-    #[error("The webhook signature is not accepted: {0}.")]
-    InvalidSignature(Failure),
-    #[error("The API client lacks the required scope.")]
+    /// Why is for the metrics, never for the sender.
+    #[error("The webhook signature is missing, invalid or expired.")]
+    InvalidSignature(AuthFailure),
+    #[error("Unauthorized action is not allowed.")]
     Forbidden,
     #[error("{0}")]
     NotFound(&'static str),
@@ -38,7 +39,7 @@ pub enum ApiError {
     #[error("{detail}")]
     BadRequest { code: &'static str, detail: String },
     #[error("{0}")]
-    Conflict(&'static str),
+    Conflict(ConflictReason),
     #[error("The body is larger than {limit} bytes.")]
     PayloadTooLarge { limit: usize },
     #[error("The declared content type is not JSON.")]
@@ -62,13 +63,13 @@ pub enum ApiError {
     Unprocessable { code: &'static str, detail: String },
     /// The service cannot take the request now (database away, pool exhausted, request
     /// timeout, shutting down); the client should retry.
-    #[error("The service is unavailable.")]
+    #[error("The service cannot take the request right now; retry later.")]
     Unavailable(#[source] anyhow::Error),
     /// The process holds as many request body bytes as it allows itself (the body budget):
     /// load shed before reading, not a fault.
-    #[error("The service holds as many request bodies as it can.")]
+    #[error("The service cannot take the request right now; retry later.")]
     Overloaded,
-    #[error("Unexpected error.")]
+    #[error("There was an error.")]
     Unexpected(#[from] anyhow::Error),
 }
 
@@ -110,80 +111,87 @@ impl ApiError {
 
     /// The machine-readable `code` of the error body.
     pub fn code(&self) -> &'static str {
-        self.code_and_title().0
+        self.kind().code
     }
 
-    /// Machine-readable code and human title of this error.
-    fn code_and_title(&self) -> (&'static str, &'static str) {
-        match self {
-            Self::Unauthenticated => ("unauthenticated", "Unauthenticated"),
-            Self::InvalidSignature(_) => ("invalid_signature", "Invalid Signature"),
-            Self::Forbidden => ("unauthorized_action", "Unauthorized Action"),
-            Self::NotFound(_) => ("not_found", "Not Found"),
-            Self::MethodNotAllowed(_) => ("method_not_allowed", "Method Not Allowed"),
-            Self::BadRequest { code, .. } => (code, "Bad Request"),
-            Self::Conflict(_) => ("conflict", "Conflict"),
-            Self::PayloadTooLarge { .. } => ("payload_too_large", "Payload Too Large"),
-            Self::UnsupportedMediaType => ("unsupported_media_type", "Unsupported Media Type"),
-            Self::UnsupportedContentEncoding => {
-                ("unsupported_content_encoding", "Unsupported Media Type")
+    /// The one table of statuses, codes and titles.
+    fn kind(&self) -> Kind {
+        use StatusCode as S;
+        let (status, code, title) = match self {
+            Self::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
+            Self::InvalidSignature(_) => {
+                (S::UNAUTHORIZED, "invalid_signature", "Invalid Signature")
             }
-            Self::WebhookIdReused => ("webhook_id_reused", "Conflict"),
-            Self::BodyTimeout(_) | Self::SlowReader => ("request_timeout", "Request Timeout"),
+            Self::Forbidden => (S::FORBIDDEN, "unauthorized_action", "Unauthorized Action"),
+            Self::NotFound(_) => (S::NOT_FOUND, "not_found", "Not Found"),
+            Self::MethodNotAllowed(_) => (
+                S::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "Method Not Allowed",
+            ),
+            Self::BadRequest { code, .. } => (S::BAD_REQUEST, *code, "Bad Request"),
+            Self::Conflict(_) => (S::CONFLICT, "conflict", "Conflict"),
+            Self::WebhookIdReused => (S::CONFLICT, "webhook_id_reused", "Conflict"),
+            Self::PayloadTooLarge { .. } => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload_too_large",
+                "Payload Too Large",
+            ),
+            Self::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "Unsupported Media Type",
+            ),
+            Self::UnsupportedContentEncoding => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_content_encoding",
+                "Unsupported Media Type",
+            ),
+            Self::BodyTimeout(_) | Self::SlowReader => {
+                (S::REQUEST_TIMEOUT, "request_timeout", "Request Timeout")
+            }
             Self::HeadersTooLarge(_) => (
+                S::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "request_header_fields_too_large",
                 "Request Header Fields Too Large",
             ),
-            Self::Unprocessable { code, .. } => (code, "Unprocessable Entity"),
-            Self::Unavailable(_) | Self::Overloaded => {
-                ("service_unavailable", "Service Unavailable")
+            Self::Unprocessable { code, .. } => {
+                (S::UNPROCESSABLE_ENTITY, *code, "Unprocessable Entity")
             }
-            Self::Unexpected(_) => ("generic_error", "Generic Error"),
-        }
-    }
-
-    /// What the client reads. Never the cause of a server error.
-    fn detail(&self) -> String {
-        match self {
-            Self::Unauthenticated => "A valid bearer token is required.".to_owned(),
-            Self::InvalidSignature(_) => {
-                "The webhook signature is missing, invalid or expired.".to_owned()
-            }
-            Self::Forbidden => "Unauthorized action is not allowed.".to_owned(),
-            Self::Unavailable(_) | Self::Overloaded => {
-                "The service cannot take the request right now; retry later.".to_owned()
-            }
-            Self::Unexpected(_) => "There was an error.".to_owned(),
-            other => other.to_string(),
+            Self::Unavailable(_) | Self::Overloaded => (
+                S::SERVICE_UNAVAILABLE,
+                "service_unavailable",
+                "Service Unavailable",
+            ),
+            Self::Unexpected(_) => (S::INTERNAL_SERVER_ERROR, "generic_error", "Generic Error"),
+        };
+        Kind {
+            status,
+            code,
+            title,
         }
     }
 }
 
+/// A row of [`ApiError::kind`].
+struct Kind {
+    status: StatusCode,
+    code: &'static str,
+    title: &'static str,
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            Self::Unauthenticated | Self::InvalidSignature(_) => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            Self::Conflict(_) | Self::WebhookIdReused => StatusCode::CONFLICT,
-            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType | Self::UnsupportedContentEncoding => {
-                StatusCode::UNSUPPORTED_MEDIA_TYPE
-            }
-            Self::BodyTimeout(_) | Self::SlowReader => StatusCode::REQUEST_TIMEOUT,
-            Self::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            Self::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable(_) | Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Unexpected(_) => StatusCode::INTERNAL_SERVER_ERROR,
-        }
+        self.kind().status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let status = self.status_code();
-        let (code, title) = self.code_and_title();
-        let mut response = error_body(status, code, title, &self.detail());
+        let Kind {
+            status,
+            code,
+            title,
+        } = self.kind();
+        let mut response = error_body(status, code, title, &self.to_string());
         let headers = response.headers_mut();
         match self {
             Self::Unauthenticated => {
@@ -231,7 +239,12 @@ pub struct ErrorAnswer {
 }
 
 /// The contract's error body.
-fn error_body(status: StatusCode, code: &'static str, title: &str, detail: &str) -> HttpResponse {
+pub(crate) fn error_body(
+    status: StatusCode,
+    code: &'static str,
+    title: &str,
+    detail: &str,
+) -> HttpResponse {
     let id = Uuid::new_v4();
     let mut response = HttpResponse::build(status).json(ErrorDocument {
         errors: [ErrorObject {
@@ -246,118 +259,23 @@ fn error_body(status: StatusCode, code: &'static str, title: &str, detail: &str)
     response
 }
 
-/// Safety net for error answers that did not come from an [`ApiError`] (actix's own, or a
-/// future route that forgets): whatever their body, it becomes the contract's.
-pub fn render_foreign_error<B: MessageBody + 'static>(
-    response: ServiceResponse<B>,
-) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_ours = response
-        .response()
-        .error()
-        .is_some_and(|error| error.as_error::<ApiError>().is_some());
-    if is_ours {
-        return Ok(ErrorHandlerResponse::Response(
-            response.map_into_left_body(),
-        ));
-    }
-    let status = response.status();
-    let (code, title, detail) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "Not Found", "No such route."),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "Method Not Allowed",
-            "The route does not take this method.",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            "Payload Too Large",
-            "The body is too large.",
-        ),
-        status if status.is_server_error() => {
-            ("generic_error", "Generic Error", "There was an error.")
-        }
-        _ => ("bad_request", "Bad Request", "The request is malformed."),
-    };
-    let rendered = error_body(status, code, title, detail);
-    let (request, original) = response.into_parts();
-    let mut rendered = rendered.map_into_boxed_body();
-    // Keep headers such as `Allow` that the original answer carried.
-    for (name, value) in original.headers() {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            rendered.headers_mut().insert(name.clone(), value.clone());
-        }
-    }
-    let response: ServiceResponse<BoxBody> = ServiceResponse::new(request, rendered);
-    Ok(ErrorHandlerResponse::Response(
-        response.map_into_right_body(),
-    ))
-}
-
 /// Maps database failures: those the client should retry (the database is down, restarting,
 /// overloaded, or the pool is exhausted) to 503, all others to 500.
 pub trait DbResultExt<T> {
     fn db_context(self, context: &'static str) -> Result<T, ApiError>;
 }
 
-impl<T> DbResultExt<T> for Result<T, sqlx::Error> {
+impl<T, E: Transient> DbResultExt<T> for Result<T, E> {
     fn db_context(self, context: &'static str) -> Result<T, ApiError> {
-        self.map_err(|error| database_error(is_transient(&error), error, context))
-    }
-}
-
-impl<T> DbResultExt<T> for Result<T, WriteError> {
-    fn db_context(self, context: &'static str) -> Result<T, ApiError> {
-        self.map_err(|error| database_error(error.is_transient(), error, context))
-    }
-}
-
-fn database_error(
-    transient: bool,
-    error: impl std::error::Error + Send + Sync + 'static,
-    context: &'static str,
-) -> ApiError {
-    let error = anyhow::Error::new(error).context(context);
-    if transient {
-        ApiError::Unavailable(error)
-    } else {
-        ApiError::Unexpected(error)
-    }
-}
-
-/// Whether the database refused a value of the row itself, so that no retry could store it:
-/// a data exception (SQLSTATE class 22, e.g. a NUL character in `text`), a NOT NULL or CHECK
-/// violation, or a value too large for an index row (54000). By SQLSTATE, as below.
-pub fn is_unstorable(error: &sqlx::Error) -> bool {
-    error
-        .as_database_error()
-        .and_then(|error| error.code())
-        .is_some_and(|code| {
-            code.starts_with("22") || matches!(code.as_ref(), "23502" | "23514" | "54000")
+        self.map_err(|error| {
+            let transient = error.is_transient();
+            let error = anyhow::Error::new(error).context(context);
+            if transient {
+                ApiError::Unavailable(error)
+            } else {
+                ApiError::Unexpected(error)
+            }
         })
-}
-
-/// By SQLSTATE class, never by message text.
-pub fn is_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(error) => error.code().is_some_and(|code| {
-            // 08: connection exception; 53: insufficient resources; 57P: shutdown or
-            // start-up; 57014: statement timeout; 40001/40P01: serialization failure and
-            // deadlock; 25006: read-only transaction (a failover in progress); 42P01:
-            // undefined table, i.e. migrations not yet applied during a roll-out.
-            code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57P")
-                || matches!(
-                    code.as_ref(),
-                    "57014" | "40001" | "40P01" | "25006" | "42P01"
-                )
-        }),
-        _ => false,
     }
 }
 
@@ -378,7 +296,7 @@ mod tests {
         let error = ApiError::Unexpected(anyhow::anyhow!("password authentication failed"));
         assert_eq!(
             format!("{error:?}"),
-            "Unexpected error. Caused by: password authentication failed"
+            "There was an error. Caused by: password authentication failed"
         );
         let (status, body) = body_of(error).await;
         assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -396,12 +314,14 @@ mod tests {
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert_eq!(body["errors"][0]["code"], "unauthorized_action");
         assert_eq!(body["errors"][0]["title"], "Unauthorized Action");
+        assert_eq!(
+            body["errors"][0]["detail"],
+            "Unauthorized action is not allowed."
+        );
     }
 
     #[test]
     fn pool_exhaustion_and_outages_are_retryable() {
-        assert!(is_transient(&sqlx::Error::PoolTimedOut));
-        assert!(!is_transient(&sqlx::Error::RowNotFound));
         let unavailable = Err::<(), _>(sqlx::Error::PoolTimedOut).db_context("x");
         let response = unavailable.expect_err("error").error_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

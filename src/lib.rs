@@ -1,16 +1,16 @@
-//! `idnow-attempts`: takes IDnow's result webhooks in, verifies their signatures, keeps every
+//! `idnow-attempts`: takes IDnow's result webhooks in, authenticates them, keeps every
 //! identification attempt in PostgreSQL, and serves each signing's attempt history.
 
-pub mod auth;
-pub mod body;
+pub mod api_auth;
 pub mod cli;
 pub mod configuration;
-pub mod connection;
 pub mod domain;
+pub mod edge;
 pub mod error;
 pub mod metrics;
 pub mod persistence;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
-pub mod webhook_signature;
+pub mod webhook_auth;

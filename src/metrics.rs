@@ -4,21 +4,16 @@
 //! Every label takes values from a closed set (route patterns, status codes, documented
 //! results, failure reasons), so no sender can grow the number of series.
 
-use actix_web::http::header::CONTENT_TYPE;
-use actix_web::{web, HttpResponse};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    Encoder as _, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
 };
 
-use crate::body::BodyBudget;
-use crate::error::ApiError;
+use crate::edge::body::BodyBudget;
+use crate::edge::refusals::PROTOCOL_REFUSALS;
 use crate::persistence::WorkerPools;
-use crate::startup::AppState;
-use crate::telemetry::PROTOCOL_REFUSALS;
-use crate::webhook_signature::Failure;
+use crate::webhook_auth::AuthFailure;
 
 /// The results IDnow documents; anything else is counted as `other` (and stored as sent).
 const DOCUMENTED_RESULTS: [&str; 7] = [
@@ -106,12 +101,7 @@ impl Metrics {
         ))?;
 
         // Series that exist from the start, so that rates and alerts see a zero, not a gap.
-        for failure in [
-            Failure::Missing,
-            Failure::Malformed,
-            Failure::Stale,
-            Failure::Mismatch,
-        ] {
+        for failure in AuthFailure::ALL {
             signature_failures.with_label_values(&[failure.as_str()]);
         }
         for result in DOCUMENTED_RESULTS.iter().chain(&["other"]) {
@@ -141,7 +131,7 @@ impl Metrics {
         self.duplicates.inc();
     }
 
-    pub fn signature_failure(&self, failure: Failure) {
+    pub fn signature_failure(&self, failure: AuthFailure) {
         self.signature_failures
             .with_label_values(&[failure.as_str()])
             .inc();
@@ -161,22 +151,12 @@ impl Metrics {
             .observe(seconds);
     }
 
-    fn render(&self) -> Result<String, prometheus::Error> {
+    /// Every metric, in the Prometheus text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
         let mut text = String::new();
         TextEncoder::new().encode_utf8(&self.registry.gather(), &mut text)?;
         Ok(text)
     }
-}
-
-/// `GET /metrics`.
-pub async fn render(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let text = state
-        .metrics
-        .render()
-        .map_err(|error| anyhow::Error::new(error).context("encoding the metrics"))?;
-    Ok(HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, TextEncoder::new().format_type()))
-        .body(text))
 }
 
 /// The pool's gauges, every worker's pool summed, read from the pools at each scrape.

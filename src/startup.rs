@@ -2,83 +2,24 @@
 //! way it stops.
 
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::rc::Rc;
 use std::time::Duration;
 
-use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, ErrorHandlers, Next};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::middleware::{from_fn, ErrorHandlers};
+use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use sqlx::postgres::PgConnectOptions;
-use sqlx::PgPool;
 
-use crate::auth::ApiKeys;
-use crate::body::{self, BodyBudget, BodyLimits};
 use crate::configuration::Settings;
-use crate::connection;
-use crate::error::{render_foreign_error, ApiError, DbResultExt as _};
+use crate::edge::{self, body, connection, limits, EdgeLimits};
 use crate::metrics::Metrics;
 use crate::persistence::writer::AttemptWriter;
-use crate::persistence::{self, Connection, Database, WorkerPools};
+use crate::persistence::{self, WorkerPools};
 use crate::routes;
+use crate::state::{AppState, Draining};
 use crate::telemetry;
-use crate::webhook_signature::Verifier;
-
-/// What the request handlers of one HTTP worker share.
-#[derive(Debug)]
-pub struct AppState {
-    /// This worker's own pool (see [`WorkerPools`]).
-    pub database: Database,
-    pub verifier: Verifier,
-    pub api_keys: ApiKeys,
-    /// Largest webhook body accepted.
-    pub body_limit: usize,
-    pub body_read_timeout: Duration,
-    /// The process' bound on request body bytes held at once, shared by every worker.
-    pub body_budget: BodyBudget,
-    pub request_timeout: Duration,
-    pub metrics: Metrics,
-    pub draining: Draining,
-    /// Stores the attempts of this worker's webhooks, in batches under load.
-    pub writer: AttemptWriter,
-}
-
-impl AppState {
-    /// The limits a body of at most `size` bytes is read under.
-    pub fn body_limits(&self, size: usize) -> BodyLimits<'_> {
-        BodyLimits {
-            size,
-            timeout: self.body_read_timeout,
-            budget: &self.body_budget,
-        }
-    }
-
-    /// A connection from the pool; 503 once the acquire timeout has passed.
-    pub async fn connection(&self) -> Result<Connection, ApiError> {
-        self.database
-            .acquire()
-            .await
-            .db_context("acquiring a connection")
-    }
-}
-
-/// Set once the process has been asked to stop. From then on readiness answers 503, so the
-/// load balancer takes this replica out while it drains.
-#[derive(Debug, Clone, Default)]
-pub struct Draining(Arc<AtomicBool>);
-
-impl Draining {
-    pub fn start(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
+use crate::webhook_auth::WebhookAuth;
 
 pub struct Application {
     port: u16,
@@ -96,12 +37,12 @@ impl std::fmt::Debug for Application {
 
 /// What starts the graceful stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StopOn {
+enum Shutdown {
     /// SIGTERM or SIGINT: the process' own server.
-    Signals,
-    /// Only [`Application::handle`]: servers embedded in another process, such as tests,
-    /// leave that process' signals alone.
-    Handle,
+    OnSignals,
+    /// Only [`Application::handle`]: a server embedded in another process leaves that
+    /// process' signals alone.
+    ByHandle,
 }
 
 impl Application {
@@ -109,21 +50,20 @@ impl Application {
     /// listener. The server stops gracefully on SIGTERM or SIGINT.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let options = settings.database.connect_options();
-        Self::start(settings, options, StopOn::Signals).await
+        Self::start(settings, options, Shutdown::OnSignals).await
     }
 
-    /// As [`Application::build`], on the database `pool` connects to rather than
-    /// `DATABASE_URL`'s (tests: a fresh database each), and stopped only through
-    /// [`Application::handle`]. The application opens connections of its own.
-    pub async fn build_with_pool(settings: Settings, pool: &PgPool) -> anyhow::Result<Self> {
-        let options = (*pool.connect_options()).clone();
-        Self::start(settings, options, StopOn::Handle).await
+    /// As [`Application::build`], for a server embedded in another process (the API tests
+    /// run it so, on a fresh database each): it connects with `options` rather than
+    /// `DATABASE_URL`, and stops only through [`Application::handle`].
+    pub async fn embedded(settings: Settings, options: PgConnectOptions) -> anyhow::Result<Self> {
+        Self::start(settings, options, Shutdown::ByHandle).await
     }
 
     async fn start(
         settings: Settings,
         options: PgConnectOptions,
-        stop_on: StopOn,
+        shutdown: Shutdown,
     ) -> anyhow::Result<Self> {
         if settings.migrate_on_start {
             // On connections of their own: the workers' are opened on the workers' threads.
@@ -140,7 +80,7 @@ impl Application {
             .port();
         let pools =
             persistence::connect_workers(&settings.database, options, settings.http.workers.get());
-        let server = serve(listener, pools.clone(), settings, stop_on)?;
+        let server = serve(listener, pools.clone(), settings, shutdown)?;
         Ok(Self {
             port,
             server,
@@ -175,17 +115,16 @@ fn serve(
     listener: TcpListener,
     pools: WorkerPools,
     settings: Settings,
-    stop_on: StopOn,
+    shutdown: Shutdown,
 ) -> anyhow::Result<Server> {
     let http = settings.http;
-    let body_budget = BodyBudget::new(http.body_budget);
-    let metrics =
-        Metrics::new(pools.clone(), body_budget.clone()).context("registering the metrics")?;
+    let limits = EdgeLimits::new(&http);
+    let metrics = Metrics::new(pools.clone(), limits.body_budget.clone())
+        .context("registering the metrics")?;
     let draining = Draining::default();
     let drain_on_stop = draining.clone();
-    let max_header_bytes = http.max_header_bytes;
-    let verifier = Verifier::new(settings.webhooks.keys, settings.webhooks.tolerance);
-    let api_keys = settings.api_keys;
+    let webhook_auth = WebhookAuth::new(settings.webhooks.keys, settings.webhooks.tolerance);
+    let api_keys = web::Data::new(settings.api_keys);
     let workers = pools.workers();
     let mut server = HttpServer::new(move || {
         // Called on each worker's thread, within its runtime: the pool and the writer made
@@ -198,29 +137,30 @@ fn serve(
                 database_settings.acquire_timeout,
             ),
             database,
-            verifier: verifier.clone(),
-            api_keys: api_keys.clone(),
-            body_limit: http.body_limit,
-            body_read_timeout: http.body_read_timeout,
-            body_budget: body_budget.clone(),
-            request_timeout: http.request_timeout,
+            webhook_auth: webhook_auth.clone(),
+            limits: limits.clone(),
             metrics: metrics.clone(),
             draining: draining.clone(),
         });
+        let observed = Rc::new(metrics.clone());
+        let request_timeout = http.request_timeout;
         App::new()
             // Innermost the header limit, before any route runs; then every error answer
             // gets the contract's body; then a body left unread closes its connection; then
             // a client that takes no answers waits; outermost, the metrics and the request
             // log see the final answer.
             .wrap(from_fn(move |request, next| {
-                limit_header_size(max_header_bytes, request, next)
+                limits::limit_header_size(http.max_header_bytes, request, next)
             }))
-            .wrap(ErrorHandlers::new().default_handler(render_foreign_error))
+            .wrap(ErrorHandlers::new().default_handler(edge::contract_shape))
             .wrap(from_fn(body::close_on_unread_body))
             .wrap(from_fn(connection::pace))
-            .wrap(from_fn(telemetry::observe))
+            .wrap(from_fn(move |request, next| {
+                telemetry::observe(Rc::clone(&observed), request, next)
+            }))
             .app_data(state)
-            .configure(routes::configure)
+            .app_data(api_keys.clone())
+            .configure(|routes| routes::configure(routes, request_timeout))
             .default_service(web::to(routes::not_found))
     })
     .on_connect(move |connection, data| {
@@ -232,43 +172,16 @@ fn serve(
     .keep_alive(http.keep_alive)
     .client_request_timeout(http.client_request_timeout)
     .shutdown_timeout(http.shutdown_timeout.as_secs());
-    server = match stop_on {
-        StopOn::Signals => {
+    server = match shutdown {
+        Shutdown::OnSignals => {
             server.shutdown_signal(drain_on_termination(drain_on_stop, http.shutdown_delay))
         }
-        StopOn::Handle => server.disable_signals(),
+        Shutdown::ByHandle => server.disable_signals(),
     };
     Ok(server
         .listen(listener)
         .context("starting the HTTP server")?
         .run())
-}
-
-/// 431 for requests whose header fields, names and values together, exceed `limit`.
-///
-/// actix-http itself refuses more than 96 header fields (431, without our body) and heads
-/// beyond its read buffer; this is the tighter limit the service chooses, answered in the
-/// contract's shape.
-async fn limit_header_size(
-    limit: usize,
-    request: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let size: usize = request
-        .headers()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    if size > limit {
-        // from_error keeps the error on the response: it is ours, for the log and the
-        // error renderer alike.
-        let response = HttpResponse::from_error(ApiError::HeadersTooLarge(limit));
-        let (request, _payload) = request.into_parts();
-        return Ok(ServiceResponse::new(request, response).map_into_right_body());
-    }
-    next.call(request)
-        .await
-        .map(ServiceResponse::map_into_left_body)
 }
 
 /// Resolves, and so starts the graceful stop, `delay` after the first SIGTERM or SIGINT.

@@ -7,25 +7,24 @@ use std::cell::RefCell;
 use std::future::{ready, Ready};
 use std::io;
 use std::rc::Rc;
-use std::sync::LazyLock;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{web, FromRequest, HttpMessage as _, HttpRequest};
-use prometheus::{IntCounterVec, Opts};
+use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use tracing::field::{debug, display};
 use tracing::{Instrument as _, Level};
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::layer::{Context, Layer, SubscriberExt as _};
+use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
 use crate::domain::AttemptId;
+use crate::edge::refusals::ProtocolRefusals;
 use crate::error::{ApiError, ErrorAnswer};
-use crate::startup::AppState;
+use crate::metrics::Metrics;
 
 /// Installs the global subscriber: JSON to stdout, filtered by `filter` (`RUST_LOG` syntax).
 pub fn init(filter: &str) -> anyhow::Result<()> {
@@ -51,76 +50,6 @@ where
         .map_err(|e| anyhow::anyhow!("a log subscriber is already installed: {e}"))
 }
 
-/// Exchanges that actix-http refused or lost before any route saw a request, by kind:
-/// malformed requests (a bad request line or header, `Content-Length` beside
-/// `Transfer-Encoding`, obs-fold, a URI over 64 KiB) and connections broken by the client.
-/// Process-wide, as the log subscriber that counts them is; registered by every
-/// application's `Metrics`. Counted while `RUST_LOG` lets actix-http's errors through (any
-/// filter of `info` or `error` does).
-pub static PROTOCOL_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    let counter = IntCounterVec::new(
-        Opts::new(
-            "http_protocol_refusals_total",
-            "Malformed or broken HTTP exchanges ended by the HTTP layer before routing, by kind.",
-        ),
-        &["kind"],
-    )
-    .expect("a valid metric definition");
-    for (_, kind) in CLIENT_DISPATCH_ERRORS {
-        counter.with_label_values(&[kind]);
-    }
-    counter
-});
-
-/// actix-http's reports (`stream error: <DispatchError>`) that tell of the client, not of
-/// us, by the start of their text, and the kind each is counted as. Read off actix-http
-/// 3.20's dispatcher, where only parse, I/O and internal errors reach that report (a head
-/// timeout is answered 408 without one); the internal ones stay at ERROR.
-const CLIENT_DISPATCH_ERRORS: [(&str, &str); 2] = [
-    ("stream error: request parse error", "malformed_request"),
-    ("stream error: I/O error", "connection_error"),
-];
-
-/// actix-http reports every request it refuses itself at ERROR, one line each: anyone could
-/// fill the error log with malformed requests. This layer takes those reports out of the
-/// log, counts them in [`PROTOCOL_REFUSALS`] and logs them at DEBUG instead; ERROR stays for
-/// faults of ours, and actix-http's other reports pass as they are.
-struct ProtocolRefusals;
-
-impl<S: tracing::Subscriber> Layer<S> for ProtocolRefusals {
-    fn event_enabled(&self, event: &tracing::Event<'_>, _context: Context<'_, S>) -> bool {
-        let metadata = event.metadata();
-        if *metadata.level() != Level::ERROR || metadata.target() != "actix_http::h1::dispatcher" {
-            return true;
-        }
-        let mut message = Message::default();
-        event.record(&mut message);
-        let Some((_, kind)) = CLIENT_DISPATCH_ERRORS
-            .iter()
-            .find(|(start, _)| message.0.starts_with(start))
-        else {
-            return true;
-        };
-        PROTOCOL_REFUSALS.with_label_values(&[kind]).inc();
-        // Dispatched from within this one: with the global subscriber, it is logged (when
-        // DEBUG is on), and it is not one of the reports above.
-        tracing::debug!(target: "idnow_attempts::http", kind, "HTTP exchange refused before routing");
-        false
-    }
-}
-
-/// The `message` of an event, as text.
-#[derive(Default)]
-struct Message(String);
-
-impl tracing::field::Visit for Message {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = format!("{value:?}");
-        }
-    }
-}
-
 /// What a handler tells of its request for the request's log line: the ids it touched and
 /// what came of it. An extractor; [`observe`] writes it out.
 ///
@@ -128,10 +57,11 @@ impl tracing::field::Visit for Message {
 /// re-writes a span's fields at every `record`, which cost the listing 2-9% of its
 /// throughput for three fields (A/B runs).
 #[derive(Debug, Clone, Default)]
-pub struct RequestLog(Rc<RefCell<Told>>);
+pub struct RequestLog(Rc<RefCell<Reported>>);
 
+/// What the handler reported, for the request's log line.
 #[derive(Debug, Default)]
-struct Told {
+struct Reported {
     api_client: Option<String>,
     transaction_number: Option<String>,
     attempt_id: Option<AttemptId>,
@@ -140,6 +70,15 @@ struct Told {
 }
 
 impl RequestLog {
+    /// The log of `request`, which [`observe`] opened; outside it, one that nobody reads.
+    pub fn of(request: &HttpRequest) -> Self {
+        request
+            .extensions()
+            .get::<Self>()
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// The authenticated API client's name.
     pub fn api_client(&self, name: &str) {
         self.0.borrow_mut().api_client = Some(name.to_owned());
@@ -167,10 +106,8 @@ impl FromRequest for RequestLog {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
-    /// The one [`observe`] opened; outside it, one that nobody reads.
     fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let log = request.extensions().get::<Self>().cloned();
-        ready(Ok(log.unwrap_or_default()))
+        ready(Ok(Self::of(request)))
     }
 }
 
@@ -179,9 +116,10 @@ impl FromRequest for RequestLog {
 pub struct RoutePattern(pub &'static str);
 
 /// Middleware, outermost: opens the request's span, and once the answer is known, counts and
-/// times it in the metrics and logs its one line. Timing stops at the response head, before
+/// times it in `metrics` and logs its one line. Timing stops at the response head, before
 /// the body is streamed.
 pub async fn observe(
+    metrics: Rc<Metrics>,
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
@@ -194,7 +132,6 @@ pub async fn observe(
     );
     let log = RequestLog::default();
     request.extensions_mut().insert(log.clone());
-    let state = request.app_data::<web::Data<AppState>>().cloned();
 
     let outcome = next.call(request).instrument(span.clone()).await;
 
@@ -213,19 +150,15 @@ pub async fn observe(
         .app_data::<RoutePattern>()
         .map_or("unmatched", |pattern| pattern.0);
     let status = response.status();
-    if let Some(state) = state {
-        state
-            .metrics
-            .observe(route, status.as_str(), elapsed.as_secs_f64());
-    }
-    let told = log.0.borrow();
+    metrics.observe(route, status.as_str(), elapsed.as_secs_f64());
+    let reported = log.0.borrow();
     let error = response
         .response()
         .extensions()
         .get::<ErrorAnswer>()
         .copied();
     let (error_id, error_code) = (error.map(|e| display(e.id)), error.map(|e| e.code));
-    let attempt_id = told.attempt_id.map(display);
+    let attempt_id = reported.attempt_id.map(display);
     // One line, at the level the status calls for: its fields, then what the caller adds.
     macro_rules! request_line {
         ($level:expr, $($rest:tt)*) => {
@@ -234,11 +167,11 @@ pub async fn observe(
                 status = status.as_u16(),
                 elapsed_ms = elapsed.as_secs_f64() * 1e3,
                 http.route = route,
-                api_client = told.api_client.as_deref(),
-                transaction_number = told.transaction_number.as_deref(),
+                api_client = reported.api_client.as_deref(),
+                transaction_number = reported.transaction_number.as_deref(),
                 attempt_id,
-                outcome = told.outcome,
-                total = told.total,
+                outcome = reported.outcome,
+                total = reported.total,
                 error.id = error_id,
                 error.code = error_code,
                 $($rest)*

@@ -1,9 +1,10 @@
 //! PostgreSQL: the pool, the embedded migrations, and one module per table.
 //!
-//! Helpers take a `&mut PgConnection` (or a transaction) and run plain statements; handlers
-//! decide what is one unit of work.
+//! Helpers take a `&mut PgConnection` (or a transaction) and run plain statements; callers
+//! decide what is one unit of work and run it with [`Database::run`].
 
 pub mod attempts;
+mod failure;
 pub mod pool;
 pub mod rejected;
 pub mod signings;
@@ -12,7 +13,8 @@ pub mod writer;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 
-pub use self::pool::{Connection, Database, WorkerPools};
+pub use self::failure::Transient;
+pub use self::pool::{Database, WorkerPools};
 
 use crate::configuration::DatabaseSettings;
 
@@ -50,10 +52,7 @@ fn session_options(settings: &DatabaseSettings, options: PgConnectOptions) -> Pg
 /// Applies pending migrations. sqlx holds a PostgreSQL advisory lock meanwhile, so replicas
 /// and migration jobs that start together apply each migration once.
 pub async fn migrate(database: &Database) -> Result<(), sqlx::migrate::MigrateError> {
-    let mut conn = database.acquire().await?;
-    MIGRATOR.run(&mut *conn).await?;
-    conn.release();
-    Ok(())
+    database.run(async |conn| MIGRATOR.run(conn).await).await
 }
 
 /// True when the database answers and every embedded migration has been applied.
@@ -63,14 +62,16 @@ pub async fn is_ready(database: &Database) -> Result<bool, sqlx::Error> {
         .filter(|migration| migration.migration_type.is_up_migration())
         .map(|migration| migration.version)
         .collect();
-    let mut conn = database.acquire().await?;
-    let applied = sqlx::query_scalar!(
-        r#"SELECT count(*) AS "applied!" FROM _sqlx_migrations
-           WHERE success AND version = ANY($1)"#,
-        &expected
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    conn.release();
+    let applied = database
+        .run(async |conn| {
+            sqlx::query_scalar!(
+                r#"SELECT count(*) AS "applied!" FROM _sqlx_migrations
+                   WHERE success AND version = ANY($1)"#,
+                &expected
+            )
+            .fetch_one(conn)
+            .await
+        })
+        .await?;
     Ok(usize::try_from(applied).is_ok_and(|applied| applied == expected.len()))
 }

@@ -1,22 +1,27 @@
 //! The connection pool: deadpool over sqlx connections, with no round trip of its own on the
 //! path of a request.
 //!
-//! sqlx's pool checks each connection with a round trip when it hands it out and again when
-//! it takes it back: three round trips for a one-statement request where one does. Without
-//! them the listing served about 60% more requests a second (A/B runs against pgbench). Here:
+//! Why not sqlx's own pool: it checks each connection with a round trip when it hands it out
+//! and again when it takes it back, three round trips for a one-statement request where one
+//! does. Without them the listing served about 60% more requests a second (A/B runs against
+//! pgbench, bench/RESULTS.md). Here:
 //!
-//! - [`Connection::release`] gives back a connection whose work completed, as it is: sqlx
-//!   has read every answer it waited for, and reads any it left before the next statement.
-//! - A connection dropped without it, because its holder returned an error or was cancelled
-//!   (perhaps mid-statement, a request timeout), is resynchronised in the background: what
-//!   sqlx buffered is flushed (a queued ROLLBACK, say) and every answer read up to the
-//!   server's ReadyForQuery. Only then does anyone get it again; if that fails, or outlasts
-//!   `resync_timeout`, it is closed.
+//! - Work runs through [`Database::run`]: a connection whose work completed (`Ok`) goes back
+//!   as it is, since sqlx has read every answer it waited for and reads any it left before
+//!   the next statement.
+//! - One whose work failed or was cancelled (perhaps mid-statement, a request timeout) is
+//!   resynchronised in the background: what sqlx buffered is flushed (a queued ROLLBACK,
+//!   say) and every answer read up to the server's ReadyForQuery. Only then does anyone get
+//!   it again; if that fails, or outlasts `resync_timeout`, it is closed.
 //! - A connection idle for longer than [`CHECK_AFTER_IDLE`] is pinged before it is handed
 //!   out, so that one the server or a network hop closed meanwhile is replaced rather than
 //!   failing a request.
 //! - Connections are replaced after [`MAX_LIFETIME`], so that load spreads again after a
 //!   failover; idle ones beyond `min_connections` close after `idle_timeout`.
+//!
+//! The resynchronisation relies on how sqlx 0.8's `PgConnection` buffers and counts the
+//! answers it owes (its `ping` flushes and waits for every pending ReadyForQuery): Cargo.toml
+//! pins that version, and `tests/api/database.rs` holds it to the behaviour.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -45,14 +50,14 @@ pub struct Database {
 
 /// What the pool holds: a connection, and whether its last holder finished with it.
 #[derive(Debug)]
-pub struct Session {
+struct Session {
     conn: PgConnection,
     in_sync: bool,
 }
 
 /// How connections are opened and checked; deadpool does the rest.
 #[derive(Debug)]
-pub struct Manager {
+struct Manager {
     options: PgConnectOptions,
     resync_timeout: Duration,
 }
@@ -98,9 +103,28 @@ impl Database {
         }
     }
 
-    /// A connection, waiting at most the acquire timeout ([`sqlx::Error::PoolTimedOut`]
-    /// beyond). Give it back with [`Connection::release`] once its work is done.
-    pub async fn acquire(&self) -> Result<Connection, sqlx::Error> {
+    /// Runs `work` on a pooled connection, waiting at most the acquire timeout for one
+    /// ([`sqlx::Error::PoolTimedOut`] beyond). A connection whose work returned `Ok` goes back
+    /// as it is; after an `Err`, or if the returned future is dropped before it completes, it
+    /// is resynchronised before anyone gets it again. So a unit of work that leaves its
+    /// connection in any other state than done (a transaction neither committed nor rolled
+    /// back, say) must return `Err`, as `?` does.
+    pub async fn run<T, E>(
+        &self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
+        let mut conn = self.acquire().await?;
+        let outcome = work(&mut conn).await;
+        if outcome.is_ok() {
+            conn.release();
+        }
+        outcome
+    }
+
+    async fn acquire(&self) -> Result<Connection, sqlx::Error> {
         let mut object = tokio::time::timeout(self.acquire_timeout, self.pool.get())
             .await
             .map_err(|_elapsed| sqlx::Error::PoolTimedOut)?
@@ -291,10 +315,9 @@ async fn resync(conn: &mut PgConnection, within: Duration) -> Result<(), sqlx::E
         })?
 }
 
-/// A connection out of the pool. Dereferences to [`PgConnection`], which is what the
-/// statements of `persistence` take.
+/// A connection out of the pool, for the length of one [`Database::run`].
 #[derive(Debug)]
-pub struct Connection {
+struct Connection {
     /// Present until released or dropped.
     object: Option<Object<Manager>>,
     resync_timeout: Duration,
@@ -304,7 +327,7 @@ impl Connection {
     /// Gives the connection back as it is, its work done: the next holder gets it without a
     /// round trip. Dropping it instead (an error, a cancelled request) resynchronises it
     /// first.
-    pub fn release(mut self) {
+    fn release(mut self) {
         if let Some(mut object) = self.object.take() {
             object.in_sync = true;
         }

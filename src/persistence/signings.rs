@@ -12,13 +12,14 @@ pub enum Registration {
     Conflict(ConflictReason),
 }
 
+/// Why a registration conflicts with what is stored; the text is what the client reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ConflictReason {
-    #[error("the signing is already registered with another identification")]
+    #[error("The signing is already registered with another identification.")]
     SigningHasOtherIdentification,
-    #[error("the signing is already registered for another person")]
+    #[error("The signing is already registered for another person.")]
     SigningHasOtherPerson,
-    #[error("the identification already belongs to another signing")]
+    #[error("The identification already belongs to another signing.")]
     IdentificationTaken,
 }
 
@@ -69,16 +70,4 @@ pub async fn register(
         None => ConflictReason::IdentificationTaken,
     };
     Ok(Registration::Conflict(reason))
-}
-
-impl ConflictReason {
-    pub fn as_detail(self) -> &'static str {
-        match self {
-            Self::SigningHasOtherIdentification => {
-                "The signing is already registered with another identification."
-            }
-            Self::SigningHasOtherPerson => "The signing is already registered for another person.",
-            Self::IdentificationTaken => "The identification already belongs to another signing.",
-        }
-    }
 }

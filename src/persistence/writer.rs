@@ -15,52 +15,18 @@
 //! with its `webhook-id` (refused). One delivery never fails another: a batch the database
 //! refuses is stored again attempt by attempt (see [`store_batch`]).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use sqlx::PgConnection;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::timeout;
-use uuid::Uuid;
 
-use super::attempts::Stored;
+use super::attempts::{self, NewAttempt, Stored};
+use super::failure::{is_conflict, is_unstorable, Transient};
 use super::Database;
-use crate::domain::{AttemptId, Delivery, WebhookId};
 
 /// Attempts per statement at most: bounds the statement's size (about 3 KB an attempt).
 pub const MAX_BATCH: usize = 64;
-
-/// An attempt to store, owned, as the writer's task needs it.
-#[derive(Debug)]
-pub struct NewAttempt {
-    pub id: AttemptId,
-    pub transaction_number: String,
-    pub ident_id: Option<String>,
-    pub result: String,
-    pub reason: Option<String>,
-    pub identified_at: Option<DateTime<Utc>>,
-    pub webhook_id: Option<String>,
-    pub dedup_key: [u8; 32],
-    pub payload: String,
-}
-
-impl NewAttempt {
-    pub fn new(delivery: &Delivery<'_>, webhook_id: Option<&WebhookId>) -> Self {
-        Self {
-            id: AttemptId::generate(),
-            transaction_number: delivery.transaction_number.as_str().to_owned(),
-            ident_id: delivery.ident_id.clone(),
-            result: delivery.result.clone(),
-            reason: delivery.reason.clone(),
-            identified_at: delivery.identified_at,
-            webhook_id: webhook_id.map(|id| id.as_str().to_owned()),
-            dedup_key: delivery.dedup_key,
-            payload: delivery.payload.to_owned(),
-        }
-    }
-}
 
 /// Why an attempt was not stored.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -77,18 +43,19 @@ pub enum WriteError {
     Vanished,
 }
 
-impl WriteError {
-    /// As [`crate::error::is_transient`]: whether the sender should retry.
-    pub fn is_transient(&self) -> bool {
+impl Transient for WriteError {
+    fn is_transient(&self) -> bool {
         match self {
-            Self::Database(error) => crate::error::is_transient(error),
+            Self::Database(error) => error.is_transient(),
             Self::Busy | Self::Stopped | Self::Vanished => true,
         }
     }
+}
 
-    /// As [`crate::error::is_unstorable`]: no retry could store the attempt.
+impl WriteError {
+    /// As [`is_unstorable`]: no retry could store the attempt.
     pub fn is_unstorable(&self) -> bool {
-        matches!(self, Self::Database(error) if crate::error::is_unstorable(error))
+        matches!(self, Self::Database(error) if is_unstorable(error))
     }
 
     /// The SQLSTATE and constraint of a database's refusal: what may be logged of it. (Its
@@ -194,150 +161,43 @@ async fn run(
 /// stored as if they had come alone. A failure of the connection or the database (lost,
 /// restarting, too slow) is every attempt's: they are all told to retry.
 async fn store_batch(database: &Database, attempts: &[NewAttempt]) -> Vec<Outcome> {
-    let shared = |error: WriteError| vec![Err(error); attempts.len()];
-    let mut conn = match database.acquire().await {
-        Ok(conn) => conn,
-        Err(error) => return shared(error.into()),
-    };
-    match insert(&mut conn, attempts).await {
-        Ok(outcomes) => {
-            conn.release();
-            outcomes
-        }
+    match store(database, attempts).await {
+        Ok(outcomes) => outcomes,
         Err(error) if attempts.len() > 1 && !concerns_every_attempt(&error) => {
             let mut outcomes = Vec::with_capacity(attempts.len());
             for attempt in attempts.chunks(1) {
-                match insert(&mut conn, attempt).await {
+                match store(database, attempt).await {
                     Ok(alone) => outcomes.extend(alone),
                     Err(error) => outcomes.push(Err(error.into())),
                 }
             }
-            // Dropped without release: the pool resynchronises it before its next use.
             outcomes
         }
-        Err(error) => shared(error.into()),
+        Err(error) => vec![Err(error.into()); attempts.len()],
     }
+}
+
+/// One unit of work: the insert of `attempts` on a pooled connection.
+async fn store(database: &Database, attempts: &[NewAttempt]) -> Result<Vec<Outcome>, sqlx::Error> {
+    let places = database
+        .run(async |conn| attempts::insert(conn, attempts).await)
+        .await?;
+    Ok(places
+        .into_iter()
+        .map(|place| place.ok_or(WriteError::Vanished))
+        .collect())
 }
 
 /// Whether a failed statement tells of every attempt in it (the connection or the database
 /// failed) rather than of one of them (a value, a conflict with another batch).
 fn concerns_every_attempt(error: &sqlx::Error) -> bool {
-    let conflict = error
-        .as_database_error()
-        .and_then(|error| error.code())
-        .is_some_and(|code| matches!(code.as_ref(), "40001" | "40P01"));
-    crate::error::is_transient(error) && !conflict
-}
-
-/// One INSERT for all `attempts`, committed on its own, then, for those it skipped, one
-/// look-up of the rows that hold their place.
-///
-/// A skipped attempt is a duplicate when the same event is stored (its `dedup_key`), whatever
-/// its `webhook-id`; otherwise its `webhook-id` is already another event's.
-async fn insert(
-    conn: &mut PgConnection,
-    attempts: &[NewAttempt],
-) -> Result<Vec<Outcome>, sqlx::Error> {
-    let ids: Vec<Uuid> = attempts.iter().map(|a| a.id.as_uuid()).collect();
-    let text = |f: fn(&NewAttempt) -> &str| attempts.iter().map(f).collect::<Vec<_>>();
-    let optional = |f: fn(&NewAttempt) -> Option<&str>| attempts.iter().map(f).collect::<Vec<_>>();
-    let transaction_numbers = text(|a| &a.transaction_number);
-    let results = text(|a| &a.result);
-    let payloads = text(|a| &a.payload);
-    let ident_ids = optional(|a| a.ident_id.as_deref());
-    let reasons = optional(|a| a.reason.as_deref());
-    let webhook_ids = optional(|a| a.webhook_id.as_deref());
-    let identified_at: Vec<Option<DateTime<Utc>>> =
-        attempts.iter().map(|a| a.identified_at).collect();
-    let dedup_keys: Vec<&[u8]> = attempts.iter().map(|a| &a.dedup_key[..]).collect();
-
-    // UNNEST keeps the order of the arrays, so `seq` follows arrival within a batch.
-    let inserted: HashMap<Uuid, bool> = sqlx::query!(
-        r#"
-        WITH inserted AS (
-            INSERT INTO attempts
-                (id, transaction_number, ident_id, result, reason, identified_at,
-                 webhook_id, dedup_key, payload)
-            SELECT id, transaction_number, ident_id, result, reason, identified_at,
-                   webhook_id, dedup_key, payload::json
-            FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                        $6::timestamptz[], $7::text[], $8::bytea[], $9::text[])
-                AS input(id, transaction_number, ident_id, result, reason, identified_at,
-                         webhook_id, dedup_key, payload)
-            ON CONFLICT DO NOTHING
-            RETURNING id, transaction_number
-        )
-        SELECT i.id AS "id!",
-               EXISTS (SELECT 1 FROM signings s
-                       WHERE s.identification_id = i.transaction_number) AS "signing_registered!"
-        FROM inserted i
-        "#,
-        &ids,
-        &transaction_numbers as &[&str],
-        &ident_ids as &[Option<&str>],
-        &results as &[&str],
-        &reasons as &[Option<&str>],
-        &identified_at as &[Option<DateTime<Utc>>],
-        &webhook_ids as &[Option<&str>],
-        &dedup_keys as &[&[u8]],
-        &payloads as &[&str],
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .into_iter()
-    .map(|row| (row.id, row.signing_registered))
-    .collect();
-
-    let skipped: Vec<usize> = (0..attempts.len())
-        .filter(|n| !inserted.contains_key(&ids[*n]))
-        .collect();
-    let mut places = HashMap::new();
-    if !skipped.is_empty() {
-        let positions: Vec<i32> = skipped.iter().map(|n| *n as i32).collect();
-        let skipped_webhook_ids: Vec<Option<&str>> =
-            skipped.iter().map(|n| webhook_ids[*n]).collect();
-        let skipped_dedup_keys: Vec<&[u8]> = skipped.iter().map(|n| dedup_keys[*n]).collect();
-        for row in sqlx::query!(
-            r#"
-            SELECT k.position AS "position!",
-                   (SELECT id FROM attempts WHERE dedup_key = k.dedup_key) AS "original?",
-                   (SELECT id FROM attempts WHERE webhook_id = k.webhook_id) AS "holder?"
-            FROM UNNEST($1::int4[], $2::text[], $3::bytea[]) AS k(position, webhook_id, dedup_key)
-            "#,
-            &positions,
-            &skipped_webhook_ids as &[Option<&str>],
-            &skipped_dedup_keys as &[&[u8]],
-        )
-        .fetch_all(&mut *conn)
-        .await?
-        {
-            let place = match (row.original, row.holder) {
-                (Some(original), _) => Ok(Stored::Duplicate {
-                    id: original.into(),
-                }),
-                (None, Some(holder)) => Ok(Stored::WebhookIdReused {
-                    holder: holder.into(),
-                }),
-                (None, None) => Err(WriteError::Vanished),
-            };
-            places.insert(row.position as usize, place);
-        }
-    }
-
-    Ok((0..attempts.len())
-        .map(|n| match inserted.get(&ids[n]) {
-            Some(&signing_registered) => Ok(Stored::New {
-                id: attempts[n].id,
-                signing_registered,
-            }),
-            None => places.remove(&n).unwrap_or(Err(WriteError::Vanished)),
-        })
-        .collect())
+    error.is_transient() && !is_conflict(error)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Delivery;
     use crate::persistence::MIGRATOR;
     use sqlx::PgPool;
 

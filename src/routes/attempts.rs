@@ -5,32 +5,33 @@ use std::fmt::Write as _;
 use actix_web::http::header::{HeaderName, HeaderValue, LINK};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::signing_path;
-use crate::auth::Scope;
+use super::SigningPath;
+use crate::api_auth::{scopes, Authorized};
 use crate::domain::{PageRequest, PersonId, SigningId};
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::attempts;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::telemetry::RequestLog;
 
 pub async fn list(
+    _client: Authorized<scopes::IdnowAttemptsRead>,
+    path: SigningPath,
     request: HttpRequest,
     state: web::Data<AppState>,
     log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state
-        .api_keys
-        .authorize(request.headers(), Scope::IdnowAttemptsRead)?;
-    log.api_client(client);
-    let (person_id, signing_id) = signing_path(&request)?;
+    let SigningPath {
+        person_id,
+        signing_id,
+    } = path;
     let page = PageRequest::from_query(request.query_string())
         .map_err(|e| ApiError::bad_request("invalid_pagination", e))?;
 
-    let mut conn = state.connection().await?;
-    let history = attempts::history(&mut conn, &person_id, &signing_id, page)
+    let history = state
+        .database
+        .run(async |conn| attempts::history(conn, &person_id, &signing_id, page).await)
         .await
         .db_context("reading the attempt history")?;
-    conn.release();
     let history = history.ok_or(ApiError::NotFound(
         "No such signing is registered for this person.",
     ))?;

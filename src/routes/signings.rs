@@ -3,13 +3,13 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::signing_path;
-use crate::auth::Scope;
-use crate::body::read_json_body;
+use super::SigningPath;
+use crate::api_auth::{scopes, Authorized};
 use crate::domain::TransactionNumber;
+use crate::edge::body::read_json_body;
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::signings::{self, Registration};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::telemetry::RequestLog;
 
 /// A registration is a few dozen bytes; nothing larger is read.
@@ -28,17 +28,18 @@ struct RegistrationView<'a> {
 }
 
 pub async fn register(
+    _client: Authorized<scopes::SigningsWrite>,
+    path: SigningPath,
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
     log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
-    let client = state
-        .api_keys
-        .authorize(request.headers(), Scope::SigningsWrite)?;
-    log.api_client(client);
-    let (person_id, signing_id) = signing_path(&request)?;
-    let body = read_json_body(&request, payload, state.body_limits(BODY_LIMIT)).await?;
+    let SigningPath {
+        person_id,
+        signing_id,
+    } = path;
+    let body = read_json_body(&request, payload, state.limits.body(BODY_LIMIT)).await?;
     let registration: RegistrationBody = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
             ApiError::unprocessable(
@@ -54,15 +55,17 @@ pub async fn register(
             ApiError::unprocessable("invalid_registration", format!("identification_id {e}"))
         })?;
 
-    let mut conn = state.connection().await?;
-    let registration = signings::register(&mut conn, &person_id, &signing_id, &identification_id)
+    let registration = state
+        .database
+        .run(async |conn| {
+            signings::register(conn, &person_id, &signing_id, &identification_id).await
+        })
         .await
         .db_context("registering the signing")?;
-    conn.release();
     let mut response = match registration {
         Registration::Created => HttpResponse::Created(),
         Registration::Unchanged => HttpResponse::Ok(),
-        Registration::Conflict(reason) => return Err(ApiError::Conflict(reason.as_detail())),
+        Registration::Conflict(reason) => return Err(ApiError::Conflict(reason)),
     };
     log.transaction_number(identification_id.as_str());
     Ok(response.json(RegistrationView {

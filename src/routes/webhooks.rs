@@ -8,19 +8,18 @@
 
 use std::time::SystemTime;
 
-use actix_web::http::header::{HeaderMap, HeaderName, CONTENT_TYPE};
+use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use serde::Serialize;
 
-use crate::body::read_json_body;
 use crate::domain::{AttemptId, Delivery, DeliveryError, WebhookId};
+use crate::edge::body::read_json_body;
 use crate::error::{ApiError, DbResultExt as _};
-use crate::persistence::attempts::Stored;
+use crate::persistence::attempts::{NewAttempt, Stored};
 use crate::persistence::rejected::{self, RejectedDelivery};
-use crate::persistence::writer::NewAttempt;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::telemetry::RequestLog;
-use crate::webhook_signature::{HeaderValue, SignatureHeaders};
+use crate::webhook_auth::DeliveryHeaders;
 
 #[derive(Serialize)]
 struct Acknowledgement {
@@ -33,11 +32,12 @@ pub async fn receive(
     state: web::Data<AppState>,
     log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_json_body(&request, payload, state.body_limits(state.body_limit)).await?;
+    let limits = &state.limits;
+    let body = read_json_body(&request, payload, limits.body(limits.webhook_body)).await?;
     let verified = state
-        .verifier
+        .webhook_auth
         .verify(
-            signature_headers(request.headers()),
+            DeliveryHeaders::of(request.headers()),
             &body,
             SystemTime::now(),
         )
@@ -46,7 +46,7 @@ pub async fn receive(
             ApiError::InvalidSignature(failure)
         })?;
     // From here on the delivery is authentic: whatever is refused is kept for operators.
-    let refused = Refused {
+    let authentic = Authentic {
         state: &state,
         request: &request,
         log: &log,
@@ -57,12 +57,12 @@ pub async fn receive(
         Ok(webhook_id) => webhook_id,
         Err(error) => {
             let error = ApiError::bad_request("invalid_webhook_id", format!("webhook-id {error}"));
-            return Err(refused.keep(None, error).await);
+            return Err(authentic.refuse(None, error).await);
         }
     };
     let delivery = match Delivery::parse(&body) {
         Ok(delivery) => delivery,
-        Err(error) => return Err(refused.keep(webhook_id.as_ref(), refusal(error)).await),
+        Err(error) => return Err(authentic.refuse(webhook_id.as_ref(), refusal(error)).await),
     };
 
     log.transaction_number(delivery.transaction_number.as_str());
@@ -84,7 +84,7 @@ pub async fn receive(
                 "invalid_webhook_payload",
                 "The delivery holds a value that cannot be stored.",
             );
-            return Err(refused.keep(webhook_id.as_ref(), error).await);
+            return Err(authentic.refuse(webhook_id.as_ref(), error).await);
         }
         stored => stored.db_context("storing the attempt")?,
     };
@@ -106,8 +106,8 @@ pub async fn receive(
         }
         Stored::WebhookIdReused { holder } => {
             log.attempt_id(holder);
-            return Err(refused
-                .keep(webhook_id.as_ref(), ApiError::WebhookIdReused)
+            return Err(authentic
+                .refuse(webhook_id.as_ref(), ApiError::WebhookIdReused)
                 .await);
         }
     };
@@ -127,19 +127,19 @@ fn refusal(error: DeliveryError) -> ApiError {
     }
 }
 
-/// An authentic delivery, to be kept verbatim if it is refused.
-struct Refused<'a> {
+/// An authentic delivery, kept verbatim if it is refused.
+struct Authentic<'a> {
     state: &'a AppState,
     request: &'a HttpRequest,
     log: &'a RequestLog,
     body: &'a [u8],
 }
 
-impl Refused<'_> {
+impl Authentic<'_> {
     /// Keeps the delivery as refused with `refusal` and returns the answer for its sender:
     /// `refusal` itself, or 503 when it could not be kept (the sender retries, so that
     /// nothing IDnow sent is lost).
-    async fn keep(&self, webhook_id: Option<&WebhookId>, refusal: ApiError) -> ApiError {
+    async fn refuse(&self, webhook_id: Option<&WebhookId>, refusal: ApiError) -> ApiError {
         let content_type = self
             .request
             .headers()
@@ -152,39 +152,17 @@ impl Refused<'_> {
             content_type,
             body: self.body,
         };
-        let kept = async {
-            let mut conn = self.state.connection().await?;
-            rejected::keep(&mut conn, &rejected)
-                .await
-                .db_context("keeping a rejected delivery")?;
-            conn.release();
-            Ok::<_, ApiError>(())
-        };
-        if let Err(error) = kept.await {
+        let kept = self
+            .state
+            .database
+            .run(async |conn| rejected::keep(conn, &rejected).await)
+            .await
+            .db_context("keeping a rejected delivery");
+        if let Err(error) = kept {
             return error;
         }
         self.state.metrics.rejected(refusal.code());
         self.log.outcome("rejected_kept");
         refusal
-    }
-}
-
-fn signature_headers(headers: &HeaderMap) -> SignatureHeaders<'_> {
-    let value = |name: &'static str| header_value(headers, &HeaderName::from_static(name));
-    SignatureHeaders {
-        webhook_id: value("webhook-id"),
-        webhook_timestamp: value("webhook-timestamp"),
-        webhook_signature: value("webhook-signature"),
-        idnow_signature: value("x-idnow-signature"),
-    }
-}
-
-/// A header sent twice is ambiguous: unusable. One value is passed on as its bytes.
-fn header_value<'a>(headers: &'a HeaderMap, name: &HeaderName) -> HeaderValue<'a> {
-    let mut values = headers.get_all(name);
-    match (values.next(), values.next()) {
-        (None, _) => HeaderValue::Absent,
-        (Some(value), None) => HeaderValue::One(value.as_bytes()),
-        (Some(_), Some(_)) => HeaderValue::Unusable,
     }
 }

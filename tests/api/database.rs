@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use idnow_attempts::configuration::{DatabaseSettings, Settings};
-use idnow_attempts::persistence::{self, Database};
+use idnow_attempts::persistence::{self, Database, Transient as _};
 use sqlx::PgPool;
 
 use crate::helpers::*;
@@ -17,29 +17,29 @@ fn service_database(pool: &PgPool, adjust: impl FnOnce(&mut DatabaseSettings)) -
 }
 
 async fn backend_pid(database: &Database) -> Result<i32, sqlx::Error> {
-    let mut conn = database.acquire().await?;
-    let pid = sqlx::query_scalar!(r#"SELECT pg_backend_pid() AS "pid!""#)
-        .fetch_one(&mut *conn)
-        .await?;
-    conn.release();
-    Ok(pid)
+    database
+        .run(async |conn| {
+            sqlx::query_scalar!(r#"SELECT pg_backend_pid() AS "pid!""#)
+                .fetch_one(conn)
+                .await
+        })
+        .await
 }
 
 #[sqlx::test(migrations = false)]
 async fn sessions_are_named_and_bounded(pool: PgPool) {
     let database = service_database(&pool, |_| {});
-    let mut conn = database
-        .acquire()
+    let session = database
+        .run(async |conn| {
+            sqlx::query!(
+                r#"SELECT current_setting('application_name') AS "application_name!",
+                          current_setting('statement_timeout') AS "statement_timeout!""#
+            )
+            .fetch_one(conn)
+            .await
+        })
         .await
-        .expect("the service's pool connects");
-    let session = sqlx::query!(
-        r#"SELECT current_setting('application_name') AS "application_name!",
-                  current_setting('statement_timeout') AS "statement_timeout!""#
-    )
-    .fetch_one(&mut *conn)
-    .await
-    .expect("the session answers");
-    conn.release();
+        .expect("the service's pool connects, and the session answers");
     // Closed before the test ends, so that the test database can be dropped at once.
     database.close();
     assert_eq!(session.application_name, "idnow-attempts");
@@ -53,27 +53,30 @@ async fn a_statement_cut_short_never_answers_the_next_holder(pool: PgPool) {
 
     // A holder cancelled mid-statement, as a request timeout cancels a handler: the
     // statement is still running on the server when the connection goes back.
-    let mut conn = database.acquire().await.expect("the one connection");
     let cut_short = tokio::time::timeout(
         Duration::from_millis(100),
-        sqlx::query_scalar!(r#"SELECT 'stale' AS "answer!" FROM pg_sleep(0.5)"#)
-            .fetch_one(&mut *conn),
+        database.run(async |conn| {
+            sqlx::query_scalar!(r#"SELECT 'stale' AS "answer!" FROM pg_sleep(0.5)"#)
+                .fetch_one(conn)
+                .await
+        }),
     )
     .await;
     assert!(cut_short.is_err(), "the statement outlives its holder");
-    drop(conn);
 
     // The same connection, in sync: its next holder reads its own answer.
-    let mut conn = database.acquire().await.expect("the connection comes back");
-    let answer = sqlx::query_scalar!(r#"SELECT 'fresh' AS "answer!""#)
-        .fetch_one(&mut *conn)
+    let (answer, pid) = database
+        .run(async |conn| {
+            let answer = sqlx::query_scalar!(r#"SELECT 'fresh' AS "answer!""#)
+                .fetch_one(&mut *conn)
+                .await?;
+            let pid = sqlx::query_scalar!(r#"SELECT pg_backend_pid() AS "pid!""#)
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok::<_, sqlx::Error>((answer, pid))
+        })
         .await
-        .expect("the statement runs");
-    let pid = sqlx::query_scalar!(r#"SELECT pg_backend_pid() AS "pid!""#)
-        .fetch_one(&mut *conn)
-        .await
-        .expect("the statement runs");
-    conn.release();
+        .expect("the connection comes back and runs the statements");
     database.close();
     assert_eq!(answer, "fresh");
     assert_eq!(pid, first_pid, "resynchronised, not replaced");
@@ -96,7 +99,7 @@ async fn a_connection_the_server_closed_fails_once_and_is_replaced(pool: PgPool)
     let outcome = backend_pid(&database).await;
     let error = outcome.expect_err("the closed connection fails its statement");
     assert!(
-        idnow_attempts::error::is_transient(&error),
+        error.is_transient(),
         "retryable (503), not a 500: {error:?}"
     );
     let second_pid = backend_pid(&database)
@@ -125,14 +128,18 @@ async fn idle_connections_close_down_to_min_connections(pool: PgPool) {
     // Opened in the background, with no request asking.
     wait_until(|| async { open().await == 1 }).await;
 
-    // A burst opens more; once idle for the timeout, they close down to the minimum.
-    let burst: Vec<_> = futures_util::future::join_all((0..3).map(|_| database.acquire()))
-        .await
-        .into_iter()
-        .map(|conn| conn.expect("connects"))
-        .collect();
+    // A burst opens more: three units of work that each hold their connection until all
+    // three do. Once idle for the timeout, they close down to the minimum.
+    let together = tokio::sync::Barrier::new(3);
+    let burst = futures_util::future::join_all((0..3).map(|_| {
+        database.run(async |_conn| {
+            together.wait().await;
+            Ok::<_, sqlx::Error>(())
+        })
+    }))
+    .await;
+    assert!(burst.iter().all(Result::is_ok), "{burst:?}");
     assert_eq!(open().await, 3);
-    burst.into_iter().for_each(persistence::Connection::release);
     wait_until(|| async { open().await == 1 }).await;
     database.close();
 }
@@ -143,15 +150,15 @@ async fn a_transaction_dropped_mid_way_does_not_stay_open_in_the_pool(pool: PgPo
 
     let database = service_database(&pool, |s| s.max_connections = 1);
     let pid = backend_pid(&database).await.expect("connects");
-    {
-        // A unit of work abandoned by an error: sqlx only queues its ROLLBACK.
-        let mut conn = database.acquire().await.expect("the one connection");
-        let mut transaction = conn.begin().await.expect("begins");
-        sqlx::query("SELECT 1")
-            .execute(&mut *transaction)
-            .await
-            .expect("runs");
-    }
+    // A unit of work abandoned by an error: sqlx only queues its ROLLBACK.
+    let abandoned = database
+        .run(async |conn| {
+            let mut transaction = conn.begin().await?;
+            sqlx::query("SELECT 1").execute(&mut *transaction).await?;
+            Err::<(), _>(sqlx::Error::RowNotFound)
+        })
+        .await;
+    assert!(matches!(abandoned, Err(sqlx::Error::RowNotFound)));
 
     // Nobody asks for the connection again, yet the rollback is sent: left "idle in
     // transaction", it would hold its snapshot and locks until its next use.

@@ -10,7 +10,7 @@ use idnow_attempts::configuration::Settings;
 use idnow_attempts::error::RETRY_AFTER_SECONDS;
 use idnow_attempts::persistence::WorkerPools;
 use idnow_attempts::startup::Application;
-use idnow_attempts::webhook_signature::SigningKey;
+use idnow_attempts::webhook_auth::SigningKey;
 use reqwest::{Response, StatusCode};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -111,7 +111,7 @@ pub async fn spawn_app_with(pool: PgPool, environment: HashMap<String, String>) 
 pub async fn spawn_app_with_settings(pool: PgPool, mut settings: Settings) -> TestApp {
     settings.http.host = IpAddr::V4(Ipv4Addr::LOCALHOST);
     settings.http.port = 0;
-    let application = Application::build_with_pool(settings, &pool)
+    let application = Application::embedded(settings, (*pool.connect_options()).clone())
         .await
         .expect("the application starts");
     let address = format!("http://127.0.0.1:{}", application.port());

@@ -1,16 +1,22 @@
-//! Bearer-token authentication of internal API clients.
+//! Bearer-token authentication of internal API clients, and the [`Authorized`] extractor
+//! through which every API route requires its scope.
 //!
 //! Tokens are never stored: `API_KEYS` holds the SHA-256 of each token, and a presented token
 //! is hashed and compared against every digest in constant time.
 
 use std::fmt;
+use std::future::{ready, Ready};
+use std::marker::PhantomData;
 
+use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
+use actix_web::{web, FromRequest, HttpRequest};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::error::ApiError;
+use crate::telemetry::RequestLog;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -30,6 +36,55 @@ impl Scope {
         [Self::IdnowAttemptsRead, Self::SigningsWrite]
             .into_iter()
             .find(|scope| scope.as_str() == raw)
+    }
+}
+
+/// The scopes as types, for [`Authorized`]: `Authorized<scopes::SigningsWrite>`.
+pub mod scopes {
+    use super::Scope;
+
+    /// A scope a route requires.
+    pub trait Required {
+        const SCOPE: Scope;
+    }
+
+    /// `idnow_attempts:read`: read attempt histories.
+    #[derive(Debug)]
+    pub struct IdnowAttemptsRead;
+
+    impl Required for IdnowAttemptsRead {
+        const SCOPE: Scope = Scope::IdnowAttemptsRead;
+    }
+
+    /// `signings:write`: register signings.
+    #[derive(Debug)]
+    pub struct SigningsWrite;
+
+    impl Required for SigningsWrite {
+        const SCOPE: Scope = Scope::SigningsWrite;
+    }
+}
+
+/// Extractor: proof that the request's bearer token grants scope `S`; 401 for a missing or
+/// unknown token, 403 for a known client without the scope. The client's name goes on the
+/// request's log line.
+#[derive(Debug)]
+pub struct Authorized<S>(PhantomData<S>);
+
+impl<S: scopes::Required> FromRequest for Authorized<S> {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let Some(keys) = request.app_data::<web::Data<ApiKeys>>() else {
+            return ready(Err(ApiError::Unexpected(anyhow::anyhow!(
+                "the API keys are not registered with the application"
+            ))));
+        };
+        ready(keys.authorize(request.headers(), S::SCOPE).map(|client| {
+            RequestLog::of(request).api_client(client);
+            Self(PhantomData)
+        }))
     }
 }
 

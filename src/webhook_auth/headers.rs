@@ -1,0 +1,62 @@
+//! The request headers that authentication methods read, taken from the request once.
+
+use actix_web::http::header::{HeaderMap, HeaderName};
+
+use super::AuthFailure;
+
+/// A header's bytes as they arrived: the `webhook-id` is signed as sent, whatever its
+/// characters, and only judged once the signature is known to be the sender's.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum SentHeader<'a> {
+    #[default]
+    Absent,
+    One(&'a [u8]),
+    /// Sent more than once: ambiguous, so it never verifies.
+    Repeated,
+}
+
+impl<'a> SentHeader<'a> {
+    /// The value of a header a method requires; `missing` when it was not sent.
+    pub(super) fn bytes(self, missing: AuthFailure) -> Result<&'a [u8], AuthFailure> {
+        match self {
+            Self::Absent => Err(missing),
+            Self::One(value) => Ok(value),
+            Self::Repeated => Err(AuthFailure::Malformed),
+        }
+    }
+
+    /// As [`SentHeader::bytes`], as text: for headers whose syntax is ASCII (timestamps,
+    /// signatures).
+    pub(super) fn text(self, missing: AuthFailure) -> Result<&'a str, AuthFailure> {
+        std::str::from_utf8(self.bytes(missing)?).map_err(|_| AuthFailure::Malformed)
+    }
+
+    fn of(headers: &'a HeaderMap, name: &'static str) -> Self {
+        let mut values = headers.get_all(HeaderName::from_static(name));
+        match (values.next(), values.next()) {
+            (None, _) => Self::Absent,
+            (Some(value), None) => Self::One(value.as_bytes()),
+            (Some(_), Some(_)) => Self::Repeated,
+        }
+    }
+}
+
+/// What a delivery sent that any enabled method may read.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct DeliveryHeaders<'a> {
+    pub webhook_id: SentHeader<'a>,
+    pub webhook_timestamp: SentHeader<'a>,
+    pub webhook_signature: SentHeader<'a>,
+    pub idnow_signature: SentHeader<'a>,
+}
+
+impl<'a> DeliveryHeaders<'a> {
+    pub fn of(headers: &'a HeaderMap) -> Self {
+        Self {
+            webhook_id: SentHeader::of(headers, "webhook-id"),
+            webhook_timestamp: SentHeader::of(headers, "webhook-timestamp"),
+            webhook_signature: SentHeader::of(headers, "webhook-signature"),
+            idnow_signature: SentHeader::of(headers, "x-idnow-signature"),
+        }
+    }
+}

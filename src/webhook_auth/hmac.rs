@@ -1,0 +1,42 @@
+//! `hmac`: `X-Idnow-Signature: sha256=<lowercase hex HMAC-SHA256 of the raw body>`.
+
+use super::signing_key::{any_key_matches, SigningKey, DIGEST_LEN};
+use super::{AuthFailure, DeliveryHeaders, SentHeader, Verified};
+
+const SIGNATURE_PREFIX: &str = "sha256=";
+
+#[derive(Debug, Clone)]
+pub(super) struct HmacSignature {
+    pub(super) keys: Vec<SigningKey>,
+}
+
+impl HmacSignature {
+    pub(super) fn is_attempted(headers: &DeliveryHeaders<'_>) -> bool {
+        headers.idnow_signature != SentHeader::Absent
+    }
+
+    pub(super) fn verify<'a>(
+        &self,
+        headers: &DeliveryHeaders<'a>,
+        body: &[u8],
+    ) -> Result<Verified<'a>, AuthFailure> {
+        let header = headers.idnow_signature.text(AuthFailure::Missing)?;
+        let mut digest = [0; DIGEST_LEN];
+        header
+            .strip_prefix(SIGNATURE_PREFIX)
+            .and_then(|encoded| hex::decode_to_slice(encoded, &mut digest).ok())
+            .ok_or(AuthFailure::Malformed)?;
+        if any_key_matches(&self.keys, &[body], &[digest]) {
+            Ok(Verified { webhook_id: None })
+        } else {
+            Err(AuthFailure::Mismatch)
+        }
+    }
+}
+
+impl SigningKey {
+    /// `X-Idnow-Signature` value for `body`. Used by senders, tests and the quickstart.
+    pub fn plain_signature(&self, body: &[u8]) -> String {
+        format!("{SIGNATURE_PREFIX}{}", hex::encode(self.digest(&[body])))
+    }
+}
