@@ -10,10 +10,14 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import sys
 from pathlib import Path
 
-FIXTURE = Path(__file__).resolve().parents[2] / "tests/fixtures/success.json"
+REPO = Path(__file__).resolve().parents[2]
+FIXTURE = REPO / "tests/fixtures/success.json"
+# The service's statements, one file each: the benchmark runs the very text it sends.
+STATEMENTS = REPO / "src/persistence/sql"
 
 RESULTS = ["SUCCESS", "ABORTED", "ABORTED", "REVIEW_PENDING", "SUCCESS_DATA_CHANGED",
            "FRAUD_SUSPICION_PENDING", "CANCELED", "ABORTED"]
@@ -63,11 +67,19 @@ def sql_template() -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
+def statement(name: str, parameters: dict) -> str:
+    """The service's statement NAME as a pgbench script: each `$n` becomes parameters[n], a
+    pgbench variable (sent as a bound parameter with -M prepared) or an SQL expression."""
+    text = (STATEMENTS / f"{name}.sql").read_text()
+    return re.sub(r"\$(\d+)", lambda m: parameters[int(m.group(1))], text).rstrip() + ";\n"
+
+
 if __name__ == "__main__":
     # deliveries SECRET COUNT SIGNINGS OUT RUN: one `signature<TAB>body` line per distinct
     # delivery, spread over the loaded signings' transaction numbers; RUN keeps the
     # deliveries of different runs apart.
     # template OUT: the SQL template.
+    # pgbench-history, pgbench-insert: the service's statements as pgbench scripts (below).
     command = sys.argv[1]
     if command == "deliveries":
         secret, count, signings, out = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
@@ -78,26 +90,28 @@ if __name__ == "__main__":
                 f.write(f"{sign(secret, body)}\t{body}\n")
     elif command == "template":
         Path(sys.argv[2]).write_text(sql_template())
+    elif command == "pgbench-history":
+        # pgbench-history SCRIPT: the listing's statement, for -D signing= -D person=
+        # -D limit= -D offset=.
+        Path(sys.argv[2]).write_text(statement("history", {
+            1: ":signing", 2: ":person", 3: ":limit", 4: ":offset"}))
     elif command == "pgbench-insert":
-        # pgbench-insert SCRIPT PAYLOAD: the single-row form of the service's INSERT (it
-        # stores batches of such rows: src/persistence/writer.rs, keep in step) with a fresh id
-        # and dedup key per transaction and the
-        # transaction number of a loaded signing (-D signings=N); the ~3 KB payload goes to
-        # PAYLOAD, for `-D payload="$(cat PAYLOAD)"`: a bound parameter, as the service sends it.
-        Path(sys.argv[2]).write_text("""\\set tn random(0, :signings - 1)
-WITH inserted AS (
-    INSERT INTO attempts
-        (id, transaction_number, ident_id, result, reason, identified_at,
-         webhook_id, dedup_key, payload)
-    VALUES (gen_random_uuid(), 'bench-tn-' || :tn::text, 'BEN-pgbench', 'ABORTED',
-            'TECH_DISCONNECTED_VIDEO', now(), NULL,
-            sha256(convert_to(gen_random_uuid()::text, 'UTF8')), :payload::text::json)
-    ON CONFLICT DO NOTHING
-    RETURNING id
-)
-SELECT EXISTS (SELECT 1 FROM signings WHERE identification_id = 'bench-tn-' || :tn::text)
-FROM inserted;
-""")
+        # pgbench-insert SCRIPT PAYLOAD: the service's batch INSERT with one attempt per
+        # transaction: a fresh id and dedup key each, the transaction number of a loaded
+        # signing (-D signings=N); the ~3 KB payload goes to PAYLOAD, for
+        # `-D payload="$(cat PAYLOAD)"`: a bound parameter, as the service sends it.
+        one = lambda expression: f"ARRAY[{expression}]"
+        Path(sys.argv[2]).write_text("\\set tn random(0, :signings - 1)\n" + statement("insert", {
+            1: one("gen_random_uuid()"),
+            2: one("'bench-tn-' || :tn::text"),
+            3: one("'BEN-pgbench'"),
+            4: one("'ABORTED'"),
+            5: one("'TECH_DISCONNECTED_VIDEO'"),
+            6: one("now()"),
+            7: one("NULL::text"),
+            8: one("sha256(convert_to(gen_random_uuid()::text, 'UTF8'))"),
+            9: one(":payload::text"),
+        }))
         Path(sys.argv[3]).write_text(payload("bench-tn-0", 7))
     else:
         sys.exit(f"unknown command {command}")

@@ -1,5 +1,6 @@
 -- EXPLAIN of the history listing over a table of 1,000,000 attempts (200,000 signings of 5
--- attempts each, ~600-byte payloads). Run against a migrated, empty database:
+-- attempts each, ~600-byte payloads). Run from the repository's root against a migrated,
+-- empty database:
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f bench/sql/explain_listing.sql
 \timing on
 INSERT INTO signings (signing_id, person_id, identification_id)
@@ -25,25 +26,9 @@ VACUUM ANALYZE signings;
 VACUUM ANALYZE attempts;
 SELECT count(*) AS attempts FROM attempts;
 
--- The statement of persistence::attempts::history, prepared as sqlx prepares it.
-PREPARE history(text, text, bigint, bigint) AS
-WITH s AS MATERIALIZED (
-    SELECT sg.identification_id,
-           (SELECT count(*) FROM attempts c
-            WHERE c.transaction_number = sg.identification_id) AS total
-    FROM signings sg
-    WHERE sg.signing_id = $1 AND sg.person_id = $2
-)
-SELECT s.total, a.id, a.result, a.reason, a.payload::text
-FROM s
-LEFT JOIN LATERAL (
-    SELECT at.id, at.result, at.reason, at.payload, at.sort_at, at.seq
-    FROM attempts at
-    WHERE at.transaction_number = s.identification_id
-    ORDER BY at.sort_at, at.seq
-    LIMIT $3 OFFSET $4
-) AS a ON true
-ORDER BY a.sort_at, a.seq;
+-- The listing's statement, read from the service's own file and prepared as sqlx prepares it.
+\set history_sql `cat src/persistence/sql/history.sql`
+PREPARE history(text, text, bigint, bigint) AS :history_sql;
 
 EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) EXECUTE history('sig123456', 'per23456', 10, 0);
 -- The plan the server caches after five executions must be as good.
