@@ -1,32 +1,26 @@
 //! The command line: `serve` (the default) and `migrate`.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
-const ENVIRONMENT_HELP: &str = "\
-Configuration, each layer overriding the one before: built-in defaults, config/default.toml
-(relative to the working directory), the TOML file named by APP_CONFIG, then these variables:
-
-  DATABASE_URL               PostgreSQL connection URL (required)
-  PORT                       TCP port to listen on, all interfaces [default: 8080]
-  IDNOW_WEBHOOK_SECRETS      comma-separated webhook signing secrets, any of which may sign a
-                             delivery (rotation); `whsec_<base64>` secrets are base64-decoded,
-                             others used as UTF-8 bytes (required)
-  WEBHOOK_TOLERANCE_SECONDS  accepted clock skew of Standard Webhooks timestamps [default: 300]
-  API_KEYS                   JSON array of API clients:
-                             [{\"name\":\"loan-backend\",\"sha256\":\"<hex SHA-256 of the token>\",
-                               \"scopes\":[\"idnow_attempts:read\",\"signings:write\"]}]
-                             [default: []]
-  MIGRATE_ON_START           apply pending migrations when `serve` starts [default: true]
-  RUST_LOG                   log filter [default: info]
-  APP_CONFIG                 optional TOML file with the same keys in lower case, plus the
-                             [database] and [http] tuning tables of config/default.toml";
+use crate::configuration;
 
 /// Verified IDnow result webhooks in, per-signing attempt history out, all in PostgreSQL.
 #[derive(Debug, Parser)]
-#[command(name = "idnow-attempts", version, after_long_help = ENVIRONMENT_HELP, after_help = ENVIRONMENT_HELP)]
+#[command(name = "idnow-attempts", version)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// The process' arguments; `--help` ends with the configuration reference, written from
+    /// the variables and defaults of `configuration`.
+    pub fn from_args() -> Self {
+        let matches = Self::command()
+            .after_help(configuration::help())
+            .get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Subcommand, PartialEq, Eq)]
@@ -40,11 +34,33 @@ pub enum Command {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
 
     #[test]
     fn the_command_line_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_documents_every_variable_with_its_default() {
+        let help = Cli::command()
+            .after_help(configuration::help())
+            .render_help()
+            .to_string();
+        for variable in &configuration::VARIABLES {
+            assert!(
+                help.contains(variable.name),
+                "{} missing: {help}",
+                variable.name
+            );
+        }
+        for default in [
+            "[default: 8080]",
+            "[default: 300]",
+            "[default: []]",
+            "[default: info]",
+        ] {
+            assert!(help.contains(default), "{default} missing: {help}");
+        }
     }
 
     #[test]

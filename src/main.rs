@@ -1,7 +1,6 @@
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use clap::Parser as _;
 use idnow_attempts::cli::{Cli, Command};
 use idnow_attempts::configuration::Settings;
 use idnow_attempts::startup::Application;
@@ -14,7 +13,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_args();
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {

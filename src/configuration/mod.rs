@@ -4,9 +4,14 @@
 //! named by `APP_CONFIG`, then the environment variables of the contract, which always win.
 //! File keys are the lower-cased names of those variables, plus `[database]` and `[http]`
 //! tables for tuning that has no variable.
+//!
+//! Every default is written once, in `config/default.toml`: the binary embeds it as its
+//! built-in layer, `--help` quotes it, and a test holds the README's tables to it.
+
+mod environment;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -14,6 +19,9 @@ use std::time::Duration;
 
 use figment::providers::{Format, Toml};
 use figment::Figment;
+
+use self::environment::Environment;
+pub use self::environment::{help, Variable, VARIABLES};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
@@ -23,6 +31,13 @@ use crate::webhook_auth::SigningKey;
 
 /// The shipped defaults, relative to the working directory (the image's too).
 pub const DEFAULT_CONFIG_FILE: &str = "config/default.toml";
+
+/// The same file as built into the binary: the built-in layer, which holds every default.
+const BUILT_IN_DEFAULTS: &str = include_str!("../../config/default.toml");
+
+fn built_in_defaults() -> Figment {
+    Figment::from(Toml::string(BUILT_IN_DEFAULTS))
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -107,12 +122,15 @@ impl ConfigError {
     }
 }
 
-/// What the configuration files may hold. Every field has a built-in default.
+/// What the configuration layers hold together. Every field without a `serde(default)` has its
+/// default in the built-in layer.
 #[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 struct FileSettings {
+    #[serde(default)]
     database_url: Option<SecretString>,
     port: u16,
+    #[serde(default)]
     idnow_webhook_secrets: Vec<SecretString>,
     webhook_tolerance_seconds: u64,
     api_keys: Vec<ApiKeyEntry>,
@@ -124,7 +142,7 @@ struct FileSettings {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 struct DatabaseFile {
     max_connections: u32,
     min_connections: u32,
@@ -132,15 +150,18 @@ struct DatabaseFile {
     statement_timeout_ms: u64,
     idle_timeout_seconds: u64,
     /// Default: one per HTTP worker.
+    #[serde(default)]
     write_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 struct HttpFile {
     body_limit_bytes: usize,
     body_budget_bytes: usize,
     max_connections: usize,
+    /// Default: one per core.
+    #[serde(default)]
     workers: Option<NonZeroUsize>,
     keep_alive_seconds: u64,
     client_request_timeout_ms: u64,
@@ -150,60 +171,6 @@ struct HttpFile {
     max_header_bytes: usize,
     shutdown_delay_seconds: u64,
     shutdown_timeout_seconds: u64,
-}
-
-impl Default for FileSettings {
-    fn default() -> Self {
-        Self {
-            database_url: None,
-            port: 8080,
-            idnow_webhook_secrets: Vec::new(),
-            webhook_tolerance_seconds: 300,
-            api_keys: Vec::new(),
-            migrate_on_start: true,
-            rust_log: "info".to_owned(),
-            host: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            database: DatabaseFile::default(),
-            http: HttpFile::default(),
-        }
-    }
-}
-
-impl Default for DatabaseFile {
-    fn default() -> Self {
-        Self {
-            max_connections: 16,
-            min_connections: 0,
-            acquire_timeout_ms: 2_000,
-            statement_timeout_ms: 5_000,
-            idle_timeout_seconds: 300,
-            write_concurrency: None,
-        }
-    }
-}
-
-impl Default for HttpFile {
-    fn default() -> Self {
-        Self {
-            body_limit_bytes: 1024 * 1024,
-            // A stored body costs up to ~6 times its size while parsed, copied and sent to
-            // PostgreSQL (1 MiB bodies, measured): 16 MiB of bodies, about 100 MiB at most.
-            body_budget_bytes: 16 * 1024 * 1024,
-            // About 32 KiB each while a body is read (actix-http's read and write buffers, the
-            // request, its handler), measured with 2,500 held heads; up to ~150 KiB while
-            // actix-http buffers an unfinished head or pipelined requests (128 KiB at most).
-            max_connections: 2_048,
-            workers: None,
-            keep_alive_seconds: 75,
-            client_request_timeout_ms: 5_000,
-            body_read_timeout_ms: 10_000,
-            send_timeout_ms: 10_000,
-            max_header_bytes: 16 * 1024,
-            request_timeout_ms: 15_000,
-            shutdown_delay_seconds: 0,
-            shutdown_timeout_seconds: 25,
-        }
-    }
 }
 
 impl Settings {
@@ -222,7 +189,7 @@ impl Settings {
     ) -> Result<Self, ConfigError> {
         // The shipped file is optional (the binary runs from anywhere); a file the operator
         // named explicitly is not.
-        let mut figment = Figment::new();
+        let mut figment = built_in_defaults();
         if let Some(default_file) = default_file {
             figment = figment.merge(Toml::file(default_file));
         }
@@ -233,65 +200,21 @@ impl Settings {
             }
             figment = figment.merge(Toml::file(path));
         }
-        let mut file: FileSettings = figment.extract().map_err(Box::new)?;
-        apply_environment(&mut file, &env)?;
+        // Lossy: the environment's values are text, read as the numbers and booleans
+        // ("true", "yes", "1", "on" and their opposites) their keys require.
+        let file: FileSettings = figment
+            .merge(Environment::read(&env)?)
+            .extract_lossy()
+            .map_err(|error| {
+                Environment::refusal(&error).unwrap_or_else(|| ConfigError::File(Box::new(error)))
+            })?;
         file.try_into()
     }
 
-    /// Settings from these variables alone (no default file), every other knob at its
-    /// built-in default.
+    /// Settings from these variables alone (no `config/default.toml` from the working
+    /// directory), every other knob at its built-in default.
     pub fn from_env_map(env: &HashMap<String, String>) -> Result<Self, ConfigError> {
         Self::load_from(None, |name| env.get(name).cloned())
-    }
-}
-
-fn apply_environment(
-    file: &mut FileSettings,
-    env: &impl Fn(&str) -> Option<String>,
-) -> Result<(), ConfigError> {
-    if let Some(url) = env("DATABASE_URL") {
-        file.database_url = Some(url.into());
-    }
-    if let Some(port) = env("PORT") {
-        file.port = port
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::invalid("PORT", "expected a TCP port number"))?;
-    }
-    if let Some(secrets) = env("IDNOW_WEBHOOK_SECRETS") {
-        file.idnow_webhook_secrets = secrets
-            .split(',')
-            .map(|secret| SecretString::from(secret.trim()))
-            .collect();
-    }
-    if let Some(seconds) = env("WEBHOOK_TOLERANCE_SECONDS") {
-        file.webhook_tolerance_seconds = seconds.trim().parse().map_err(|_| {
-            ConfigError::invalid("WEBHOOK_TOLERANCE_SECONDS", "expected whole seconds")
-        })?;
-    }
-    if let Some(keys) = env("API_KEYS") {
-        file.api_keys = serde_json::from_str(&keys).map_err(|e| {
-            ConfigError::invalid(
-                "API_KEYS",
-                format!("expected a JSON array of {{\"name\",\"sha256\",\"scopes\"}}: {e}"),
-            )
-        })?;
-    }
-    if let Some(flag) = env("MIGRATE_ON_START") {
-        file.migrate_on_start = parse_bool(&flag)
-            .ok_or_else(|| ConfigError::invalid("MIGRATE_ON_START", "expected true or false"))?;
-    }
-    if let Some(filter) = env("RUST_LOG") {
-        file.rust_log = filter;
-    }
-    Ok(())
-}
-
-fn parse_bool(raw: &str) -> Option<bool> {
-    match raw.trim().to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
-        _ => None,
     }
 }
 
@@ -429,8 +352,10 @@ impl DatabaseSettings {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::io::Write;
+    use std::net::Ipv4Addr;
+
+    use super::*;
 
     #[test]
     fn worker_shares_add_up_to_the_configured_totals() {
@@ -535,6 +460,13 @@ mod tests {
         assert_eq!(settings.api_keys.len(), 1);
         assert!(!settings.migrate_on_start);
         assert_eq!(settings.log_filter, "debug");
+
+        // Booleans as operators write them.
+        for (text, value) in [("yes", true), ("on", true), ("0", false), ("FALSE", false)] {
+            vars.insert("MIGRATE_ON_START".into(), text.into());
+            let settings = Settings::from_env_map(&vars).expect(text);
+            assert_eq!(settings.migrate_on_start, value, "{text}");
+        }
     }
 
     #[test]
@@ -653,6 +585,54 @@ mod tests {
         }
 
         std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    /// The README's configuration tables are written by hand: they must state every variable
+    /// and every key of config/default.toml with the default written there.
+    #[test]
+    fn the_readme_states_every_default() {
+        use figment::value::Value;
+
+        let readme =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+                .expect("README.md");
+        let row = |name: &str| {
+            let start = format!("| `{name}` |");
+            readme
+                .lines()
+                .find(|line| line.starts_with(&start))
+                .unwrap_or_else(|| panic!("the README has no row for {name}"))
+        };
+        let shown = |value: &Value| match value {
+            Value::String(_, text) => format!("`{text}`"),
+            other => format!("`{}`", serde_json::to_string(other).expect("serialises")),
+        };
+        for variable in &VARIABLES {
+            let row = row(variable.name);
+            if let Some(default) = variable.default_value() {
+                assert!(row.contains(&format!("`{default}`")), "{row}");
+            }
+        }
+        let defaults: figment::value::Dict = built_in_defaults().extract().expect("valid TOML");
+        let variable_keys: Vec<String> = VARIABLES
+            .iter()
+            .map(|variable| variable.name.to_lowercase())
+            .collect();
+        for (key, value) in &defaults {
+            match value {
+                Value::Dict(_, table) => {
+                    for (name, value) in table {
+                        let row = row(&format!("{key}.{name}"));
+                        assert!(row.contains(&shown(value)), "{row}");
+                    }
+                }
+                value if !variable_keys.contains(key) => {
+                    let row = row(key);
+                    assert!(row.contains(&shown(value)), "{row}");
+                }
+                _ => {}
+            }
+        }
     }
 
     #[test]
