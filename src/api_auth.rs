@@ -1,22 +1,15 @@
-//! Bearer-token authentication of internal API clients, and the [`Authorized`] extractor
-//! through which every API route requires its scope.
+//! Bearer-token authentication of internal API clients. Routes require a scope through the
+//! `routes::extract::Authorized` extractor.
 //!
 //! Tokens are never stored: `API_KEYS` holds the SHA-256 of each token, and a presented token
 //! is hashed and compared against every digest in constant time.
 
 use std::fmt;
-use std::future::{ready, Ready};
-use std::marker::PhantomData;
 
-use actix_web::dev::Payload;
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
-use actix_web::{web, FromRequest, HttpRequest};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
-
-use crate::error::ApiError;
-use crate::telemetry::RequestLog;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -39,7 +32,7 @@ impl Scope {
     }
 }
 
-/// The scopes as types, for [`Authorized`]: `Authorized<scopes::SigningsWrite>`.
+/// The scopes as types, for the `Authorized<scopes::SigningsWrite>` extractor.
 pub mod scopes {
     use super::Scope;
 
@@ -62,29 +55,6 @@ pub mod scopes {
 
     impl Required for SigningsWrite {
         const SCOPE: Scope = Scope::SigningsWrite;
-    }
-}
-
-/// Extractor: proof that the request's bearer token grants scope `S`; 401 for a missing or
-/// unknown token, 403 for a known client without the scope. The client's name goes on the
-/// request's log line.
-#[derive(Debug)]
-pub struct Authorized<S>(PhantomData<S>);
-
-impl<S: scopes::Required> FromRequest for Authorized<S> {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let Some(keys) = request.app_data::<web::Data<ApiKeys>>() else {
-            return ready(Err(ApiError::Unexpected(anyhow::anyhow!(
-                "the API keys are not registered with the application"
-            ))));
-        };
-        ready(keys.authorize(request.headers(), S::SCOPE).map(|client| {
-            RequestLog::of(request).api_client(client);
-            Self(PhantomData)
-        }))
     }
 }
 
@@ -117,6 +87,15 @@ impl fmt::Debug for ApiKeys {
             .entries(self.clients.iter().map(|client| &client.name))
             .finish()
     }
+}
+
+/// Why a request was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// No token, or one no client has: 401.
+    Unauthenticated,
+    /// A known client without the scope: 403.
+    Forbidden,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -176,10 +155,9 @@ impl ApiKeys {
         self.clients.is_empty()
     }
 
-    /// The name of the client whose token authorises `scope`: 401 for a missing or unknown
-    /// token, 403 for a known client without the scope.
-    pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<&str, ApiError> {
-        let token = bearer_token(headers).ok_or(ApiError::Unauthenticated)?;
+    /// The name of the client whose token authorises `scope`.
+    pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<&str, Denied> {
+        let token = bearer_token(headers).ok_or(Denied::Unauthenticated)?;
         let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         // Every digest is compared, so the time taken does not tell which one matched.
         let mut found = None;
@@ -189,11 +167,11 @@ impl ApiKeys {
                 found = Some(client);
             }
         }
-        let client = found.ok_or(ApiError::Unauthenticated)?;
+        let client = found.ok_or(Denied::Unauthenticated)?;
         if client.scopes.contains(&scope) {
             Ok(&client.name)
         } else {
-            Err(ApiError::Forbidden)
+            Err(Denied::Forbidden)
         }
     }
 }
@@ -252,7 +230,7 @@ mod tests {
     fn a_known_token_without_the_scope_is_forbidden() {
         assert!(matches!(
             keys().authorize(&headers(&["Bearer s3cret"]), Scope::SigningsWrite),
-            Err(ApiError::Forbidden)
+            Err(Denied::Forbidden)
         ));
     }
 
@@ -269,7 +247,7 @@ mod tests {
             assert!(
                 matches!(
                     keys().authorize(&headers(value), Scope::IdnowAttemptsRead),
-                    Err(ApiError::Unauthenticated)
+                    Err(Denied::Unauthenticated)
                 ),
                 "{value:?}"
             );

@@ -13,6 +13,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::api_auth::Denied;
 use crate::persistence::signings::ConflictReason;
 use crate::persistence::Transient;
 use crate::webhook_auth::AuthFailure;
@@ -169,6 +170,15 @@ impl ApiError {
             status,
             code,
             title,
+        }
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Unauthenticated => Self::Unauthenticated,
+            Denied::Forbidden => Self::Forbidden,
         }
     }
 }

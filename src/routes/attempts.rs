@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use actix_web::http::header::{HeaderName, HeaderValue, LINK};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::SigningPath;
-use crate::api_auth::{scopes, Authorized};
+use super::extract::{Authorized, SigningPath};
+use crate::api_auth::scopes;
 use crate::domain::{PageRequest, PersonId, SigningId};
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::attempts;

@@ -1,19 +1,17 @@
-//! The route table, and what every API route extracts from its request.
+//! The route table. What API routes take from their request is in [`extract`].
 
 mod attempts;
+pub mod extract;
 mod health;
 mod metrics;
 mod signings;
 mod webhooks;
 
-use std::future::{ready, Ready};
 use std::time::Duration;
 
-use actix_web::dev::Payload;
 use actix_web::middleware::from_fn;
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse, Resource};
+use actix_web::{web, HttpResponse, Resource};
 
-use crate::domain::{IdError, PersonId, SigningId};
 use crate::edge::limits::limit_request_time;
 use crate::error::ApiError;
 use crate::telemetry::RoutePattern;
@@ -70,31 +68,4 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 
 async fn method_not_allowed(allow: &'static str) -> Result<HttpResponse, ApiError> {
     Err(ApiError::MethodNotAllowed(allow))
-}
-
-/// The `{person_id}` and `{signing_id}` of a path, parsed: 400 `invalid_path_parameter`
-/// for either that is not an id.
-#[derive(Debug)]
-pub struct SigningPath {
-    pub person_id: PersonId,
-    pub signing_id: SigningId,
-}
-
-impl FromRequest for SigningPath {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
-        let segment = |name: &'static str| request.match_info().get(name).unwrap_or_default();
-        let invalid = |name: &'static str| {
-            move |e: IdError| ApiError::bad_request("invalid_path_parameter", format!("{name} {e}"))
-        };
-        ready((|| {
-            Ok(Self {
-                person_id: PersonId::parse(segment("person_id")).map_err(invalid("person_id"))?,
-                signing_id: SigningId::parse(segment("signing_id"))
-                    .map_err(invalid("signing_id"))?,
-            })
-        })())
-    }
 }

@@ -3,8 +3,8 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 
-use super::SigningPath;
-use crate::api_auth::{scopes, Authorized};
+use super::extract::{Authorized, SigningPath};
+use crate::api_auth::scopes;
 use crate::domain::TransactionNumber;
 use crate::edge::body::read_json_body;
 use crate::error::{ApiError, DbResultExt as _};
