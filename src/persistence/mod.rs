@@ -8,13 +8,15 @@ mod failure;
 pub mod pool;
 pub mod rejected;
 pub mod signings;
+mod worker_pools;
 pub mod writer;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
 
 pub use self::failure::Transient;
-pub use self::pool::{Database, WorkerPools};
+pub use self::pool::Database;
+pub use self::worker_pools::WorkerPools;
 
 use crate::configuration::DatabaseSettings;
 
