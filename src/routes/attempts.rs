@@ -15,15 +15,14 @@ use crate::telemetry::RequestLog;
 
 pub async fn list(
     _client: Authorized<scopes::IdnowAttemptsRead>,
-    path: SigningPath,
+    SigningPath {
+        person_id,
+        signing_id,
+    }: SigningPath,
     request: HttpRequest,
     state: web::Data<AppState>,
     log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
-    let SigningPath {
-        person_id,
-        signing_id,
-    } = path;
     let page = PageRequest::from_query(request.query_string())
         .map_err(|e| ApiError::bad_request("invalid_pagination", e))?;
 

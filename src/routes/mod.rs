@@ -10,7 +10,7 @@ mod webhooks;
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
-use actix_web::{web, HttpResponse, Resource};
+use actix_web::{web, HttpResponse, Resource, Route};
 
 use crate::edge::limits::limit_request_time;
 use crate::error::ApiError;
@@ -22,44 +22,46 @@ pub fn configure(cfg: &mut web::ServiceConfig, request_timeout: Duration) {
     let limit_time =
         || from_fn(move |request, next| limit_request_time(request_timeout, request, next));
     cfg.service(
-        resource("/v1/webhooks/idnow")
-            .wrap(limit_time())
-            .route(web::post().to(webhooks::receive))
-            .default_service(web::to(|| method_not_allowed("POST"))),
+        resource(
+            "/v1/webhooks/idnow",
+            "POST",
+            web::post().to(webhooks::receive),
+        )
+        .wrap(limit_time()),
     )
     .service(
-        resource("/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts")
-            .wrap(limit_time())
-            .route(web::get().to(attempts::list))
-            .default_service(web::to(|| method_not_allowed("GET"))),
+        resource(
+            "/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts",
+            "GET",
+            web::get().to(attempts::list),
+        )
+        .wrap(limit_time()),
     )
     .service(
-        resource("/v1/persons/{person_id}/signings/{signing_id}")
-            .wrap(limit_time())
-            .route(web::put().to(signings::register))
-            .default_service(web::to(|| method_not_allowed("PUT"))),
+        resource(
+            "/v1/persons/{person_id}/signings/{signing_id}",
+            "PUT",
+            web::put().to(signings::register),
+        )
+        .wrap(limit_time()),
     )
-    .service(
-        resource("/health/live")
-            .route(web::get().to(health::live))
-            .default_service(web::to(|| method_not_allowed("GET"))),
-    )
-    .service(
-        resource("/health/ready")
-            .route(web::get().to(health::ready))
-            .default_service(web::to(|| method_not_allowed("GET"))),
-    )
-    .service(
-        resource("/metrics")
-            .route(web::get().to(metrics::scrape))
-            .default_service(web::to(|| method_not_allowed("GET"))),
-    );
+    .service(resource("/health/live", "GET", web::get().to(health::live)))
+    .service(resource(
+        "/health/ready",
+        "GET",
+        web::get().to(health::ready),
+    ))
+    .service(resource("/metrics", "GET", web::get().to(metrics::scrape)));
 }
 
-/// A resource that names its pattern for the request's log line and metrics: asking actix
-/// for the matched pattern runs the router's regexes once more.
-fn resource(pattern: &'static str) -> Resource {
-    web::resource(pattern).app_data(RoutePattern(pattern))
+/// The resource at `pattern`, served by `route`, which takes the method `allow` names: any
+/// other method is answered 405 with that `Allow`. It names its pattern for the request's log
+/// line and metrics: asking actix for the matched pattern runs the router's regexes again.
+fn resource(pattern: &'static str, allow: &'static str, route: Route) -> Resource {
+    web::resource(pattern)
+        .app_data(RoutePattern(pattern))
+        .route(route)
+        .default_service(web::to(move || method_not_allowed(allow)))
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

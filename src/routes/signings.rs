@@ -29,16 +29,15 @@ struct RegistrationView<'a> {
 
 pub async fn register(
     _client: Authorized<scopes::SigningsWrite>,
-    path: SigningPath,
+    SigningPath {
+        person_id,
+        signing_id,
+    }: SigningPath,
     request: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
     log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
-    let SigningPath {
-        person_id,
-        signing_id,
-    } = path;
     let body = read_json_body(&request, payload, state.limits.body(BODY_LIMIT)).await?;
     let registration: RegistrationBody = serde_json::from_slice(&body).map_err(|e| {
         if e.is_data() {
