@@ -19,19 +19,18 @@ impl Transient for sqlx::Error {
             | Self::Io(_)
             | Self::Tls(_)
             | Self::WorkerCrashed => true,
-            Self::Database(error) => error.code().is_some_and(|code| {
-                // 08: connection exception; 53: insufficient resources; 57P: shutdown or
-                // start-up; 57014: statement timeout; 40001/40P01: serialization failure and
-                // deadlock; 25006: read-only transaction (a failover in progress); 42P01:
-                // undefined table, i.e. migrations not yet applied during a roll-out.
-                code.starts_with("08")
-                    || code.starts_with("53")
-                    || code.starts_with("57P")
-                    || matches!(
-                        code.as_ref(),
-                        "57014" | "40001" | "40P01" | "25006" | "42P01"
-                    )
-            }),
+            Self::Database(error) => {
+                error.code().is_some_and(|code| {
+                    // 08: connection exception; 53: insufficient resources; 57P: shutdown or
+                    // start-up; 57014: statement timeout; 25006: read-only transaction (a failover
+                    // in progress); 42P01: undefined table, i.e. migrations not yet applied during
+                    // a roll-out. And lost conflicts (is_conflict).
+                    code.starts_with("08")
+                        || code.starts_with("53")
+                        || code.starts_with("57P")
+                        || matches!(code.as_ref(), "57014" | "25006" | "42P01")
+                }) || is_conflict(self)
+            }
             _ => false,
         }
     }
@@ -50,6 +49,16 @@ pub fn is_unstorable(error: &sqlx::Error) -> bool {
 /// or a deadlock): transient, but a matter of the rows it touched, not of the database.
 pub fn is_conflict(error: &sqlx::Error) -> bool {
     sqlstate(error).is_some_and(|code| matches!(code.as_ref(), "40001" | "40P01"))
+}
+
+/// The SQLSTATE and constraint of a database's refusal: what may be logged of it. (Its
+/// message and detail may quote the row, personal data included.)
+pub fn refusal(error: &sqlx::Error) -> Option<(String, Option<String>)> {
+    let error = error.as_database_error()?;
+    Some((
+        error.code()?.into_owned(),
+        error.constraint().map(str::to_owned),
+    ))
 }
 
 fn sqlstate(error: &sqlx::Error) -> Option<std::borrow::Cow<'_, str>> {

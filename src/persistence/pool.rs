@@ -103,9 +103,9 @@ impl Database {
     /// Runs `work` on a pooled connection, waiting at most the acquire timeout for one
     /// ([`sqlx::Error::PoolTimedOut`] beyond). A connection whose work returned `Ok` goes back
     /// as it is; after an `Err`, or if the returned future is dropped before it completes, it
-    /// is resynchronised before anyone gets it again. So a unit of work that leaves its
-    /// connection in any other state than done (a transaction neither committed nor rolled
-    /// back, say) must return `Err`, as `?` does.
+    /// is resynchronised before anyone gets it again. Statements that must succeed or fail
+    /// together go through [`Database::transaction`]: a transaction begun here and dropped
+    /// without a commit would leave its ROLLBACK queued on a connection handed back as done.
     pub async fn run<T, E>(
         &self,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
@@ -119,6 +119,24 @@ impl Database {
             conn.release();
         }
         outcome
+    }
+
+    /// As [`Database::run`], within one transaction: committed when `work` returns `Ok`,
+    /// rolled back when it returns `Err` or is dropped before it completes.
+    pub async fn transaction<T, E>(
+        &self,
+        work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<sqlx::Error>,
+    {
+        self.run(async move |conn| {
+            let mut transaction = conn.begin().await?;
+            let value = work(&mut transaction).await?;
+            transaction.commit().await?;
+            Ok(value)
+        })
+        .await
     }
 
     async fn acquire(&self) -> Result<Connection, sqlx::Error> {
@@ -139,7 +157,7 @@ impl Database {
     }
 
     /// Closes idle connections now and every other one as it comes back; from now on,
-    /// [`Database::acquire`] fails with [`sqlx::Error::PoolClosed`].
+    /// [`Database::run`] fails with [`sqlx::Error::PoolClosed`].
     pub fn close(&self) {
         self.pool.close();
     }

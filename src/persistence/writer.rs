@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio::time::timeout;
 
 use super::attempts::{self, NewAttempt, Stored};
-use super::failure::{is_conflict, is_unstorable, Transient};
+use super::failure::{is_conflict, is_unstorable, refusal, Transient};
 use super::Database;
 
 /// Attempts per statement at most: bounds the statement's size (about 3 KB an attempt).
@@ -58,17 +58,12 @@ impl WriteError {
         matches!(self, Self::Database(error) if is_unstorable(error))
     }
 
-    /// The SQLSTATE and constraint of a database's refusal: what may be logged of it. (Its
-    /// detail may quote the row, personal data included.)
+    /// The SQLSTATE and constraint of a database's refusal: what may be logged of it.
     pub fn refusal(&self) -> Option<(String, Option<String>)> {
-        let Self::Database(error) = self else {
-            return None;
-        };
-        let error = error.as_database_error()?;
-        Some((
-            error.code()?.into_owned(),
-            error.constraint().map(str::to_owned),
-        ))
+        match self {
+            Self::Database(error) => refusal(error),
+            _ => None,
+        }
     }
 }
 
@@ -157,35 +152,54 @@ async fn run(
 ///
 /// A value the database refuses fails the whole statement, and so every attempt of the
 /// batch; so does a deadlock with another batch over the same events. Then each is stored
-/// again on its own, so that only the offending delivery is refused and the others are
-/// stored as if they had come alone. A failure of the connection or the database (lost,
-/// restarting, too slow) is every attempt's: they are all told to retry.
+/// again on its own, on the same connection, so that only the offending delivery is refused
+/// and the others are stored as if they had come alone. A failure of the connection or the
+/// database (lost, restarting, too slow) is every attempt's: they are all told to retry.
 async fn store_batch(database: &Database, attempts: &[NewAttempt]) -> Vec<Outcome> {
-    match store(database, attempts).await {
-        Ok(outcomes) => outcomes,
-        Err(error) if attempts.len() > 1 && !concerns_every_attempt(&error) => {
-            let mut outcomes = Vec::with_capacity(attempts.len());
-            for attempt in attempts.chunks(1) {
-                match store(database, attempt).await {
-                    Ok(alone) => outcomes.extend(alone),
-                    Err(error) => outcomes.push(Err(error.into())),
+    let stored = database
+        .run(async |conn| match attempts::insert(conn, attempts).await {
+            Ok(places) => Ok(outcomes(places)),
+            Err(error) if attempts.len() > 1 && !concerns_every_attempt(&error) => {
+                let mut outcomes = Vec::with_capacity(attempts.len());
+                for attempt in attempts.chunks(1) {
+                    match attempts::insert(conn, attempt).await {
+                        Ok(alone) => outcomes.extend(self::outcomes(alone)),
+                        Err(error) => outcomes.push(Err(error.into())),
+                    }
                 }
+                // An `Err` to `run`, so that the connection whose statements failed is
+                // resynchronised before its next use.
+                Err(Failed::Partly(outcomes))
             }
-            outcomes
-        }
-        Err(error) => vec![Err(error.into()); attempts.len()],
+            Err(error) => Err(Failed::Wholly(error)),
+        })
+        .await;
+    match stored {
+        Ok(outcomes) | Err(Failed::Partly(outcomes)) => outcomes,
+        Err(Failed::Wholly(error)) => vec![Err(error.into()); attempts.len()],
     }
 }
 
-/// One unit of work: the insert of `attempts` on a pooled connection.
-async fn store(database: &Database, attempts: &[NewAttempt]) -> Result<Vec<Outcome>, sqlx::Error> {
-    let places = database
-        .run(async |conn| attempts::insert(conn, attempts).await)
-        .await?;
-    Ok(places
+/// How a batch failed.
+enum Failed {
+    /// Attempt by attempt: what became of each.
+    Partly(Vec<Outcome>),
+    /// Every attempt, for this reason.
+    Wholly(sqlx::Error),
+}
+
+impl From<sqlx::Error> for Failed {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Wholly(error)
+    }
+}
+
+/// An outcome per place the insert reported; a place taken by a row deleted since is retried.
+fn outcomes(places: Vec<Option<Stored>>) -> Vec<Outcome> {
+    places
         .into_iter()
         .map(|place| place.ok_or(WriteError::Vanished))
-        .collect())
+        .collect()
 }
 
 /// Whether a failed statement tells of every attempt in it (the connection or the database

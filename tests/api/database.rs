@@ -175,3 +175,49 @@ async fn a_transaction_dropped_mid_way_does_not_stay_open_in_the_pool(pool: PgPo
     .await;
     database.close();
 }
+
+#[sqlx::test(migrations = false)]
+async fn a_transaction_commits_its_work_or_none_of_it(pool: PgPool) {
+    let database = service_database(&pool, |s| s.max_connections = 1);
+    sqlx::query("CREATE TABLE units (n int)")
+        .execute(&pool)
+        .await
+        .expect("table created");
+    let insert = async |conn: &mut sqlx::PgConnection, n: i32| {
+        sqlx::query("INSERT INTO units VALUES ($1)")
+            .bind(n)
+            .execute(conn)
+            .await
+            .map(drop)
+    };
+    database
+        .transaction(async |conn| {
+            insert(&mut *conn, 1).await?;
+            insert(&mut *conn, 2).await
+        })
+        .await
+        .expect("committed");
+    let failed = database
+        .transaction(async |conn| {
+            insert(&mut *conn, 3).await?;
+            Err::<(), _>(sqlx::Error::RowNotFound)
+        })
+        .await;
+    assert!(matches!(failed, Err(sqlx::Error::RowNotFound)));
+
+    let stored: Vec<i32> = sqlx::query_scalar("SELECT n FROM units ORDER BY n")
+        .fetch_all(&pool)
+        .await
+        .expect("rows");
+    assert_eq!(stored, [1, 2], "the failed unit left nothing");
+    // The one connection serves again, outside any transaction.
+    let pid = backend_pid(&database).await.expect("serves");
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+            .bind(pid)
+            .fetch_one(&pool)
+            .await
+            .expect("pg_stat_activity answers");
+    assert_eq!(state.as_deref(), Some("idle"));
+    database.close();
+}
