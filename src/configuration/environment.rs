@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use figment::error::Kind;
 use figment::value::{Dict, Map, Value};
 use figment::{Metadata, Profile, Provider};
 
@@ -12,20 +13,23 @@ use super::{built_in_defaults, ConfigError};
 /// How a variable's text becomes a configuration value.
 #[derive(Debug, Clone, Copy)]
 enum Syntax {
-    /// One value; numbers and booleans are read from their text as the key's type requires.
-    Scalar,
+    /// The text as it is.
+    Text,
+    /// A whole number, surrounding blanks ignored.
+    Number,
+    /// `true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0`, in any case.
+    Boolean,
     /// Comma-separated values, each trimmed.
     List,
     /// A JSON document.
     Json,
 }
 
-/// One environment variable of the contract.
+/// One environment variable of the contract. The file key it overrides is its name in lower
+/// case.
 #[derive(Debug)]
 pub struct Variable {
     pub name: &'static str,
-    /// The file key it overrides: its own name in lower case.
-    key: &'static str,
     syntax: Syntax,
     /// What a valid value is, for the error that names the variable; never the value itself.
     expected: &'static str,
@@ -39,21 +43,18 @@ const SOURCE: &str = "environment variable";
 pub const VARIABLES: [Variable; 7] = [
     Variable {
         name: "DATABASE_URL",
-        key: "database_url",
-        syntax: Syntax::Scalar,
+        syntax: Syntax::Text,
         expected: "a postgres:// or postgresql:// connection URL",
         help: "PostgreSQL connection URL (required)",
     },
     Variable {
         name: "PORT",
-        key: "port",
-        syntax: Syntax::Scalar,
+        syntax: Syntax::Number,
         expected: "a TCP port number",
         help: "TCP port to listen on, all interfaces",
     },
     Variable {
         name: "IDNOW_WEBHOOK_SECRETS",
-        key: "idnow_webhook_secrets",
         syntax: Syntax::List,
         expected: "comma-separated secrets",
         help: "comma-separated webhook signing secrets, any of which may sign a delivery \
@@ -62,30 +63,27 @@ pub const VARIABLES: [Variable; 7] = [
     },
     Variable {
         name: "WEBHOOK_TOLERANCE_SECONDS",
-        key: "webhook_tolerance_seconds",
-        syntax: Syntax::Scalar,
+        syntax: Syntax::Number,
         expected: "whole seconds",
         help: "accepted clock skew of Standard Webhooks timestamps",
     },
     Variable {
         name: "API_KEYS",
-        key: "api_keys",
         syntax: Syntax::Json,
         expected: "a JSON array of {\"name\",\"sha256\",\"scopes\"}",
-        help: "JSON array of API clients: [{\"name\":\"loan-backend\",\"sha256\":\"<hex SHA-256 \
-               of the token>\",\"scopes\":[\"idnow_attempts:read\",\"signings:write\"]}]",
+        help: "JSON array of API clients: [{\"name\":\"loan-backend\",\"sha256\":\
+               \"<hex-sha256-of-the-token>\",\"scopes\":[\"idnow_attempts:read\",\
+               \"signings:write\"]}]",
     },
     Variable {
         name: "MIGRATE_ON_START",
-        key: "migrate_on_start",
-        syntax: Syntax::Scalar,
+        syntax: Syntax::Boolean,
         expected: "true or false",
         help: "apply pending migrations when `serve` starts",
     },
     Variable {
         name: "RUST_LOG",
-        key: "rust_log",
-        syntax: Syntax::Scalar,
+        syntax: Syntax::Text,
         expected: "a log filter",
         help: "log filter",
     },
@@ -99,20 +97,9 @@ impl Environment {
     pub(super) fn read(env: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut values = Dict::new();
         for variable in &VARIABLES {
-            let Some(raw) = env(variable.name) else {
-                continue;
-            };
-            let value = match variable.syntax {
-                Syntax::Scalar => Value::from(raw.trim().to_owned()),
-                Syntax::List => Value::from(
-                    raw.split(',')
-                        .map(|item| item.trim().to_owned())
-                        .collect::<Vec<_>>(),
-                ),
-                Syntax::Json => serde_json::from_str(&raw)
-                    .map_err(|_| ConfigError::invalid(variable.name, variable.expected_text()))?,
-            };
-            values.insert(variable.key.to_owned(), value);
+            if let Some(raw) = env(variable.name) {
+                values.insert(variable.key(), variable.value(raw)?);
+            }
         }
         Ok(Self(values))
     }
@@ -124,10 +111,20 @@ impl Environment {
             return None;
         }
         let key = error.path.first()?;
-        let variable = VARIABLES.iter().find(|variable| variable.key == key)?;
+        let variable = VARIABLES.iter().find(|variable| variable.key() == *key)?;
+        // What the kinds below say holds names of fields, never values.
+        let detail = match &error.kind {
+            Kind::UnknownField(..)
+            | Kind::MissingField(_)
+            | Kind::DuplicateField(_)
+            | Kind::InvalidLength(..) => {
+                format!(" ({}: {})", error.path[1..].join("."), error.kind)
+            }
+            _ => String::new(),
+        };
         Some(ConfigError::invalid(
             variable.name,
-            variable.expected_text(),
+            format!("{}{detail}", variable.expected_text()),
         ))
     }
 }
@@ -143,6 +140,41 @@ impl Provider for Environment {
 }
 
 impl Variable {
+    /// The file key the variable overrides.
+    pub fn key(&self) -> String {
+        self.name.to_ascii_lowercase()
+    }
+
+    /// The variable's text as a configuration value of its syntax.
+    fn value(&self, raw: String) -> Result<Value, ConfigError> {
+        let invalid = || ConfigError::invalid(self.name, self.expected_text());
+        Ok(match self.syntax {
+            Syntax::Text => Value::from(raw),
+            Syntax::Number => Value::from(raw.trim().to_owned())
+                .to_num_lossy()
+                .map(Value::from)
+                .ok_or_else(invalid)?,
+            Syntax::Boolean => Value::from(raw.trim().to_owned())
+                .to_bool_lossy()
+                .map(Value::from)
+                .ok_or_else(invalid)?,
+            Syntax::List => Value::from(
+                raw.split(',')
+                    .map(|item| item.trim().to_owned())
+                    .collect::<Vec<_>>(),
+            ),
+            Syntax::Json => serde_json::from_str(&raw).map_err(|error| {
+                // A syntax error tells where, never what: serde_json quotes no input for it.
+                let reason = if error.is_syntax() || error.is_eof() {
+                    format!("{} ({error})", self.expected_text())
+                } else {
+                    self.expected_text()
+                };
+                ConfigError::invalid(self.name, reason)
+            })?,
+        })
+    }
+
     fn expected_text(&self) -> String {
         format!("expected {}", self.expected)
     }
@@ -150,7 +182,7 @@ impl Variable {
     /// The built-in default, as `--help` and the README show it.
     pub fn default_value(&self) -> Option<String> {
         built_in_defaults()
-            .find_value(self.key)
+            .find_value(&self.key())
             .ok()
             .map(|value| match value {
                 Value::String(_, text) => text,
