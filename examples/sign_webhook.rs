@@ -30,7 +30,7 @@ fn main() -> ExitCode {
         Ok(body) => {
             #[allow(clippy::print_stdout)] // printing the header is this tool's whole job
             {
-                println!("{}", key.plain_signature(&body));
+                println!("{}", key.hmac_signature(&body));
             }
             ExitCode::SUCCESS
         }

@@ -72,6 +72,25 @@ pub enum ApiError {
     Overloaded,
     #[error("There was an error.")]
     Unexpected(#[from] anyhow::Error),
+    /// An error answer the HTTP layer made itself, reshaped into the contract's (see
+    /// `edge::contract_shape`); `cause` is what it said.
+    #[error("{}", foreign_detail(*status))]
+    Foreign {
+        status: StatusCode,
+        #[source]
+        cause: anyhow::Error,
+    },
+}
+
+/// The detail of a [`ApiError::Foreign`] answer.
+fn foreign_detail(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::NOT_FOUND => "No such route.",
+        StatusCode::METHOD_NOT_ALLOWED => "The route does not take this method.",
+        StatusCode::PAYLOAD_TOO_LARGE => "The body is too large.",
+        status if status.is_server_error() => "There was an error.",
+        _ => "The request is malformed.",
+    }
 }
 
 impl fmt::Debug for ApiError {
@@ -165,6 +184,21 @@ impl ApiError {
                 "Service Unavailable",
             ),
             Self::Unexpected(_) => (S::INTERNAL_SERVER_ERROR, "generic_error", "Generic Error"),
+            Self::Foreign { status, .. } => match *status {
+                S::NOT_FOUND => (S::NOT_FOUND, "not_found", "Not Found"),
+                S::METHOD_NOT_ALLOWED => (
+                    S::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    "Method Not Allowed",
+                ),
+                S::PAYLOAD_TOO_LARGE => (
+                    S::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "Payload Too Large",
+                ),
+                status if status.is_server_error() => (status, "generic_error", "Generic Error"),
+                status => (status, "bad_request", "Bad Request"),
+            },
         };
         Kind {
             status,
@@ -249,12 +283,7 @@ pub struct ErrorAnswer {
 }
 
 /// The contract's error body.
-pub(crate) fn error_body(
-    status: StatusCode,
-    code: &'static str,
-    title: &str,
-    detail: &str,
-) -> HttpResponse {
+fn error_body(status: StatusCode, code: &'static str, title: &str, detail: &str) -> HttpResponse {
     let id = Uuid::new_v4();
     let mut response = HttpResponse::build(status).json(ErrorDocument {
         errors: [ErrorObject {

@@ -131,7 +131,7 @@ impl Metrics {
         self.duplicates.inc();
     }
 
-    pub fn signature_failure(&self, failure: AuthFailure) {
+    pub fn auth_failure(&self, failure: AuthFailure) {
         self.signature_failures
             .with_label_values(&[failure.as_str()])
             .inc();

@@ -17,12 +17,13 @@ use std::time::Duration;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::ServiceResponse;
-use actix_web::http::{header, StatusCode};
+use actix_web::http::header;
 use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::HttpResponse;
 
 use self::body::{BodyBudget, BodyLimits};
 use crate::configuration::HttpSettings;
-use crate::error::{error_body, ApiError};
+use crate::error::ApiError;
 
 /// The limits requests are served under (the `http.*` settings), as the handlers that read
 /// bodies need them.
@@ -70,24 +71,12 @@ pub fn contract_shape<B: MessageBody + 'static>(
         ));
     }
     let status = response.status();
-    let (code, title, detail) = match status {
-        StatusCode::NOT_FOUND => ("not_found", "Not Found", "No such route."),
-        StatusCode::METHOD_NOT_ALLOWED => (
-            "method_not_allowed",
-            "Method Not Allowed",
-            "The route does not take this method.",
-        ),
-        StatusCode::PAYLOAD_TOO_LARGE => (
-            "payload_too_large",
-            "Payload Too Large",
-            "The body is too large.",
-        ),
-        status if status.is_server_error() => {
-            ("generic_error", "Generic Error", "There was an error.")
-        }
-        _ => ("bad_request", "Bad Request", "The request is malformed."),
+    let cause = match response.response().error() {
+        Some(error) => anyhow::anyhow!("{error}"),
+        None => anyhow::anyhow!("answered {status} by the HTTP layer"),
     };
-    let rendered = error_body(status, code, title, detail);
+    // from_error keeps the error on the response, for the request's log line.
+    let rendered = HttpResponse::from_error(ApiError::Foreign { status, cause });
     let (request, original) = response.into_parts();
     let mut rendered = rendered.map_into_boxed_body();
     // Keep headers such as `Allow` that the original answer carried.

@@ -1,7 +1,7 @@
 //! The route table. What API routes take from their request is in [`extract`].
 
 mod attempts;
-pub mod extract;
+mod extract;
 mod health;
 mod metrics;
 mod signings;

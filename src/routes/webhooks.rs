@@ -42,7 +42,7 @@ pub async fn receive(
             SystemTime::now(),
         )
         .map_err(|failure| {
-            state.metrics.signature_failure(failure);
+            state.metrics.auth_failure(failure);
             ApiError::InvalidSignature(failure)
         })?;
     // From here on the delivery is authentic: whatever is refused is kept for operators.

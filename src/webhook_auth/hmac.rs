@@ -36,7 +36,7 @@ impl HmacSignature {
 
 impl SigningKey {
     /// `X-Idnow-Signature` value for `body`. Used by senders, tests and the quickstart.
-    pub fn plain_signature(&self, body: &[u8]) -> String {
+    pub fn hmac_signature(&self, body: &[u8]) -> String {
         format!("{SIGNATURE_PREFIX}{}", hex::encode(self.digest(&[body])))
     }
 }

@@ -1,9 +1,9 @@
 //! Authentication of webhook deliveries (CONTRACT.md "Webhook authentication"): one file per
 //! method, and here the policy that combines them.
 //!
-//! Enabled today, as `WEBHOOK_AUTH`'s default: `standard-webhooks` and `hmac`, both over the
-//! secrets of `IDNOW_WEBHOOK_SECRETS`, any of which may sign (rotation). Any one enabled method
-//! suffices.
+//! The methods are those the contract's `WEBHOOK_AUTH` enables by default: `standard-webhooks`
+//! and `hmac`, both over the secrets of `IDNOW_WEBHOOK_SECRETS`, any of which may sign
+//! (rotation). Any one enabled method suffices.
 
 mod headers;
 mod hmac;
@@ -19,15 +19,15 @@ use self::standard_webhooks::StandardWebhooks;
 
 /// Why a delivery was not accepted as authentic: a metric label, never told to the sender
 /// beyond 401.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthFailure {
-    #[error("no credentials of an enabled method")]
+    /// No credentials of an enabled method.
     Missing,
-    #[error("a credential header is malformed")]
+    /// A credential header is malformed, or sent twice.
     Malformed,
-    #[error("the webhook timestamp is outside the accepted tolerance")]
+    /// The webhook timestamp is outside the accepted tolerance.
     Stale,
-    #[error("no credential matches a configured one")]
+    /// No credential matches a configured one.
     Mismatch,
 }
 
@@ -142,7 +142,7 @@ mod tests {
         SigningKey::parse(&SecretString::from(secret)).expect("valid secret")
     }
 
-    fn verifier(secrets: &[&str]) -> WebhookAuth {
+    fn webhook_auth(secrets: &[&str]) -> WebhookAuth {
         WebhookAuth::new(
             secrets.iter().map(|s| key(s)).collect(),
             Duration::from_secs(300),
@@ -170,26 +170,26 @@ mod tests {
     }
 
     #[test]
-    fn plain_signatures_verify_with_any_secret_of_the_rotation() {
-        let verifier = verifier(&["new-secret", "old-secret"]);
+    fn hmac_signatures_verify_with_any_secret_of_the_rotation() {
+        let auth = webhook_auth(&["new-secret", "old-secret"]);
         for secret in ["new-secret", "old-secret"] {
-            let signature = key(secret).plain_signature(BODY);
+            let signature = key(secret).hmac_signature(BODY);
             assert_eq!(
-                verifier.verify(plain(&signature), BODY, now()),
+                auth.verify(plain(&signature), BODY, now()),
                 Ok(Verified { webhook_id: None })
             );
         }
-        let foreign = key("someone-else").plain_signature(BODY);
+        let foreign = key("someone-else").hmac_signature(BODY);
         assert_eq!(
-            verifier.verify(plain(&foreign), BODY, now()),
+            auth.verify(plain(&foreign), BODY, now()),
             Err(AuthFailure::Mismatch)
         );
     }
 
     #[test]
-    fn plain_signatures_must_be_whole() {
-        let verifier = verifier(&["secret"]);
-        let signature = key("secret").plain_signature(BODY);
+    fn hmac_signatures_must_be_whole() {
+        let auth = webhook_auth(&["secret"]);
+        let signature = key("secret").hmac_signature(BODY);
         for bad in [
             "",
             "sha256=",
@@ -198,10 +198,10 @@ mod tests {
             &signature.replace("sha256=", "sha1="),
             &format!("{signature}00"),
         ] {
-            assert!(verifier.verify(plain(bad), BODY, now()).is_err(), "{bad:?}");
+            assert!(auth.verify(plain(bad), BODY, now()).is_err(), "{bad:?}");
         }
         assert_eq!(
-            verifier.verify(DeliveryHeaders::default(), BODY, now()),
+            auth.verify(DeliveryHeaders::default(), BODY, now()),
             Err(AuthFailure::Missing)
         );
         let repeated = DeliveryHeaders {
@@ -209,28 +209,28 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            verifier.verify(repeated, BODY, now()),
+            auth.verify(repeated, BODY, now()),
             Err(AuthFailure::Malformed)
         );
     }
 
     #[test]
     fn standard_webhooks_verify_and_yield_the_message_id() {
-        let verifier = verifier(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
+        let auth = webhook_auth(&["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]);
         let signature = key("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
             .standard_signature("msg_1", NOW as i64, BODY);
         let timestamp = NOW.to_string();
         // Several signatures, of other versions too, may be listed; one match is enough.
         let listed = format!("v1a,abc v1,AAAA {signature}");
         assert_eq!(
-            verifier.verify(standard("msg_1", &timestamp, &listed), BODY, now()),
+            auth.verify(standard("msg_1", &timestamp, &listed), BODY, now()),
             Ok(Verified {
                 webhook_id: Some(&b"msg_1"[..])
             })
         );
         // The id and timestamp are signed too.
         assert_eq!(
-            verifier.verify(standard("msg_2", &timestamp, &signature), BODY, now()),
+            auth.verify(standard("msg_2", &timestamp, &signature), BODY, now()),
             Err(AuthFailure::Mismatch)
         );
     }
@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn any_signed_webhook_id_is_authentic_whatever_its_length_or_bytes() {
         // Judging the id is the handler's (400, kept); a wrong 401 would lose the delivery.
-        let verifier = verifier(&["secret"]);
+        let auth = webhook_auth(&["secret"]);
         let timestamp = NOW.to_string();
         for id in [
             "x".repeat(5_000).into_bytes(),
@@ -253,7 +253,7 @@ mod tests {
                 ..Default::default()
             };
             assert_eq!(
-                verifier.verify(headers, BODY, now()),
+                auth.verify(headers, BODY, now()),
                 Ok(Verified {
                     webhook_id: Some(&id[..])
                 })
@@ -271,40 +271,40 @@ mod tests {
                 idnow_signature: SentHeader::One(plain.as_bytes()),
             }
         }
-        let verifier = verifier(&["secret"]);
-        let plain = key("secret").plain_signature(BODY);
+        let auth = webhook_auth(&["secret"]);
+        let plain = key("secret").hmac_signature(BODY);
         let (timestamp, stale) = (NOW.to_string(), (NOW - 3_600).to_string());
         let standard = key("secret").standard_signature("msg", NOW as i64, BODY);
         let stale_signature = key("secret").standard_signature("msg", NOW as i64 - 3_600, BODY);
         // A valid HMAC beside a failing Standard Webhooks signature: authentic, without an id.
         for (timestamp, signature) in [(&timestamp, "v1,AAAA"), (&stale, &stale_signature)] {
             assert_eq!(
-                verifier.verify(both(timestamp, signature, &plain), BODY, now()),
+                auth.verify(both(timestamp, signature, &plain), BODY, now()),
                 Ok(Verified { webhook_id: None })
             );
         }
         // A valid Standard Webhooks signature beside a wrong HMAC: authentic, with its id.
         assert_eq!(
-            verifier.verify(both(&timestamp, &standard, "sha256=00"), BODY, now()),
+            auth.verify(both(&timestamp, &standard, "sha256=00"), BODY, now()),
             Ok(Verified {
                 webhook_id: Some(&b"msg"[..])
             })
         );
         // Both wrong: the Standard Webhooks reason.
         assert_eq!(
-            verifier.verify(both(&stale, &stale_signature, "sha256=00"), BODY, now()),
+            auth.verify(both(&stale, &stale_signature, "sha256=00"), BODY, now()),
             Err(AuthFailure::Stale)
         );
     }
 
     #[test]
     fn stale_and_future_timestamps_are_refused() {
-        let verifier = verifier(&["secret"]);
+        let auth = webhook_auth(&["secret"]);
         for offset in [-301_i64, 301] {
             let sent = NOW as i64 + offset;
             let signature = key("secret").standard_signature("msg", sent, BODY);
             assert_eq!(
-                verifier.verify(standard("msg", &sent.to_string(), &signature), BODY, now()),
+                auth.verify(standard("msg", &sent.to_string(), &signature), BODY, now()),
                 Err(AuthFailure::Stale),
                 "{offset}"
             );
@@ -312,7 +312,7 @@ mod tests {
         for offset in [-300_i64, 300] {
             let sent = NOW as i64 + offset;
             let signature = key("secret").standard_signature("msg", sent, BODY);
-            assert!(verifier
+            assert!(auth
                 .verify(standard("msg", &sent.to_string(), &signature), BODY, now())
                 .is_ok());
         }
@@ -320,23 +320,23 @@ mod tests {
 
     #[test]
     fn standard_webhooks_need_all_three_headers() {
-        let verifier = verifier(&["secret"]);
+        let auth = webhook_auth(&["secret"]);
         let timestamp = NOW.to_string();
         let signature = key("secret").standard_signature("msg", NOW as i64, BODY);
         let mut headers = standard("msg", &timestamp, &signature);
         headers.webhook_id = SentHeader::Absent;
         assert_eq!(
-            verifier.verify(headers, BODY, now()),
+            auth.verify(headers, BODY, now()),
             Err(AuthFailure::Malformed)
         );
         for bad_timestamp in ["", "-1", "1.5", "abc", "99999999999999999999"] {
             assert_eq!(
-                verifier.verify(standard("msg", bad_timestamp, &signature), BODY, now()),
+                auth.verify(standard("msg", bad_timestamp, &signature), BODY, now()),
                 Err(AuthFailure::Malformed)
             );
         }
         assert_eq!(
-            verifier.verify(standard("msg", &timestamp, "v1,"), BODY, now()),
+            auth.verify(standard("msg", &timestamp, "v1,"), BODY, now()),
             Err(AuthFailure::Malformed)
         );
     }
@@ -348,13 +348,13 @@ mod tests {
             tamper in proptest::collection::vec(any::<u8>(), 1..512),
             cut in 0usize..64,
         ) {
-            let verifier = verifier(&["secret"]);
-            let signature = key("secret").plain_signature(&body);
-            prop_assert!(verifier.verify(plain(&signature), &body, now()).is_ok());
-            prop_assert!(verifier.verify(plain(&signature[..7 + cut]), &body, now()).is_err());
+            let auth = webhook_auth(&["secret"]);
+            let signature = key("secret").hmac_signature(&body);
+            prop_assert!(auth.verify(plain(&signature), &body, now()).is_ok());
+            prop_assert!(auth.verify(plain(&signature[..7 + cut]), &body, now()).is_err());
             if tamper != body {
                 prop_assert_eq!(
-                    verifier.verify(plain(&signature), &tamper, now()),
+                    auth.verify(plain(&signature), &tamper, now()),
                     Err(AuthFailure::Mismatch)
                 );
             }
@@ -366,9 +366,9 @@ mod tests {
             timestamp in "\\PC{0,20}",
             signature in "\\PC{0,120}",
         ) {
-            let verifier = verifier(&["secret"]);
-            prop_assert!(verifier.verify(standard(&id, &timestamp, &signature), BODY, now()).is_err());
-            prop_assert!(verifier.verify(plain(&signature), BODY, now()).is_err());
+            let auth = webhook_auth(&["secret"]);
+            prop_assert!(auth.verify(standard(&id, &timestamp, &signature), BODY, now()).is_err());
+            prop_assert!(auth.verify(plain(&signature), BODY, now()).is_err());
         }
     }
 }

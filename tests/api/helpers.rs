@@ -160,7 +160,7 @@ pub fn delivery_request(
         .header("content-type", "application/json")
         .header(
             "x-idnow-signature",
-            key(WEBHOOK_SECRET).plain_signature(signed),
+            key(WEBHOOK_SECRET).hmac_signature(signed),
         )
         .body(body)
 }
@@ -342,7 +342,7 @@ impl TestApp {
             .post(self.url("/v1/webhooks/idnow"))
             .header("content-type", "application/json");
         let headers = match signed {
-            Signed::Plain(secret) => vec![("x-idnow-signature", key(secret).plain_signature(body))],
+            Signed::Plain(secret) => vec![("x-idnow-signature", key(secret).hmac_signature(body))],
             Signed::Standard {
                 secret,
                 id,

@@ -77,7 +77,7 @@ async fn hostile_input_gets_a_clean_4xx_and_writes_no_attempt(pool: PgPool) {
 
     // Unauthentic: refused before the body is read as JSON; nothing is kept at all.
     let body = success();
-    let signature = key(WEBHOOK_SECRET).plain_signature(&body);
+    let signature = key(WEBHOOK_SECRET).hmac_signature(&body);
     for (name, headers) in [
         (
             "the signature header twice",
@@ -171,7 +171,7 @@ async fn a_body_cut_off_by_the_client_writes_nothing(pool: PgPool) {
     let head = format!(
         "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
          X-Idnow-Signature: {}\r\nContent-Length: {}\r\n\r\n",
-        key(WEBHOOK_SECRET).plain_signature(&body),
+        key(WEBHOOK_SECRET).hmac_signature(&body),
         body.len()
     );
     let address = app.address.trim_start_matches("http://").to_owned();

@@ -105,7 +105,7 @@ async fn an_idle_keep_alive_connection_is_closed(pool: PgPool) {
 async fn too_many_or_too_large_headers_are_refused_without_a_write(pool: PgPool) {
     let app = spawn_app(pool).await;
     let body = webhook_body("tn-headers", "SUCCESS", "2026-10-02T09:31:47+02:00");
-    let signature = key(WEBHOOK_SECRET).plain_signature(&body);
+    let signature = key(WEBHOOK_SECRET).hmac_signature(&body);
 
     let mut many = format!(
         "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\

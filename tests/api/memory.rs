@@ -237,7 +237,7 @@ async fn a_body_left_unread_ends_its_connection_and_a_read_one_keeps_it(pool: Pg
     let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connects");
-    let signature = key(WEBHOOK_SECRET).plain_signature(&body);
+    let signature = key(WEBHOOK_SECRET).hmac_signature(&body);
     let mut request = format!(
         "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: x\r\nX-Idnow-Signature: {signature}\r\n\
          Transfer-Encoding: chunked\r\n\r\n{:x}\r\n",

@@ -353,7 +353,7 @@ async fn unknown_results_are_stored_as_they_are(pool: PgPool) {
 async fn unauthentic_deliveries_are_refused_and_store_nothing(pool: PgPool) {
     let app = spawn_app(pool).await;
     let body = fixture("success.json");
-    let good = key(WEBHOOK_SECRET).plain_signature(&body);
+    let good = key(WEBHOOK_SECRET).hmac_signature(&body);
     let now = unix_now();
     let cases: Vec<(&str, Signed<'_>)> = vec![
         ("missing", Signed::Headers(vec![])),
@@ -439,7 +439,7 @@ async fn unauthentic_deliveries_are_refused_and_store_nothing(pool: PgPool) {
 async fn either_signature_suffices_when_a_sender_sends_both(pool: PgPool) {
     let app = spawn_app(pool).await;
     let body = webhook_body("tn-both", "ABORTED", "2026-10-02T09:00:00Z");
-    let hmac = key(WEBHOOK_SECRET).plain_signature(&body);
+    let hmac = key(WEBHOOK_SECRET).hmac_signature(&body);
     // A valid HMAC beside a Standard Webhooks signature that fails: authentic.
     let response = app
         .post_webhook(
@@ -559,7 +559,7 @@ async fn oversized_bodies_are_refused(pool: PgPool) {
 async fn declared_content_types_other_than_json_are_refused(pool: PgPool) {
     let app = spawn_app(pool).await;
     let body = webhook_body("tn-ct", "SUCCESS", "2026-10-02T09:31:47+02:00");
-    let signature = key(WEBHOOK_SECRET).plain_signature(&body);
+    let signature = key(WEBHOOK_SECRET).hmac_signature(&body);
     let send = |content_type: Option<&'static str>| {
         let mut request = app
             .client
@@ -602,7 +602,7 @@ async fn declared_content_types_other_than_json_are_refused(pool: PgPool) {
 async fn content_codings_other_than_identity_are_refused_before_reading(pool: PgPool) {
     let app = spawn_app(pool).await;
     let body = webhook_body("tn-ce", "SUCCESS", "2026-10-02T09:31:47+02:00");
-    let signature = key(WEBHOOK_SECRET).plain_signature(&body);
+    let signature = key(WEBHOOK_SECRET).hmac_signature(&body);
     let coded = |coding: &str| {
         Signed::Headers(vec![
             ("content-encoding", coding.to_owned()),
