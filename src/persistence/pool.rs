@@ -103,9 +103,10 @@ impl Database {
     /// Runs `work` on a pooled connection, waiting at most the acquire timeout for one
     /// ([`sqlx::Error::PoolTimedOut`] beyond). A connection whose work returned `Ok` goes back
     /// as it is; after an `Err`, or if the returned future is dropped before it completes, it
-    /// is resynchronised before anyone gets it again. Statements that must succeed or fail
-    /// together go through [`Database::transaction`]: a transaction begun here and dropped
-    /// without a commit would leave its ROLLBACK queued on a connection handed back as done.
+    /// is resynchronised before anyone gets it again. So is one that `work` left inside a
+    /// transaction, or with a statement queued and not sent (a transaction dropped without a
+    /// commit queues its ROLLBACK): it is never handed back as done. Statements that must
+    /// succeed or fail together go through [`Database::transaction`].
     pub async fn run<T, E>(
         &self,
         work: impl AsyncFnOnce(&mut PgConnection) -> Result<T, E>,
@@ -115,7 +116,10 @@ impl Database {
     {
         let mut conn = self.acquire().await?;
         let outcome = work(&mut conn).await;
-        if outcome.is_ok() {
+        // `should_flush`: sqlx's own test for bytes buffered and not sent (doc-hidden; sqlx
+        // is pinned).
+        let done = !conn.is_in_transaction() && !conn.should_flush();
+        if outcome.is_ok() && done {
             conn.release();
         }
         outcome

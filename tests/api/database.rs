@@ -150,7 +150,8 @@ async fn a_transaction_dropped_mid_way_does_not_stay_open_in_the_pool(pool: PgPo
 
     let database = service_database(&pool, |s| s.max_connections = 1);
     let pid = backend_pid(&database).await.expect("connects");
-    // A unit of work abandoned by an error: sqlx only queues its ROLLBACK.
+    // Units of work that drop a transaction without a commit: sqlx only queues its ROLLBACK.
+    // Whether they fail or, carelessly, report success, the connection goes back unfinished.
     let abandoned = database
         .run(async |conn| {
             let mut transaction = conn.begin().await?;
@@ -159,21 +160,35 @@ async fn a_transaction_dropped_mid_way_does_not_stay_open_in_the_pool(pool: PgPo
         })
         .await;
     assert!(matches!(abandoned, Err(sqlx::Error::RowNotFound)));
+    wait_until_idle(&pool, pid).await;
 
-    // Nobody asks for the connection again, yet the rollback is sent: left "idle in
-    // transaction", it would hold its snapshot and locks until its next use.
+    database
+        .run(async |conn| {
+            let mut transaction = conn.begin().await?;
+            sqlx::query("SELECT 1").execute(&mut *transaction).await?;
+            Ok::<_, sqlx::Error>(())
+        })
+        .await
+        .expect("the work itself succeeds");
+    wait_until_idle(&pool, pid).await;
+    database.close();
+}
+
+/// Waits until the backend `pid` is idle. Nobody asks for its connection again, so only the
+/// pool can have sent the queued ROLLBACK: left "idle in transaction", the connection would
+/// hold its snapshot and locks until its next use.
+async fn wait_until_idle(pool: &PgPool, pid: i32) {
     wait_until(|| async {
         let state: Option<String> =
             sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
                 .bind(pid)
-                .fetch_optional(&pool)
+                .fetch_optional(pool)
                 .await
                 .expect("pg_stat_activity answers")
                 .flatten();
         state.as_deref() == Some("idle")
     })
     .await;
-    database.close();
 }
 
 #[sqlx::test(migrations = false)]
