@@ -13,7 +13,7 @@
 //! of the same batch (`ON CONFLICT DO NOTHING` skips the second), and a skipped attempt is
 //! answered with what holds its place: the same event (a duplicate, its id) or another event
 //! with its `webhook-id` (refused). One delivery never fails another: a batch the database
-//! refuses is stored again attempt by attempt (see [`store_batch`]).
+//! refuses is stored again attempt by attempt (see `store_batch`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,7 +53,7 @@ impl Transient for WriteError {
 }
 
 impl WriteError {
-    /// As [`is_unstorable`]: no retry could store the attempt.
+    /// As `failure::is_unstorable`: no retry could store the attempt.
     pub fn is_unstorable(&self) -> bool {
         matches!(self, Self::Database(error) if is_unstorable(error))
     }

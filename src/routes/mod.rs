@@ -1,4 +1,4 @@
-//! The route table. What API routes take from their request is in [`extract`].
+//! The route table. What API routes take from their request is in `extract.rs`.
 
 mod attempts;
 mod extract;
