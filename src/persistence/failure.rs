@@ -19,8 +19,8 @@ impl Transient for sqlx::Error {
             | Self::Io(_)
             | Self::Tls(_)
             | Self::WorkerCrashed => true,
-            Self::Database(error) => {
-                error.code().is_some_and(|code| {
+            Self::Database(_) => {
+                sqlstate(self).is_some_and(|code| {
                     // 08: connection exception; 53: insufficient resources; 57P: shutdown or
                     // start-up; 57014: statement timeout; 25006: read-only transaction (a failover
                     // in progress); 42P01: undefined table, i.e. migrations not yet applied during

@@ -13,6 +13,10 @@ use crate::persistence::attempts;
 use crate::state::AppState;
 use crate::telemetry::RequestLog;
 
+// Statics, so that the names are checked once, at compile time, not at every listing.
+static TOTAL: HeaderName = HeaderName::from_static("total");
+static PER_PAGE: HeaderName = HeaderName::from_static("per-page");
+
 pub async fn list(
     _client: Authorized<scopes::IdnowAttemptsRead>,
     SigningPath {
@@ -44,14 +48,8 @@ pub async fn list(
             LINK,
             link_header(&person_id, &signing_id, page, history.total),
         ))
-        .insert_header((
-            HeaderName::from_static("total"),
-            HeaderValue::from(history.total),
-        ))
-        .insert_header((
-            HeaderName::from_static("per-page"),
-            HeaderValue::from(page.size()),
-        ))
+        .insert_header((TOTAL.clone(), HeaderValue::from(history.total)))
+        .insert_header((PER_PAGE.clone(), HeaderValue::from(page.size())))
         .content_type(mime::APPLICATION_JSON)
         .body(body))
 }

@@ -31,8 +31,8 @@ impl<'a> SentHeader<'a> {
         std::str::from_utf8(self.bytes(missing)?).map_err(|_| AuthFailure::Malformed)
     }
 
-    fn of(headers: &'a HeaderMap, name: &'static str) -> Self {
-        let mut values = headers.get_all(HeaderName::from_static(name));
+    fn of(headers: &'a HeaderMap, name: &HeaderName) -> Self {
+        let mut values = headers.get_all(name);
         match (values.next(), values.next()) {
             (None, _) => Self::Absent,
             (Some(value), None) => Self::One(value.as_bytes()),
@@ -50,13 +50,19 @@ pub struct DeliveryHeaders<'a> {
     pub idnow_signature: SentHeader<'a>,
 }
 
+// Statics, so that the names are checked once, at compile time, not at every delivery.
+static WEBHOOK_ID: HeaderName = HeaderName::from_static("webhook-id");
+static WEBHOOK_TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+static WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+static IDNOW_SIGNATURE: HeaderName = HeaderName::from_static("x-idnow-signature");
+
 impl<'a> DeliveryHeaders<'a> {
     pub fn of(headers: &'a HeaderMap) -> Self {
         Self {
-            webhook_id: SentHeader::of(headers, "webhook-id"),
-            webhook_timestamp: SentHeader::of(headers, "webhook-timestamp"),
-            webhook_signature: SentHeader::of(headers, "webhook-signature"),
-            idnow_signature: SentHeader::of(headers, "x-idnow-signature"),
+            webhook_id: SentHeader::of(headers, &WEBHOOK_ID),
+            webhook_timestamp: SentHeader::of(headers, &WEBHOOK_TIMESTAMP),
+            webhook_signature: SentHeader::of(headers, &WEBHOOK_SIGNATURE),
+            idnow_signature: SentHeader::of(headers, &IDNOW_SIGNATURE),
         }
     }
 }
