@@ -8,8 +8,8 @@ use std::fmt;
 
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
+
+use crate::digest::SecretDigest;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -71,7 +71,7 @@ pub struct ApiKeyEntry {
 #[derive(Clone)]
 struct ApiClient {
     name: String,
-    digest: [u8; 32],
+    digest: SecretDigest,
     scopes: Vec<Scope>,
 }
 
@@ -122,12 +122,10 @@ impl ApiKeys {
                     name: entry.name.clone(),
                 });
             }
-            let mut digest = [0; 32];
-            hex::decode_to_slice(&entry.sha256, &mut digest).map_err(|_| {
-                ApiKeysError::BadDigest {
+            let digest =
+                SecretDigest::from_hex(&entry.sha256).ok_or_else(|| ApiKeysError::BadDigest {
                     name: entry.name.clone(),
-                }
-            })?;
+                })?;
             let scopes = entry
                 .scopes
                 .iter()
@@ -158,12 +156,11 @@ impl ApiKeys {
     /// The name of the client whose token authorises `scope`.
     pub fn authorize(&self, headers: &HeaderMap, scope: Scope) -> Result<&str, Denied> {
         let token = bearer_token(headers).ok_or(Denied::Unauthenticated)?;
-        let presented: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let presented = SecretDigest::of(token.as_bytes());
         // Every digest is compared, so the time taken does not tell which one matched.
         let mut found = None;
         for client in &self.clients {
-            let matches: Choice = client.digest.ct_eq(&presented);
-            if bool::from(matches) {
+            if bool::from(client.digest.ct_matches(&presented)) {
                 found = Some(client);
             }
         }
@@ -192,6 +189,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 mod tests {
     use super::*;
     use actix_web::http::header::HeaderValue;
+    use sha2::{Digest as _, Sha256};
 
     fn keys() -> ApiKeys {
         ApiKeys::from_entries(&[ApiKeyEntry {

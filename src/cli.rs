@@ -46,6 +46,8 @@ mod tests {
             .after_help(configuration::help())
             .render_help()
             .to_string();
+        // As read: wrapped lines joined.
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
         for variable in &configuration::VARIABLES {
             assert!(help.contains(variable.name), "{} missing", variable.name);
             if let Some(default) = variable.default_value() {

@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::api_auth::Denied;
 use crate::persistence::signings::ConflictReason;
 use crate::persistence::Transient;
-use crate::webhook_auth::AuthFailure;
+use crate::webhook_auth::BASIC_CHALLENGE;
 
 /// Seconds a client is asked to wait when the database cannot take a request.
 pub const RETRY_AFTER_SECONDS: u32 = 5;
@@ -27,9 +27,13 @@ pub const RETRY_AFTER_SECONDS: u32 = 5;
 pub enum ApiError {
     #[error("A valid bearer token is required.")]
     Unauthenticated,
-    /// Why is for the metrics, never for the sender.
-    #[error("The webhook signature is missing, invalid or expired.")]
-    InvalidSignature(AuthFailure),
+    /// Why is for the metrics and the log, never for the sender. `basic_challenge` when
+    /// `basic` is enabled: the answer then says so in `WWW-Authenticate`.
+    #[error("The webhook's signature or credentials are missing, invalid or expired.")]
+    InvalidSignature { basic_challenge: bool },
+    /// A delivery from outside `WEBHOOK_ALLOWED_SOURCES`.
+    #[error("Deliveries are not accepted from this address.")]
+    ForbiddenSource,
     #[error("Unauthorized action is not allowed.")]
     Forbidden,
     #[error("{0}")]
@@ -139,9 +143,10 @@ impl ApiError {
         use StatusCode as S;
         let (status, code, title) = match self {
             Self::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
-            Self::InvalidSignature(_) => {
+            Self::InvalidSignature { .. } => {
                 (S::UNAUTHORIZED, "invalid_signature", "Invalid Signature")
             }
+            Self::ForbiddenSource => (S::FORBIDDEN, "forbidden_source", "Forbidden Source"),
             Self::Forbidden => (S::FORBIDDEN, "unauthorized_action", "Unauthorized Action"),
             Self::NotFound(_) => (S::NOT_FOUND, "not_found", "Not Found"),
             Self::MethodNotAllowed(_) => (
@@ -240,6 +245,14 @@ impl ResponseError for ApiError {
         match self {
             Self::Unauthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::InvalidSignature {
+                basic_challenge: true,
+            } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(BASIC_CHALLENGE),
+                );
             }
             Self::MethodNotAllowed(allow) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));

@@ -4,10 +4,12 @@
 pub mod api_auth;
 pub mod cli;
 pub mod configuration;
+pub mod digest;
 pub mod domain;
 pub mod edge;
 pub mod error;
 pub mod metrics;
+pub mod networks;
 pub mod persistence;
 pub mod routes;
 pub mod startup;

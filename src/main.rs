@@ -39,7 +39,11 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let application = Application::build(settings).await?;
-            tracing::info!(port = application.port(), "listening");
+            tracing::info!(
+                port = application.port(),
+                address = %application.address(),
+                "listening"
+            );
             application
                 .run_until_stopped()
                 .await

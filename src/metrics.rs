@@ -13,7 +13,7 @@ use prometheus::{
 use crate::edge::body::BodyBudget;
 use crate::edge::refusals::PROTOCOL_REFUSALS;
 use crate::persistence::WorkerPools;
-use crate::webhook_auth::AuthFailure;
+use crate::webhook_auth::{AuthFailure, MethodName, Refused, WebhookAuth};
 
 /// The results IDnow documents; anything else is counted as `other` (and stored as sent).
 const DOCUMENTED_RESULTS: [&str; 7] = [
@@ -40,12 +40,21 @@ pub struct Metrics {
     attempts_stored: IntCounterVec,
     duplicates: IntCounter,
     signature_failures: IntCounterVec,
+    forbidden_sources: IntCounter,
     rejected: IntCounterVec,
 }
 
+/// The `method` label of a 401 whose delivery sent no enabled method's credentials.
+const NO_METHOD: &str = "none";
+
 impl Metrics {
-    /// Registers every metric of the service, the database pool's and the process' own.
-    pub fn new(pools: WorkerPools, body_budget: BodyBudget) -> prometheus::Result<Self> {
+    /// Registers every metric of the service, the database pool's and the process' own;
+    /// `webhook_auth` tells which authentication failures can happen.
+    pub fn new(
+        pools: WorkerPools,
+        body_budget: BodyBudget,
+        webhook_auth: &WebhookAuth,
+    ) -> prometheus::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new("http_requests_total", "HTTP requests answered."),
@@ -73,9 +82,14 @@ impl Metrics {
         let signature_failures = IntCounterVec::new(
             Opts::new(
                 "idnow_webhook_signature_failures_total",
-                "Webhooks refused with 401, by reason.",
+                "Webhooks refused with 401, by the method whose credentials failed (`none` \
+                 when they sent none of an enabled method) and reason.",
             ),
-            &["reason"],
+            &["method", "reason"],
+        )?;
+        let forbidden_sources = IntCounter::new(
+            "idnow_webhook_forbidden_sources_total",
+            "Webhooks refused with 403 forbidden_source: from outside WEBHOOK_ALLOWED_SOURCES.",
         )?;
         let rejected = IntCounterVec::new(
             Opts::new(
@@ -92,6 +106,7 @@ impl Metrics {
         registry.register(Box::new(attempts_stored.clone()))?;
         registry.register(Box::new(duplicates.clone()))?;
         registry.register(Box::new(signature_failures.clone()))?;
+        registry.register(Box::new(forbidden_sources.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(pool))?;
         registry.register(Box::new(body_bytes))?;
@@ -101,8 +116,14 @@ impl Metrics {
         ))?;
 
         // Series that exist from the start, so that rates and alerts see a zero, not a gap.
-        for failure in AuthFailure::ALL {
-            signature_failures.with_label_values(&[failure.as_str()]);
+        signature_failures.with_label_values(&[NO_METHOD, AuthFailure::Missing.as_str()]);
+        for method in webhook_auth
+            .methods()
+            .filter(|&method| method != MethodName::Source)
+        {
+            for failure in AuthFailure::ALL {
+                signature_failures.with_label_values(&[method.as_str(), failure.as_str()]);
+            }
         }
         for result in DOCUMENTED_RESULTS.iter().chain(&["other"]) {
             attempts_stored.with_label_values(&[result]);
@@ -115,6 +136,7 @@ impl Metrics {
             attempts_stored,
             duplicates,
             signature_failures,
+            forbidden_sources,
             rejected,
         })
     }
@@ -131,10 +153,15 @@ impl Metrics {
         self.duplicates.inc();
     }
 
-    pub fn auth_failure(&self, failure: AuthFailure) {
+    pub fn auth_failure(&self, refused: Refused) {
+        let method = refused.method.map_or(NO_METHOD, MethodName::as_str);
         self.signature_failures
-            .with_label_values(&[failure.as_str()])
+            .with_label_values(&[method, refused.failure.as_str()])
             .inc();
+    }
+
+    pub fn forbidden_source(&self) {
+        self.forbidden_sources.inc();
     }
 
     /// `code` is the error code of the answer: one of a handful of constants.
@@ -247,6 +274,7 @@ impl Collector for BodyBytesCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::configuration::Settings;
     use crate::persistence::Database;
 
     /// The metrics of a server of two workers, with the workers' pools (alive while held).
@@ -254,7 +282,14 @@ mod tests {
         let pools = WorkerPools::unreachable(7, 2);
         // Opened as the workers would: 4 and 3 connections at most.
         let workers = [pools.open().0, pools.open().0];
-        let metrics = Metrics::new(pools, BodyBudget::new(1024)).expect("metrics register");
+        let env = [
+            ("DATABASE_URL", "postgres://u@h/d"),
+            ("IDNOW_WEBHOOK_SECRETS", "secret"),
+        ]
+        .map(|(name, value)| (name.to_owned(), value.to_owned()));
+        let settings = Settings::from_env_map(&env.into()).expect("valid settings");
+        let metrics = Metrics::new(pools, BodyBudget::new(1024), &settings.webhooks.auth)
+            .expect("metrics register");
         (metrics, workers)
     }
 

@@ -1,7 +1,7 @@
 //! Builds the application from settings: pool, migrations, listener, HTTP server, and the
 //! way it stops.
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -12,6 +12,8 @@ use anyhow::Context as _;
 use sqlx::postgres::PgConnectOptions;
 
 use crate::configuration::Settings;
+use crate::edge::client_address::TrustedProxies;
+use crate::edge::listener::{self, Stack};
 use crate::edge::{self, body, connection, limits, EdgeLimits};
 use crate::metrics::Metrics;
 use crate::persistence::writer::AttemptWriter;
@@ -19,10 +21,9 @@ use crate::persistence::{self, WorkerPools};
 use crate::routes;
 use crate::state::{AppState, Draining};
 use crate::telemetry;
-use crate::webhook_auth::WebhookAuth;
 
 pub struct Application {
-    port: u16,
+    address: SocketAddr,
     server: Server,
     pools: WorkerPools,
 }
@@ -30,7 +31,7 @@ pub struct Application {
 impl std::fmt::Debug for Application {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Application")
-            .field("port", &self.port)
+            .field("address", &self.address)
             .finish_non_exhaustive()
     }
 }
@@ -72,17 +73,21 @@ impl Application {
             database.close();
             migrated.context("applying database migrations")?;
         }
-        let listener = TcpListener::bind((settings.http.host, settings.http.port))
-            .with_context(|| format!("binding {}:{}", settings.http.host, settings.http.port))?;
-        let port = listener
-            .local_addr()
-            .context("reading the bound address")?
-            .port();
+        let (host, port) = (settings.http.host, settings.http.port);
+        let (listener, stack) = listener::listen(host, port)
+            .with_context(|| format!("binding {}", SocketAddr::new(host, port)))?;
+        let address = listener.local_addr().context("reading the bound address")?;
+        if stack == Stack::Ipv4Fallback {
+            tracing::warn!(
+                %address,
+                "IPv6 is disabled on this host: listening on all IPv4 interfaces only"
+            );
+        }
         let pools =
             persistence::connect_workers(&settings.database, options, settings.http.workers.get());
         let server = serve(listener, pools.clone(), settings, shutdown)?;
         Ok(Self {
-            port,
+            address,
             server,
             pools,
         })
@@ -90,7 +95,13 @@ impl Application {
 
     /// The port actually bound: the configured one, or the one the OS chose for port 0.
     pub fn port(&self) -> u16 {
-        self.port
+        self.address.port()
+    }
+
+    /// The address actually bound: `[::]` on all interfaces, `0.0.0.0` where the host has no
+    /// IPv6, or the configured one.
+    pub fn address(&self) -> SocketAddr {
+        self.address
     }
 
     /// The application's connections, to close them from outside once it has stopped.
@@ -119,11 +130,12 @@ fn serve(
 ) -> anyhow::Result<Server> {
     let http = settings.http;
     let limits = EdgeLimits::new(&http);
-    let metrics = Metrics::new(pools.clone(), limits.body_budget.clone())
+    let webhook_auth = settings.webhooks.auth;
+    let trusted_proxies = TrustedProxies::new(settings.webhooks.trusted_proxies);
+    let metrics = Metrics::new(pools.clone(), limits.body_budget.clone(), &webhook_auth)
         .context("registering the metrics")?;
     let draining = Draining::default();
     let drain_on_stop = draining.clone();
-    let webhook_auth = WebhookAuth::new(settings.webhooks.keys, settings.webhooks.tolerance);
     let api_keys = web::Data::new(settings.api_keys);
     let workers = pools.workers();
     let mut server = HttpServer::new(move || {
@@ -138,6 +150,7 @@ fn serve(
             ),
             database,
             webhook_auth: webhook_auth.clone(),
+            trusted_proxies: trusted_proxies.clone(),
             limits: limits.clone(),
             metrics: metrics.clone(),
             draining: draining.clone(),

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::edge::client_address::TrustedProxies;
 use crate::edge::EdgeLimits;
 use crate::metrics::Metrics;
 use crate::persistence::writer::AttemptWriter;
@@ -17,6 +18,8 @@ pub struct AppState {
     /// Stores the attempts of this worker's webhooks, in batches under load.
     pub writer: AttemptWriter,
     pub webhook_auth: WebhookAuth,
+    /// Whose `X-Forwarded-For` tells the client's address.
+    pub trusted_proxies: TrustedProxies,
     pub limits: EdgeLimits,
     pub metrics: Metrics,
     pub draining: Draining,

@@ -6,6 +6,7 @@
 use std::cell::RefCell;
 use std::future::{ready, Ready};
 use std::io;
+use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -67,6 +68,10 @@ struct Reported {
     attempt_id: Option<AttemptId>,
     outcome: Option<&'static str>,
     total: Option<u64>,
+    auth_method: Option<&'static str>,
+    auth_failure: Option<&'static str>,
+    client_address: Option<IpAddr>,
+    client_peer: Option<IpAddr>,
 }
 
 impl RequestLog {
@@ -94,6 +99,24 @@ impl RequestLog {
 
     pub fn outcome(&self, outcome: &'static str) {
         self.0.borrow_mut().outcome = Some(outcome);
+    }
+
+    /// How a webhook's sender was judged: the method that accepted it, or the one that
+    /// refused it (none when it sent no enabled method's credentials) and why. Never what it
+    /// sent.
+    pub fn webhook_auth(&self, method: Option<&'static str>, failure: Option<&'static str>) {
+        let mut reported = self.0.borrow_mut();
+        reported.auth_method = method;
+        reported.auth_failure = failure;
+    }
+
+    /// A sender the source gate refused: the client address when it could be told, and the
+    /// TCP peer's (a trusted proxy's, when it forwarded an unparsable chain).
+    pub fn refused_source(&self, client: Option<IpAddr>, peer: Option<IpAddr>) {
+        let mut reported = self.0.borrow_mut();
+        reported.auth_failure = Some("forbidden_source");
+        reported.client_address = client;
+        reported.client_peer = peer;
     }
 
     /// How many items the whole listing has.
@@ -159,6 +182,10 @@ pub async fn observe(
         .copied();
     let (error_id, error_code) = (error.map(|e| display(e.id)), error.map(|e| e.code));
     let attempt_id = reported.attempt_id.map(display);
+    let (client_address, client_peer) = (
+        reported.client_address.map(display),
+        reported.client_peer.map(display),
+    );
     // One line, at the level the status calls for: its fields, then what the caller adds.
     macro_rules! request_line {
         ($level:expr, $($rest:tt)*) => {
@@ -172,6 +199,10 @@ pub async fn observe(
                 attempt_id,
                 outcome = reported.outcome,
                 total = reported.total,
+                auth.method = reported.auth_method,
+                auth.failure = reported.auth_failure,
+                client.address = client_address,
+                client.peer = client_peer,
                 error.id = error_id,
                 error.code = error_code,
                 $($rest)*

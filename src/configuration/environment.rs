@@ -19,7 +19,8 @@ enum Syntax {
     Number,
     /// `true`/`false`, `yes`/`no`, `on`/`off` or `1`/`0`, in any case.
     Boolean,
-    /// Comma-separated values, each trimmed.
+    /// Comma-separated values, each trimmed; a blank value is an empty list (the variable
+    /// is set, as a ConfigMap key may be, but lists nothing).
     List,
     /// A JSON document.
     Json,
@@ -40,7 +41,7 @@ pub struct Variable {
 /// The name figment reports as the source of a value that came from the environment.
 const SOURCE: &str = "environment variable";
 
-pub const VARIABLES: [Variable; 7] = [
+pub const VARIABLES: [Variable; 13] = [
     Variable {
         name: "DATABASE_URL",
         syntax: Syntax::Text,
@@ -54,12 +55,56 @@ pub const VARIABLES: [Variable; 7] = [
         help: "TCP port to listen on, all interfaces",
     },
     Variable {
+        name: "WEBHOOK_AUTH",
+        syntax: Syntax::List,
+        expected: "comma-separated methods of standard-webhooks, hmac, token, basic, source",
+        help: "comma-separated authentication methods a delivery may use, any one of which \
+               suffices: standard-webhooks, hmac, token, basic, source",
+    },
+    Variable {
         name: "IDNOW_WEBHOOK_SECRETS",
         syntax: Syntax::List,
         expected: "comma-separated secrets",
-        help: "comma-separated webhook signing secrets, any of which may sign a delivery \
-               (rotation); `whsec_<base64>` secrets are base64-decoded, others used as UTF-8 \
-               bytes (required)",
+        help: "comma-separated webhook signing secrets of standard-webhooks and hmac, any of \
+               which may sign a delivery (rotation); `whsec_<base64>` secrets are \
+               base64-decoded, others used as UTF-8 bytes (required when either is enabled)",
+    },
+    Variable {
+        name: "WEBHOOK_TOKENS",
+        syntax: Syntax::List,
+        expected: "comma-separated hex SHA-256 digests",
+        help: "comma-separated lowercase hex SHA-256 digests of the static tokens `token` \
+               accepts (required when `token` is enabled)",
+    },
+    Variable {
+        name: "WEBHOOK_TOKEN_HEADER",
+        syntax: Syntax::Text,
+        expected: "a header name",
+        help: "the header that carries the static token of `token`",
+    },
+    Variable {
+        name: "WEBHOOK_BASIC_CREDENTIALS",
+        syntax: Syntax::List,
+        expected: "comma-separated user:<hex SHA-256 of the password> pairs",
+        help: "comma-separated user:<hex SHA-256 of the password> pairs `basic` accepts; a user \
+               listed twice has two valid passwords (rotation) (required when `basic` is \
+               enabled)",
+    },
+    Variable {
+        name: "WEBHOOK_ALLOWED_SOURCES",
+        syntax: Syntax::List,
+        expected: "comma-separated IPv4/IPv6 CIDRs or addresses",
+        help: "comma-separated CIDRs (IPv4 and IPv6) deliveries may come from; when set, a \
+               delivery from any other address is refused 403 whatever it carries [default: \
+               unset, any address]",
+    },
+    Variable {
+        name: "TRUSTED_PROXIES",
+        syntax: Syntax::List,
+        expected: "comma-separated IPv4/IPv6 CIDRs or addresses",
+        help: "comma-separated CIDRs of the proxies (ingress, load balancer) whose \
+               X-Forwarded-For is believed: the client is its right-most address that is not \
+               itself a trusted proxy [default: unset, none]",
     },
     Variable {
         name: "WEBHOOK_TOLERANCE_SECONDS",
@@ -158,6 +203,7 @@ impl Variable {
                 .to_bool_lossy()
                 .map(Value::from)
                 .ok_or_else(invalid)?,
+            Syntax::List if raw.trim().is_empty() => Value::from(Vec::<String>::new()),
             Syntax::List => Value::from(
                 raw.split(',')
                     .map(|item| item.trim().to_owned())
@@ -184,9 +230,15 @@ impl Variable {
         built_in_defaults()
             .find_value(&self.key())
             .ok()
-            .map(|value| match value {
-                Value::String(_, text) => text,
-                other => serde_json::to_string(&other).unwrap_or_default(),
+            .map(|value| match (value, self.syntax) {
+                (Value::String(_, text), _) => text,
+                // As the variable would be written: `standard-webhooks,hmac`.
+                (Value::Array(_, items), Syntax::List) => items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                (other, _) => serde_json::to_string(&other).unwrap_or_default(),
             })
     }
 }

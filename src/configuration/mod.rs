@@ -26,8 +26,14 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
 
+use actix_web::http::header::HeaderName;
+
 use crate::api_auth::{ApiKeyEntry, ApiKeys};
-use crate::webhook_auth::SigningKey;
+use crate::digest::SecretDigest;
+use crate::networks::Networks;
+use crate::webhook_auth::{
+    BasicCredential, Credentials, MethodName, PolicyError, SigningKey, WebhookAuth,
+};
 
 /// The shipped defaults, relative to the working directory (the image's too).
 pub const DEFAULT_CONFIG_FILE: &str = "config/default.toml";
@@ -97,14 +103,21 @@ pub struct HttpSettings {
 
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {
-    pub keys: Vec<SigningKey>,
-    pub tolerance: Duration,
+    /// `WEBHOOK_AUTH`, its methods' credentials and the source gate, checked together.
+    pub auth: WebhookAuth,
+    /// `TRUSTED_PROXIES`.
+    pub trusted_proxies: Networks,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{0} is required")]
     Missing(&'static str),
+    #[error("{name} is required: WEBHOOK_AUTH enables `{method}`")]
+    RequiredBy {
+        name: &'static str,
+        method: &'static str,
+    },
     #[error("{name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
     #[error("APP_CONFIG names {0}, which does not exist")]
@@ -130,8 +143,18 @@ struct FileSettings {
     #[serde(default)]
     database_url: Option<SecretString>,
     port: u16,
+    webhook_auth: Vec<String>,
     #[serde(default)]
     idnow_webhook_secrets: Vec<SecretString>,
+    #[serde(default)]
+    webhook_tokens: Vec<String>,
+    webhook_token_header: String,
+    #[serde(default)]
+    webhook_basic_credentials: Vec<String>,
+    #[serde(default)]
+    webhook_allowed_sources: Vec<String>,
+    #[serde(default)]
+    trusted_proxies: Vec<String>,
     webhook_tolerance_seconds: u64,
     api_keys: Vec<ApiKeyEntry>,
     migrate_on_start: bool,
@@ -221,9 +244,10 @@ impl Settings {
 impl TryFrom<FileSettings> for Settings {
     type Error = ConfigError;
 
-    fn try_from(file: FileSettings) -> Result<Self, ConfigError> {
+    fn try_from(mut file: FileSettings) -> Result<Self, ConfigError> {
         let url = file
             .database_url
+            .take()
             .filter(|url| !url.expose_secret().trim().is_empty())
             .ok_or(ConfigError::Missing("DATABASE_URL"))?;
         // Checked now so that a typo fails at start-up; the message never repeats the URL,
@@ -238,16 +262,7 @@ impl TryFrom<FileSettings> for Settings {
             ));
         }
 
-        if file.idnow_webhook_secrets.is_empty() {
-            return Err(ConfigError::Missing("IDNOW_WEBHOOK_SECRETS"));
-        }
-        let keys = file
-            .idnow_webhook_secrets
-            .iter()
-            .map(SigningKey::parse)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ConfigError::invalid("IDNOW_WEBHOOK_SECRETS", e))?;
-
+        let webhooks = file.webhook_settings()?;
         let api_keys = ApiKeys::from_entries(&file.api_keys)
             .map_err(|e| ConfigError::invalid("API_KEYS", e))?;
 
@@ -314,13 +329,99 @@ impl TryFrom<FileSettings> for Settings {
                 shutdown_delay: Duration::from_secs(file.http.shutdown_delay_seconds),
                 shutdown_timeout: Duration::from_secs(file.http.shutdown_timeout_seconds),
             },
-            webhooks: WebhookSettings {
-                keys,
-                tolerance: Duration::from_secs(file.webhook_tolerance_seconds),
-            },
+            webhooks,
             api_keys,
             migrate_on_start: file.migrate_on_start,
             log_filter: file.rust_log,
+        })
+    }
+}
+
+impl FileSettings {
+    /// The webhook authentication policy. Every value is checked here, so that a typo stops
+    /// the start (exit 2) with the variable named; no message repeats a value, which may be a
+    /// credential or its digest.
+    fn webhook_settings(&self) -> Result<WebhookSettings, ConfigError> {
+        let methods = self
+            .webhook_auth
+            .iter()
+            .enumerate()
+            .map(|(index, name)| {
+                MethodName::parse(name).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "WEBHOOK_AUTH",
+                        format!(
+                            "entry {index} is not one of standard-webhooks, hmac, token, \
+                             basic, source"
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let keys = self
+            .idnow_webhook_secrets
+            .iter()
+            .map(SigningKey::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::invalid("IDNOW_WEBHOOK_SECRETS", e))?;
+        let tokens = self
+            .webhook_tokens
+            .iter()
+            .enumerate()
+            .map(|(index, digest)| {
+                SecretDigest::from_hex(digest).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "WEBHOOK_TOKENS",
+                        format!("entry {index} is not 64 hex digits of a SHA-256"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let token_header = HeaderName::from_bytes(self.webhook_token_header.trim().as_bytes())
+            .map_err(|_| ConfigError::invalid("WEBHOOK_TOKEN_HEADER", "not a header name"))?;
+        let basic = self
+            .webhook_basic_credentials
+            .iter()
+            .enumerate()
+            .map(|(index, pair)| {
+                BasicCredential::parse(pair).map_err(|e| {
+                    ConfigError::invalid("WEBHOOK_BASIC_CREDENTIALS", format!("entry {index}: {e}"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let networks = |name, list: &[String]| {
+            Networks::parse(list).map_err(|e| ConfigError::invalid(name, e))
+        };
+        let allowed_sources = networks("WEBHOOK_ALLOWED_SOURCES", &self.webhook_allowed_sources)?;
+        let trusted_proxies = networks("TRUSTED_PROXIES", &self.trusted_proxies)?;
+
+        let auth = WebhookAuth::new(Credentials {
+            methods,
+            keys,
+            tolerance: Duration::from_secs(self.webhook_tolerance_seconds),
+            token_header,
+            tokens,
+            basic,
+            allowed_sources: (!allowed_sources.is_empty()).then_some(allowed_sources),
+        })
+        .map_err(|error| match error {
+            PolicyError::NoCredentials(method) => ConfigError::RequiredBy {
+                name: match method {
+                    MethodName::StandardWebhooks | MethodName::Hmac => "IDNOW_WEBHOOK_SECRETS",
+                    MethodName::Token => "WEBHOOK_TOKENS",
+                    MethodName::Basic => "WEBHOOK_BASIC_CREDENTIALS",
+                    MethodName::Source => "WEBHOOK_ALLOWED_SOURCES",
+                },
+                method: method.as_str(),
+            },
+            PolicyError::TokenHeaderTaken => ConfigError::invalid("WEBHOOK_TOKEN_HEADER", error),
+            PolicyError::NoMethod | PolicyError::SourceFromAnywhere => {
+                ConfigError::invalid("WEBHOOK_AUTH", error)
+            }
+        })?;
+        Ok(WebhookSettings {
+            auth,
+            trusted_proxies,
         })
     }
 }
@@ -353,7 +454,7 @@ impl DatabaseSettings {
 #[cfg(test)]
 mod tests {
     use std::io::Write;
-    use std::net::Ipv4Addr;
+    use std::net::Ipv6Addr;
 
     use super::*;
 
@@ -400,8 +501,11 @@ mod tests {
     fn contract_defaults_apply() {
         let settings = Settings::from_env_map(&env(&REQUIRED)).expect("valid");
         assert_eq!(settings.http.port, 8080);
-        assert_eq!(settings.http.host, IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        assert_eq!(settings.webhooks.tolerance, Duration::from_secs(300));
+        assert_eq!(settings.http.host, IpAddr::V6(Ipv6Addr::UNSPECIFIED));
+        let methods: Vec<_> = settings.webhooks.auth.methods().collect();
+        assert_eq!(methods, [MethodName::StandardWebhooks, MethodName::Hmac]);
+        assert!(!settings.webhooks.auth.checks_sources());
+        assert!(settings.webhooks.trusted_proxies.is_empty());
         assert!(settings.api_keys.is_empty());
         assert!(settings.migrate_on_start);
         assert_eq!(settings.log_filter, "info");
@@ -409,22 +513,51 @@ mod tests {
     }
 
     /// What the Kubernetes deployment gives the process: the image's defaults, the mounted
-    /// file of `deploy/base/` and the ConfigMap's variables.
+    /// file of `deploy/base/`, the ConfigMap's variables as each overlay merges them, and the
+    /// Secret's, as `deploy/secret.example.yaml` shapes it.
     #[test]
     fn the_kubernetes_configuration_is_valid() {
-        let mut vars = env(&REQUIRED);
-        vars.extend(env(&[
-            ("APP_CONFIG", "deploy/base/idnow-attempts.toml"),
-            ("PORT", "8080"),
-            ("MIGRATE_ON_START", "false"),
-        ]));
-        let settings = Settings::load_from(Some(Path::new(DEFAULT_CONFIG_FILE)), |name| {
-            vars.get(name).cloned()
-        })
-        .expect("the deployed files and variables are valid");
-        assert_eq!(settings.http.shutdown_delay, Duration::from_secs(5));
-        assert_eq!(settings.http.shutdown_timeout, Duration::from_secs(20));
-        assert!(!settings.migrate_on_start);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        // `- NAME=value` items of a kustomization's configMapGenerator literals.
+        let literals = |file: &str| -> Vec<(String, String)> {
+            std::fs::read_to_string(root.join(file))
+                .expect("a kustomization")
+                .lines()
+                .filter_map(|line| line.trim().strip_prefix("- ")?.split_once('='))
+                .filter(|(name, _)| name.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'))
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect()
+        };
+        for overlay in ["production", "staging"] {
+            let mut vars = env(&[
+                ("DATABASE_URL", REQUIRED[0].1),
+                ("WEBHOOK_TOKENS", &"ab".repeat(32)),
+                ("API_KEYS", "[]"),
+            ]);
+            vars.extend(literals("deploy/base/kustomization.yaml"));
+            vars.extend(literals(&format!(
+                "deploy/overlays/{overlay}/kustomization.yaml"
+            )));
+            assert_eq!(vars["WEBHOOK_AUTH"], "token");
+            let settings = Settings::load_from(Some(&root.join(DEFAULT_CONFIG_FILE)), |name| {
+                let value = vars.get(name).cloned();
+                // Relative to the repository, as the image's working directory.
+                match (name, value) {
+                    ("APP_CONFIG", Some(_)) => Some(
+                        root.join("deploy/base/idnow-attempts.toml")
+                            .display()
+                            .to_string(),
+                    ),
+                    (_, value) => value,
+                }
+            })
+            .expect("the deployed files and variables are valid");
+            assert_eq!(settings.http.shutdown_delay, Duration::from_secs(5));
+            assert_eq!(settings.http.shutdown_timeout, Duration::from_secs(20));
+            assert!(!settings.migrate_on_start);
+            assert!(settings.webhooks.auth.checks_sources(), "{overlay}");
+            assert!(!settings.webhooks.trusted_proxies.is_empty(), "{overlay}");
+        }
     }
 
     #[test]
@@ -432,7 +565,117 @@ mod tests {
         let error = Settings::from_env_map(&env(&REQUIRED[1..])).expect_err("no url");
         assert_eq!(error.to_string(), "DATABASE_URL is required");
         let error = Settings::from_env_map(&env(&REQUIRED[..1])).expect_err("no secrets");
-        assert_eq!(error.to_string(), "IDNOW_WEBHOOK_SECRETS is required");
+        assert_eq!(
+            error.to_string(),
+            "IDNOW_WEBHOOK_SECRETS is required: WEBHOOK_AUTH enables `standard-webhooks`"
+        );
+    }
+
+    #[test]
+    fn webhook_authentication_is_configured_as_the_contract_says() {
+        let token_digest = "ab".repeat(32);
+        let basic = format!("idnow:{}", "cd".repeat(32));
+        let vars = env(&[
+            ("DATABASE_URL", REQUIRED[0].1),
+            ("WEBHOOK_AUTH", "source, basic,token,token"),
+            (
+                "WEBHOOK_TOKENS",
+                &format!("{token_digest}, {}", "ef".repeat(32)),
+            ),
+            ("WEBHOOK_TOKEN_HEADER", "X-IDnow-Token"),
+            ("WEBHOOK_BASIC_CREDENTIALS", &basic),
+            ("WEBHOOK_ALLOWED_SOURCES", "192.0.2.0/24, 2001:db8::/32"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8"),
+        ]);
+        // No IDNOW_WEBHOOK_SECRETS: no signature method is enabled.
+        let settings = Settings::from_env_map(&vars).expect("valid");
+        let auth = &settings.webhooks.auth;
+        let methods: Vec<_> = auth.methods().collect();
+        assert_eq!(
+            methods,
+            [MethodName::Token, MethodName::Basic, MethodName::Source]
+        );
+        assert!(auth.checks_sources() && auth.challenges_basic());
+        assert!(settings
+            .webhooks
+            .trusted_proxies
+            .contains("10.1.2.3".parse().expect("ip")));
+        // A blank list is no list: a ConfigMap key may be set and empty.
+        let mut blank = vars.clone();
+        blank.insert("TRUSTED_PROXIES".into(), " ".into());
+        let settings = Settings::from_env_map(&blank).expect("valid");
+        assert!(settings.webhooks.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn a_webhook_policy_that_cannot_work_refuses_to_start() {
+        let digest = "ab".repeat(32);
+        for (vars, message) in [
+            (
+                &[("WEBHOOK_AUTH", "source")][..],
+                "WEBHOOK_AUTH is invalid: `source` is enabled but WEBHOOK_ALLOWED_SOURCES is \
+                 not set: it would accept anonymous deliveries from anywhere",
+            ),
+            (
+                &[("WEBHOOK_AUTH", "source"), ("WEBHOOK_ALLOWED_SOURCES", "")],
+                "WEBHOOK_AUTH is invalid: `source` is enabled but WEBHOOK_ALLOWED_SOURCES is \
+                 not set: it would accept anonymous deliveries from anywhere",
+            ),
+            (
+                &[("WEBHOOK_AUTH", "token")],
+                "WEBHOOK_TOKENS is required: WEBHOOK_AUTH enables `token`",
+            ),
+            (
+                &[("WEBHOOK_AUTH", "hmac,basic")],
+                "WEBHOOK_BASIC_CREDENTIALS is required: WEBHOOK_AUTH enables `basic`",
+            ),
+            (
+                &[("WEBHOOK_AUTH", "")],
+                "WEBHOOK_AUTH is invalid: no authentication method is enabled",
+            ),
+            (
+                &[
+                    ("WEBHOOK_AUTH", "token"),
+                    ("WEBHOOK_TOKENS", &digest),
+                    ("WEBHOOK_TOKEN_HEADER", "Webhook-Signature"),
+                ],
+                "WEBHOOK_TOKEN_HEADER is invalid: it names a header that the signature \
+                 methods or `basic` read",
+            ),
+        ] {
+            let mut all = env(&REQUIRED);
+            all.extend(env(vars));
+            let error = Settings::from_env_map(&all).expect_err(message);
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn invalid_webhook_credentials_are_named_without_echoing_them() {
+        let digest = "ab".repeat(32);
+        for (name, value) in [
+            ("WEBHOOK_AUTH", "hmac,hunter2"),
+            ("WEBHOOK_TOKENS", "hunter2"),
+            ("WEBHOOK_TOKENS", &format!("{digest},")),
+            ("WEBHOOK_TOKEN_HEADER", "hunter2 header"),
+            ("WEBHOOK_BASIC_CREDENTIALS", "idnow:hunter2"),
+            (
+                "WEBHOOK_BASIC_CREDENTIALS",
+                &format!("hunter2:{digest}, :{digest}"),
+            ),
+            ("WEBHOOK_ALLOWED_SOURCES", "10.0.0.0/8,hunter2"),
+            ("WEBHOOK_ALLOWED_SOURCES", "10.0.0.0/8,,10.1.0.0/16"),
+            ("TRUSTED_PROXIES", "hunter2/8"),
+        ] {
+            let mut vars = env(&REQUIRED);
+            vars.insert(name.to_owned(), value.to_owned());
+            let error = Settings::from_env_map(&vars).expect_err(name).to_string();
+            assert!(error.starts_with(&format!("{name} is invalid")), "{error}");
+            assert!(
+                !error.contains("hunter2") && !error.contains(&digest),
+                "{error}"
+            );
+        }
     }
 
     #[test]
@@ -455,8 +698,6 @@ mod tests {
         ]));
         let settings = Settings::from_env_map(&vars).expect("valid");
         assert_eq!(settings.http.port, 9090);
-        assert_eq!(settings.webhooks.keys.len(), 2);
-        assert_eq!(settings.webhooks.tolerance, Duration::from_secs(60));
         assert_eq!(settings.api_keys.len(), 1);
         assert!(!settings.migrate_on_start);
         assert_eq!(settings.log_filter, "debug");

@@ -1,6 +1,8 @@
 //! The request edge: what every request passes before, and while, a handler serves it, and
 //! the limits that bound what any client, authenticated or not, can make the process hold.
 //!
+//! - [`client_address`]: who a request comes from, behind trusted proxies.
+//! - [`listener`]: the socket, dual-stack on all interfaces.
 //! - [`limits`]: the size of a request's headers (431) and the time to its answer (503).
 //! - [`body`]: reading bodies within a size, a time and a process-wide byte budget (413, 408,
 //!   503), and closing connections whose body was left unread.
@@ -9,8 +11,10 @@
 //! - [`contract_shape`]: actix's own error answers in the contract's error body.
 
 pub mod body;
+pub mod client_address;
 pub mod connection;
 pub mod limits;
+pub mod listener;
 pub mod refusals;
 
 use std::time::Duration;

@@ -1,10 +1,11 @@
 //! `POST /v1/webhooks/idnow`: IDnow's result webhook.
 //!
-//! The order of checks is the contract's: content type and coding (415), size (413),
-//! signature (401), then `webhook-id` and shape (400/422), then the store (2xx; 409 for a
-//! reused `webhook-id`; 422 for a value the database refuses). Nothing is read as JSON
-//! before the sender is verified; an authentic delivery that is refused is kept verbatim; a
-//! 2xx is sent only once the attempt is committed.
+//! The order of checks is the contract's: the source address (403), before anything else of
+//! the request is read; content type and coding (415), size (413), credentials (401), then
+//! `webhook-id` and shape (400/422), then the store (2xx; 409 for a reused `webhook-id`; 422
+//! for a value the database refuses). Nothing is read as JSON before the sender is verified;
+//! an authentic delivery that is refused is kept verbatim; a 2xx is sent only once the
+//! attempt is committed.
 
 use std::time::SystemTime;
 
@@ -19,7 +20,7 @@ use crate::persistence::attempts::{NewAttempt, Stored};
 use crate::persistence::rejected::{self, RejectedDelivery};
 use crate::state::AppState;
 use crate::telemetry::RequestLog;
-use crate::webhook_auth::DeliveryHeaders;
+use crate::webhook_auth::MethodName;
 
 #[derive(Serialize)]
 struct Acknowledgement {
@@ -32,19 +33,28 @@ pub async fn receive(
     state: web::Data<AppState>,
     log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
+    let auth = &state.webhook_auth;
+    let admitted = auth
+        .admit(|| state.trusted_proxies.client_of(&request))
+        .map_err(|refused| {
+            state.metrics.forbidden_source();
+            let peer = request.peer_addr().map(|peer| peer.ip().to_canonical());
+            log.refused_source(refused.client, peer);
+            ApiError::ForbiddenSource
+        })?;
     let limits = &state.limits;
     let body = read_json_body(&request, payload, limits.body(limits.webhook_body)).await?;
-    let verified = state
-        .webhook_auth
-        .verify(
-            DeliveryHeaders::of(request.headers()),
-            &body,
-            SystemTime::now(),
-        )
-        .map_err(|failure| {
-            state.metrics.auth_failure(failure);
-            ApiError::InvalidSignature(failure)
+    let verified = admitted
+        .verify(auth.headers(request.headers()), &body, SystemTime::now())
+        .map_err(|refused| {
+            state.metrics.auth_failure(refused);
+            let method = refused.method.map(MethodName::as_str);
+            log.webhook_auth(method, Some(refused.failure.as_str()));
+            ApiError::InvalidSignature {
+                basic_challenge: auth.challenges_basic(),
+            }
         })?;
+    log.webhook_auth(Some(verified.method.as_str()), None);
     // From here on the delivery is authentic: whatever is refused is kept for operators.
     let authentic = Authentic {
         state: &state,

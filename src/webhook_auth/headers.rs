@@ -1,8 +1,8 @@
 //! The request headers that authentication methods read, taken from the request once.
 
-use actix_web::http::header::{HeaderMap, HeaderName};
+use actix_web::http::header::{HeaderMap, HeaderName, AUTHORIZATION};
 
-use super::AuthFailure;
+use super::{AuthFailure, MethodName};
 
 /// A header's bytes as they arrived: the `webhook-id` is signed as sent, whatever its
 /// characters, and only judged once the signature is known to be the sender's.
@@ -48,6 +48,9 @@ pub struct DeliveryHeaders<'a> {
     pub webhook_timestamp: SentHeader<'a>,
     pub webhook_signature: SentHeader<'a>,
     pub idnow_signature: SentHeader<'a>,
+    /// The header `WEBHOOK_TOKEN_HEADER` names.
+    pub token: SentHeader<'a>,
+    pub authorization: SentHeader<'a>,
 }
 
 // Statics, so that the names are checked once, at compile time, not at every delivery.
@@ -57,12 +60,27 @@ static WEBHOOK_SIGNATURE: HeaderName = HeaderName::from_static("webhook-signatur
 static IDNOW_SIGNATURE: HeaderName = HeaderName::from_static("x-idnow-signature");
 
 impl<'a> DeliveryHeaders<'a> {
-    pub fn of(headers: &'a HeaderMap) -> Self {
+    pub(super) fn of(headers: &'a HeaderMap, token_header: &HeaderName) -> Self {
         Self {
             webhook_id: SentHeader::of(headers, &WEBHOOK_ID),
             webhook_timestamp: SentHeader::of(headers, &WEBHOOK_TIMESTAMP),
             webhook_signature: SentHeader::of(headers, &WEBHOOK_SIGNATURE),
             idnow_signature: SentHeader::of(headers, &IDNOW_SIGNATURE),
+            token: SentHeader::of(headers, token_header),
+            authorization: SentHeader::of(headers, &AUTHORIZATION),
         }
     }
+}
+
+/// Whether `token_header` is a header that another of `methods` reads: one header cannot
+/// carry two methods' credentials.
+pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName]) -> bool {
+    let signatures = [
+        &WEBHOOK_ID,
+        &WEBHOOK_TIMESTAMP,
+        &WEBHOOK_SIGNATURE,
+        &IDNOW_SIGNATURE,
+    ];
+    signatures.contains(&token_header)
+        || (*token_header == AUTHORIZATION && methods.contains(&MethodName::Basic))
 }

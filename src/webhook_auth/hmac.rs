@@ -1,7 +1,7 @@
 //! `hmac`: `X-Idnow-Signature: sha256=<lowercase hex HMAC-SHA256 of the raw body>`.
 
 use super::signing_key::{any_key_matches, SigningKey, DIGEST_LEN};
-use super::{AuthFailure, DeliveryHeaders, SentHeader, Verified};
+use super::{AuthFailure, DeliveryHeaders, SentHeader, VouchedId};
 
 const SIGNATURE_PREFIX: &str = "sha256=";
 
@@ -19,7 +19,7 @@ impl HmacSignature {
         &self,
         headers: &DeliveryHeaders<'a>,
         body: &[u8],
-    ) -> Result<Verified<'a>, AuthFailure> {
+    ) -> Result<VouchedId<'a>, AuthFailure> {
         let header = headers.idnow_signature.text(AuthFailure::Missing)?;
         let mut digest = [0; DIGEST_LEN];
         header
@@ -27,7 +27,7 @@ impl HmacSignature {
             .and_then(|encoded| hex::decode_to_slice(encoded, &mut digest).ok())
             .ok_or(AuthFailure::Malformed)?;
         if any_key_matches(&self.keys, &[body], &[digest]) {
-            Ok(Verified { webhook_id: None })
+            Ok(None)
         } else {
             Err(AuthFailure::Mismatch)
         }

@@ -1,21 +1,33 @@
 //! Authentication of webhook deliveries (CONTRACT.md "Webhook authentication"): one file per
 //! method, and here the policy that combines them.
 //!
-//! The methods are those the contract's `WEBHOOK_AUTH` enables by default: `standard-webhooks`
-//! and `hmac`, both over the secrets of `IDNOW_WEBHOOK_SECRETS`, any of which may sign
-//! (rotation). Any one enabled method suffices.
+//! A delivery first passes the source gate (`WEBHOOK_ALLOWED_SOURCES`, when set), then any one
+//! of the methods `WEBHOOK_AUTH` enables: `standard-webhooks` and `hmac` over the secrets of
+//! `IDNOW_WEBHOOK_SECRETS`, `token` and `basic` over digests of fixed credentials, and
+//! `source`, which asks nothing beyond the gate. [`WebhookAuth::admit`] returns the only value
+//! that can verify a delivery, so no path verifies one that the gate has not seen.
 
+mod basic;
 mod headers;
 mod hmac;
 mod signing_key;
 mod standard_webhooks;
+mod static_token;
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
+use actix_web::http::header::{HeaderMap, HeaderName};
+
+use self::basic::BasicCredentials;
+pub use self::basic::{BasicCredential, BasicCredentialError, CHALLENGE as BASIC_CHALLENGE};
 pub use self::headers::{DeliveryHeaders, SentHeader};
 use self::hmac::HmacSignature;
 pub use self::signing_key::{SecretError, SigningKey};
 use self::standard_webhooks::StandardWebhooks;
+use self::static_token::StaticToken;
+use crate::digest::SecretDigest;
+use crate::networks::Networks;
 
 /// Why a delivery was not accepted as authentic: a metric label, never told to the sender
 /// beyond 401.
@@ -23,7 +35,7 @@ use self::standard_webhooks::StandardWebhooks;
 pub enum AuthFailure {
     /// No credentials of an enabled method.
     Missing,
-    /// A credential header is malformed, or sent twice.
+    /// A credential header is malformed, empty, or sent twice.
     Malformed,
     /// The webhook timestamp is outside the accepted tolerance.
     Stale,
@@ -44,12 +56,71 @@ impl AuthFailure {
     }
 }
 
-/// What an authentic delivery tells us about itself.
+/// A method of `WEBHOOK_AUTH`. They are tried in this order, whatever the configured one:
+/// the signatures first, since only a verified Standard Webhooks signature vouches for its
+/// `webhook-id`, and `source`, which accepts whatever the gate let in, last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MethodName {
+    StandardWebhooks,
+    Hmac,
+    Token,
+    Basic,
+    Source,
+}
+
+impl MethodName {
+    pub const ALL: [Self; 5] = [
+        Self::StandardWebhooks,
+        Self::Hmac,
+        Self::Token,
+        Self::Basic,
+        Self::Source,
+    ];
+
+    /// As `WEBHOOK_AUTH` names it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StandardWebhooks => "standard-webhooks",
+            Self::Hmac => "hmac",
+            Self::Token => "token",
+            Self::Basic => "basic",
+            Self::Source => "source",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|method| method.as_str() == name.trim())
+    }
+}
+
+/// The `webhook-id` a method vouches for, as sent: authentic, but not yet judged fit to store
+/// (see `domain::WebhookId`). Only Standard Webhooks signs one.
+pub type VouchedId<'a> = Option<&'a [u8]>;
+
+/// How an authentic delivery was accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified<'a> {
-    /// The Standard Webhooks message id as sent: authentic, but not yet judged fit to store
-    /// (see `domain::WebhookId`).
-    pub webhook_id: Option<&'a [u8]>,
+    pub method: MethodName,
+    pub webhook_id: VouchedId<'a>,
+}
+
+/// Why a delivery that passed the gate was not accepted: the failure of the first method whose
+/// credentials it sent (the one the sender chose first), or [`AuthFailure::Missing`] with no
+/// method when it sent none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    pub method: Option<MethodName>,
+    pub failure: AuthFailure,
+}
+
+/// A delivery from outside `WEBHOOK_ALLOWED_SOURCES`: 403, whatever it carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForbiddenSource {
+    /// The client address, for the log; `None` when it could not be told (an unparsable
+    /// `X-Forwarded-For` from a trusted proxy).
+    pub client: Option<IpAddr>,
 }
 
 /// One enabled method.
@@ -57,14 +128,31 @@ pub struct Verified<'a> {
 enum Method {
     StandardWebhooks(StandardWebhooks),
     Hmac(HmacSignature),
+    Token(StaticToken),
+    Basic(BasicCredentials),
+    /// Passes whatever the source gate let in.
+    Source,
 }
 
 impl Method {
+    fn name(&self) -> MethodName {
+        match self {
+            Self::StandardWebhooks(_) => MethodName::StandardWebhooks,
+            Self::Hmac(_) => MethodName::Hmac,
+            Self::Token(_) => MethodName::Token,
+            Self::Basic(_) => MethodName::Basic,
+            Self::Source => MethodName::Source,
+        }
+    }
+
     /// Whether the delivery carries this method's credentials at all.
     fn is_attempted(&self, headers: &DeliveryHeaders<'_>) -> bool {
         match self {
             Self::StandardWebhooks(_) => StandardWebhooks::is_attempted(headers),
             Self::Hmac(_) => HmacSignature::is_attempted(headers),
+            Self::Token(_) => StaticToken::is_attempted(headers),
+            Self::Basic(_) => BasicCredentials::is_attempted(headers),
+            Self::Source => true,
         }
     }
 
@@ -73,56 +161,198 @@ impl Method {
         headers: &DeliveryHeaders<'a>,
         body: &[u8],
         now: SystemTime,
-    ) -> Result<Verified<'a>, AuthFailure> {
+    ) -> Result<VouchedId<'a>, AuthFailure> {
         match self {
             Self::StandardWebhooks(method) => method.verify(headers, body, now),
             Self::Hmac(method) => method.verify(headers, body),
+            Self::Token(method) => method.verify(headers),
+            Self::Basic(method) => method.verify(headers),
+            Self::Source => Ok(None),
         }
     }
 }
 
-/// The enabled methods, in the order they are tried.
+/// What `WEBHOOK_AUTH` and the variables of its methods configure.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// `WEBHOOK_AUTH`, in any order, repeats ignored.
+    pub methods: Vec<MethodName>,
+    /// `IDNOW_WEBHOOK_SECRETS`.
+    pub keys: Vec<SigningKey>,
+    /// `WEBHOOK_TOLERANCE_SECONDS`.
+    pub tolerance: Duration,
+    /// `WEBHOOK_TOKEN_HEADER`.
+    pub token_header: HeaderName,
+    /// `WEBHOOK_TOKENS`.
+    pub tokens: Vec<SecretDigest>,
+    /// `WEBHOOK_BASIC_CREDENTIALS`.
+    pub basic: Vec<BasicCredential>,
+    /// `WEBHOOK_ALLOWED_SOURCES`; `None` lets any address in.
+    pub allowed_sources: Option<Networks>,
+}
+
+/// A policy that cannot work as configured: each names what is missing, never a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    #[error("no authentication method is enabled")]
+    NoMethod,
+    #[error("`{}` is enabled but has no credentials to check", .0.as_str())]
+    NoCredentials(MethodName),
+    #[error(
+        "`source` is enabled but WEBHOOK_ALLOWED_SOURCES is not set: \
+         it would accept anonymous deliveries from anywhere"
+    )]
+    SourceFromAnywhere,
+    #[error("it names a header that the signature methods or `basic` read")]
+    TokenHeaderTaken,
+}
+
+/// The enabled methods, in the order they are tried, behind the source gate.
 #[derive(Debug, Clone)]
 pub struct WebhookAuth {
+    allowed_sources: Option<Networks>,
     methods: Vec<Method>,
+    token_header: HeaderName,
 }
 
 impl WebhookAuth {
-    /// `standard-webhooks` then `hmac`, over `keys`.
-    pub fn new(keys: Vec<SigningKey>, tolerance: Duration) -> Self {
-        Self {
-            methods: vec![
-                Method::StandardWebhooks(StandardWebhooks {
-                    keys: keys.clone(),
-                    tolerance,
-                }),
-                Method::Hmac(HmacSignature { keys }),
-            ],
+    pub fn new(credentials: Credentials) -> Result<Self, PolicyError> {
+        let Credentials {
+            mut methods,
+            keys,
+            tolerance,
+            token_header,
+            tokens,
+            basic,
+            allowed_sources,
+        } = credentials;
+        methods.sort_unstable();
+        methods.dedup();
+        if methods.is_empty() {
+            return Err(PolicyError::NoMethod);
+        }
+        let allowed_sources = allowed_sources.filter(|sources| !sources.is_empty());
+        if headers::is_read_by_others(&token_header, &methods) {
+            return Err(PolicyError::TokenHeaderTaken);
+        }
+        let methods = methods
+            .into_iter()
+            .map(|name| {
+                let needs = |held: bool| held.then_some(()).ok_or(PolicyError::NoCredentials(name));
+                Ok(match name {
+                    MethodName::StandardWebhooks => {
+                        needs(!keys.is_empty())?;
+                        Method::StandardWebhooks(StandardWebhooks {
+                            keys: keys.clone(),
+                            tolerance,
+                        })
+                    }
+                    MethodName::Hmac => {
+                        needs(!keys.is_empty())?;
+                        Method::Hmac(HmacSignature { keys: keys.clone() })
+                    }
+                    MethodName::Token => {
+                        needs(!tokens.is_empty())?;
+                        Method::Token(StaticToken {
+                            digests: tokens.clone(),
+                        })
+                    }
+                    MethodName::Basic => {
+                        needs(!basic.is_empty())?;
+                        Method::Basic(BasicCredentials {
+                            accepted: basic.clone(),
+                        })
+                    }
+                    MethodName::Source => {
+                        if allowed_sources.is_none() {
+                            return Err(PolicyError::SourceFromAnywhere);
+                        }
+                        Method::Source
+                    }
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            allowed_sources,
+            methods,
+            token_header,
+        })
+    }
+
+    /// The enabled methods, in the order they are tried.
+    pub fn methods(&self) -> impl Iterator<Item = MethodName> + '_ {
+        self.methods.iter().map(Method::name)
+    }
+
+    /// Whether the source gate is set: only then does the client's address matter.
+    pub fn checks_sources(&self) -> bool {
+        self.allowed_sources.is_some()
+    }
+
+    /// Whether a 401 challenges the sender to Basic credentials.
+    pub fn challenges_basic(&self) -> bool {
+        self.methods().any(|method| method == MethodName::Basic)
+    }
+
+    /// The source gate, before anything else of the delivery is read. `client` is asked only
+    /// when `WEBHOOK_ALLOWED_SOURCES` is set; `None` stands for an address that cannot be
+    /// told, which no gate lets in.
+    pub fn admit(
+        &self,
+        client: impl FnOnce() -> Option<IpAddr>,
+    ) -> Result<Admitted<'_>, ForbiddenSource> {
+        match &self.allowed_sources {
+            None => Ok(Admitted(self)),
+            Some(allowed) => match client() {
+                Some(address) if allowed.contains(address) => Ok(Admitted(self)),
+                client => Err(ForbiddenSource { client }),
+            },
         }
     }
 
-    /// Any one method the delivery attempts suffices. When none accepts it, the failure of
-    /// the first it attempted, which the sender chose first; [`AuthFailure::Missing`] when it
-    /// attempted none. Only a verified Standard Webhooks signature vouches for its id.
+    /// The headers the enabled methods read, taken from the request once.
+    pub fn headers<'a>(&self, headers: &'a HeaderMap) -> DeliveryHeaders<'a> {
+        DeliveryHeaders::of(headers, &self.token_header)
+    }
+}
+
+/// A delivery the source gate let in, whose credentials are still to be verified.
+#[derive(Debug, Clone, Copy)]
+pub struct Admitted<'p>(&'p WebhookAuth);
+
+impl Admitted<'_> {
+    /// Any one method the delivery attempts suffices. Only a verified Standard Webhooks
+    /// signature vouches for its id.
     pub fn verify<'a>(
-        &self,
+        self,
         headers: DeliveryHeaders<'a>,
         body: &[u8],
         now: SystemTime,
-    ) -> Result<Verified<'a>, AuthFailure> {
-        let mut first_failure = None;
-        for method in &self.methods {
+    ) -> Result<Verified<'a>, Refused> {
+        let mut first_refusal = None;
+        for method in &self.0.methods {
             if !method.is_attempted(&headers) {
                 continue;
             }
             match method.verify(&headers, body, now) {
-                Ok(verified) => return Ok(verified),
+                Ok(webhook_id) => {
+                    return Ok(Verified {
+                        method: method.name(),
+                        webhook_id,
+                    })
+                }
                 Err(failure) => {
-                    first_failure.get_or_insert(failure);
+                    first_refusal.get_or_insert(Refused {
+                        method: Some(method.name()),
+                        failure,
+                    });
                 }
             }
         }
-        Err(first_failure.unwrap_or(AuthFailure::Missing))
+        Err(first_refusal.unwrap_or(Refused {
+            method: None,
+            failure: AuthFailure::Missing,
+        }))
     }
 }
 
@@ -132,21 +362,55 @@ mod tests {
 
     use proptest::prelude::*;
     use secrecy::SecretString;
+    use sha2::Digest as _;
 
     use super::*;
 
     const BODY: &[u8] = br#"{"identificationprocess":{"result":"SUCCESS"}}"#;
     const NOW: u64 = 1_790_000_000;
+    const TOKEN: &str = "static-token-from-idnow";
+    const PASSWORD: &str = "basic password";
 
     fn key(secret: &str) -> SigningKey {
         SigningKey::parse(&SecretString::from(secret)).expect("valid secret")
     }
 
+    fn credentials(methods: &[MethodName]) -> Credentials {
+        Credentials {
+            methods: methods.to_vec(),
+            keys: vec![key("secret")],
+            tolerance: Duration::from_secs(300),
+            token_header: HeaderName::from_static("x-auth-token"),
+            tokens: vec![SecretDigest::of(TOKEN.as_bytes())],
+            basic: vec![BasicCredential::parse(&format!(
+                "idnow:{}",
+                hex::encode(sha2::Sha256::digest(PASSWORD))
+            ))
+            .expect("a valid pair")],
+            allowed_sources: None,
+        }
+    }
+
+    /// The default policy, `standard-webhooks,hmac`, over `secrets`.
     fn webhook_auth(secrets: &[&str]) -> WebhookAuth {
-        WebhookAuth::new(
-            secrets.iter().map(|s| key(s)).collect(),
-            Duration::from_secs(300),
-        )
+        WebhookAuth::new(Credentials {
+            keys: secrets.iter().map(|s| key(s)).collect(),
+            ..credentials(&[MethodName::StandardWebhooks, MethodName::Hmac])
+        })
+        .expect("a valid policy")
+    }
+
+    /// Through a gate that lets anyone in: the failure alone, as the signature tests need.
+    fn verify<'a>(
+        auth: &WebhookAuth,
+        headers: DeliveryHeaders<'a>,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Verified<'a>, AuthFailure> {
+        auth.admit(|| None)
+            .expect("no gate")
+            .verify(headers, body, now)
+            .map_err(|refused| refused.failure)
     }
 
     fn now() -> SystemTime {
@@ -175,13 +439,16 @@ mod tests {
         for secret in ["new-secret", "old-secret"] {
             let signature = key(secret).hmac_signature(BODY);
             assert_eq!(
-                auth.verify(plain(&signature), BODY, now()),
-                Ok(Verified { webhook_id: None })
+                verify(&auth, plain(&signature), BODY, now()),
+                Ok(Verified {
+                    method: MethodName::Hmac,
+                    webhook_id: None
+                })
             );
         }
         let foreign = key("someone-else").hmac_signature(BODY);
         assert_eq!(
-            auth.verify(plain(&foreign), BODY, now()),
+            verify(&auth, plain(&foreign), BODY, now()),
             Err(AuthFailure::Mismatch)
         );
     }
@@ -198,10 +465,10 @@ mod tests {
             &signature.replace("sha256=", "sha1="),
             &format!("{signature}00"),
         ] {
-            assert!(auth.verify(plain(bad), BODY, now()).is_err(), "{bad:?}");
+            assert!(verify(&auth, plain(bad), BODY, now()).is_err(), "{bad:?}");
         }
         assert_eq!(
-            auth.verify(DeliveryHeaders::default(), BODY, now()),
+            verify(&auth, DeliveryHeaders::default(), BODY, now()),
             Err(AuthFailure::Missing)
         );
         let repeated = DeliveryHeaders {
@@ -209,7 +476,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(
-            auth.verify(repeated, BODY, now()),
+            verify(&auth, repeated, BODY, now()),
             Err(AuthFailure::Malformed)
         );
     }
@@ -223,14 +490,20 @@ mod tests {
         // Several signatures, of other versions too, may be listed; one match is enough.
         let listed = format!("v1a,abc v1,AAAA {signature}");
         assert_eq!(
-            auth.verify(standard("msg_1", &timestamp, &listed), BODY, now()),
+            verify(&auth, standard("msg_1", &timestamp, &listed), BODY, now()),
             Ok(Verified {
+                method: MethodName::StandardWebhooks,
                 webhook_id: Some(&b"msg_1"[..])
             })
         );
         // The id and timestamp are signed too.
         assert_eq!(
-            auth.verify(standard("msg_2", &timestamp, &signature), BODY, now()),
+            verify(
+                &auth,
+                standard("msg_2", &timestamp, &signature),
+                BODY,
+                now()
+            ),
             Err(AuthFailure::Mismatch)
         );
     }
@@ -253,8 +526,9 @@ mod tests {
                 ..Default::default()
             };
             assert_eq!(
-                auth.verify(headers, BODY, now()),
+                verify(&auth, headers, BODY, now()),
                 Ok(Verified {
+                    method: MethodName::StandardWebhooks,
                     webhook_id: Some(&id[..])
                 })
             );
@@ -269,6 +543,7 @@ mod tests {
                 webhook_timestamp: SentHeader::One(timestamp.as_bytes()),
                 webhook_signature: SentHeader::One(signature.as_bytes()),
                 idnow_signature: SentHeader::One(plain.as_bytes()),
+                ..Default::default()
             }
         }
         let auth = webhook_auth(&["secret"]);
@@ -279,20 +554,29 @@ mod tests {
         // A valid HMAC beside a failing Standard Webhooks signature: authentic, without an id.
         for (timestamp, signature) in [(&timestamp, "v1,AAAA"), (&stale, &stale_signature)] {
             assert_eq!(
-                auth.verify(both(timestamp, signature, &plain), BODY, now()),
-                Ok(Verified { webhook_id: None })
+                verify(&auth, both(timestamp, signature, &plain), BODY, now()),
+                Ok(Verified {
+                    method: MethodName::Hmac,
+                    webhook_id: None
+                })
             );
         }
         // A valid Standard Webhooks signature beside a wrong HMAC: authentic, with its id.
         assert_eq!(
-            auth.verify(both(&timestamp, &standard, "sha256=00"), BODY, now()),
+            verify(&auth, both(&timestamp, &standard, "sha256=00"), BODY, now()),
             Ok(Verified {
+                method: MethodName::StandardWebhooks,
                 webhook_id: Some(&b"msg"[..])
             })
         );
         // Both wrong: the Standard Webhooks reason.
         assert_eq!(
-            auth.verify(both(&stale, &stale_signature, "sha256=00"), BODY, now()),
+            verify(
+                &auth,
+                both(&stale, &stale_signature, "sha256=00"),
+                BODY,
+                now()
+            ),
             Err(AuthFailure::Stale)
         );
     }
@@ -304,7 +588,12 @@ mod tests {
             let sent = NOW as i64 + offset;
             let signature = key("secret").standard_signature("msg", sent, BODY);
             assert_eq!(
-                auth.verify(standard("msg", &sent.to_string(), &signature), BODY, now()),
+                verify(
+                    &auth,
+                    standard("msg", &sent.to_string(), &signature),
+                    BODY,
+                    now()
+                ),
                 Err(AuthFailure::Stale),
                 "{offset}"
             );
@@ -312,9 +601,13 @@ mod tests {
         for offset in [-300_i64, 300] {
             let sent = NOW as i64 + offset;
             let signature = key("secret").standard_signature("msg", sent, BODY);
-            assert!(auth
-                .verify(standard("msg", &sent.to_string(), &signature), BODY, now())
-                .is_ok());
+            assert!(verify(
+                &auth,
+                standard("msg", &sent.to_string(), &signature),
+                BODY,
+                now()
+            )
+            .is_ok());
         }
     }
 
@@ -326,17 +619,22 @@ mod tests {
         let mut headers = standard("msg", &timestamp, &signature);
         headers.webhook_id = SentHeader::Absent;
         assert_eq!(
-            auth.verify(headers, BODY, now()),
+            verify(&auth, headers, BODY, now()),
             Err(AuthFailure::Malformed)
         );
         for bad_timestamp in ["", "-1", "1.5", "abc", "99999999999999999999"] {
             assert_eq!(
-                auth.verify(standard("msg", bad_timestamp, &signature), BODY, now()),
+                verify(
+                    &auth,
+                    standard("msg", bad_timestamp, &signature),
+                    BODY,
+                    now()
+                ),
                 Err(AuthFailure::Malformed)
             );
         }
         assert_eq!(
-            auth.verify(standard("msg", &timestamp, "v1,"), BODY, now()),
+            verify(&auth, standard("msg", &timestamp, "v1,"), BODY, now()),
             Err(AuthFailure::Malformed)
         );
     }
@@ -350,11 +648,11 @@ mod tests {
         ) {
             let auth = webhook_auth(&["secret"]);
             let signature = key("secret").hmac_signature(&body);
-            prop_assert!(auth.verify(plain(&signature), &body, now()).is_ok());
-            prop_assert!(auth.verify(plain(&signature[..7 + cut]), &body, now()).is_err());
+            prop_assert!(verify(&auth, plain(&signature), &body, now()).is_ok());
+            prop_assert!(verify(&auth, plain(&signature[..7 + cut]), &body, now()).is_err());
             if tamper != body {
                 prop_assert_eq!(
-                    auth.verify(plain(&signature), &tamper, now()),
+                    verify(&auth, plain(&signature), &tamper, now()),
                     Err(AuthFailure::Mismatch)
                 );
             }
@@ -367,8 +665,8 @@ mod tests {
             signature in "\\PC{0,120}",
         ) {
             let auth = webhook_auth(&["secret"]);
-            prop_assert!(auth.verify(standard(&id, &timestamp, &signature), BODY, now()).is_err());
-            prop_assert!(auth.verify(plain(&signature), BODY, now()).is_err());
+            prop_assert!(verify(&auth, standard(&id, &timestamp, &signature), BODY, now()).is_err());
+            prop_assert!(verify(&auth, plain(&signature), BODY, now()).is_err());
         }
     }
 }

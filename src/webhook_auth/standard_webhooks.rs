@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
 
 use super::signing_key::{any_key_matches, SigningKey, DIGEST_LEN};
-use super::{AuthFailure, DeliveryHeaders, SentHeader, Verified};
+use super::{AuthFailure, DeliveryHeaders, SentHeader, VouchedId};
 
 #[derive(Debug, Clone)]
 pub(super) struct StandardWebhooks {
@@ -27,7 +27,7 @@ impl StandardWebhooks {
         headers: &DeliveryHeaders<'a>,
         body: &[u8],
         now: SystemTime,
-    ) -> Result<Verified<'a>, AuthFailure> {
+    ) -> Result<VouchedId<'a>, AuthFailure> {
         // The id's length and characters are not checked here: a correctly signed delivery
         // is authentic whatever its id, and an id unfit to store is the handler's 400.
         let id = headers.webhook_id.bytes(AuthFailure::Malformed)?;
@@ -49,9 +49,7 @@ impl StandardWebhooks {
         }
         let signed = [id, b".", timestamp.as_bytes(), b".", body];
         if any_key_matches(&self.keys, &signed, &candidates) {
-            Ok(Verified {
-                webhook_id: Some(id),
-            })
+            Ok(Some(id))
         } else {
             Err(AuthFailure::Mismatch)
         }

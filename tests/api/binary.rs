@@ -82,7 +82,13 @@ fn help_documents_commands_and_configuration() {
         "migrate",
         "DATABASE_URL",
         "PORT",
+        "WEBHOOK_AUTH",
         "IDNOW_WEBHOOK_SECRETS",
+        "WEBHOOK_TOKENS",
+        "WEBHOOK_TOKEN_HEADER",
+        "WEBHOOK_BASIC_CREDENTIALS",
+        "WEBHOOK_ALLOWED_SOURCES",
+        "TRUSTED_PROXIES",
         "WEBHOOK_TOLERANCE_SECONDS",
         "API_KEYS",
         "MIGRATE_ON_START",
@@ -109,4 +115,37 @@ fn a_configuration_error_names_the_setting_and_not_its_secret() {
         !stderr.contains("not-base64") && !stderr.contains("hunter2"),
         "{stderr}"
     );
+}
+
+/// No setting accepts anonymous deliveries from anywhere: `source` needs the allowed sources.
+#[test]
+fn source_without_allowed_sources_refuses_to_start() {
+    let database = ("DATABASE_URL", "postgres://app:hunter2@localhost/x");
+    let output = idnow_attempts(&["serve"], &[database, ("WEBHOOK_AUTH", "source")]);
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).expect("utf-8");
+    assert!(
+        stderr.contains("WEBHOOK_AUTH") && stderr.contains("WEBHOOK_ALLOWED_SOURCES"),
+        "{stderr}"
+    );
+
+    // Nor does a credential that cannot be read start the service, or show in the message.
+    for (name, value) in [
+        ("WEBHOOK_TOKENS", "hunter2-token"),
+        ("WEBHOOK_BASIC_CREDENTIALS", "idnow:hunter2-password"),
+        ("WEBHOOK_ALLOWED_SOURCES", "hunter2.example"),
+    ] {
+        let output = idnow_attempts(
+            &["serve"],
+            &[
+                database,
+                ("WEBHOOK_AUTH", "token,basic,source"),
+                (name, value),
+            ],
+        );
+        assert_eq!(output.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8(output.stderr).expect("utf-8");
+        assert!(stderr.contains(name), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "{stderr}");
+    }
 }

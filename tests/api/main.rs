@@ -17,4 +17,5 @@ mod poison;
 mod process;
 mod shutdown;
 mod signings;
+mod sources;
 mod webhooks;

@@ -121,15 +121,15 @@ async fn counters_move_by_the_traffic_sent(pool: PgPool) {
         (r#"idnow_attempts_stored_total{result="CANCELED"}"#.to_owned(), 0.0),
         ("idnow_webhook_duplicates_total".to_owned(), 2.0),
         (
-            r#"idnow_webhook_signature_failures_total{reason="mismatch"}"#.to_owned(),
+            r#"idnow_webhook_signature_failures_total{method="hmac",reason="mismatch"}"#.to_owned(),
             1.0,
         ),
         (
-            r#"idnow_webhook_signature_failures_total{reason="missing"}"#.to_owned(),
+            r#"idnow_webhook_signature_failures_total{method="none",reason="missing"}"#.to_owned(),
             1.0,
         ),
         (
-            r#"idnow_webhook_signature_failures_total{reason="stale"}"#.to_owned(),
+            r#"idnow_webhook_signature_failures_total{method="standard-webhooks",reason="stale"}"#.to_owned(),
             0.0,
         ),
         (r#"idnow_webhook_rejected_total{code="invalid_json"}"#.to_owned(), 1.0),

@@ -1,0 +1,166 @@
+//! Lists of IP networks, as `WEBHOOK_ALLOWED_SOURCES` and `TRUSTED_PROXIES` configure them,
+//! and the one way addresses are compared with them.
+//!
+//! An IPv4 client reaches a dual-stack listener as an IPv4-mapped IPv6 address
+//! (`::ffff:192.0.2.1`): addresses and networks are both taken in their canonical form, so
+//! that such a client matches the IPv4 ranges an operator writes.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+/// A list of networks; empty matches nothing.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Networks(Vec<IpNet>);
+
+/// Why a network list was refused: which entry, never its text.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NetworksError {
+    #[error("entry {0} is empty")]
+    Empty(usize),
+    #[error("entry {0} is not an IPv4 or IPv6 address or CIDR range")]
+    Unparsable(usize),
+}
+
+impl Networks {
+    /// `entries` as written: CIDR ranges (`192.0.2.0/24`, `2001:db8::/32`) or single
+    /// addresses, which stand for themselves. Host bits after the prefix are ignored, as
+    /// `ip route` does.
+    pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, NetworksError> {
+        entries
+            .iter()
+            .enumerate()
+            .map(|(index, entry)| {
+                let entry = entry.as_ref().trim();
+                if entry.is_empty() {
+                    return Err(NetworksError::Empty(index));
+                }
+                IpNet::from_str(entry)
+                    .or_else(|_| IpAddr::from_str(entry).map(IpNet::from))
+                    .map(|network| canonical_network(network.trunc()))
+                    .map_err(|_| NetworksError::Unparsable(index))
+            })
+            .collect::<Result<_, _>>()
+            .map(Self)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether `address`, in its canonical form, is inside any of the networks.
+    pub fn contains(&self, address: IpAddr) -> bool {
+        let address = address.to_canonical();
+        self.0.iter().any(|network| network.contains(&address))
+    }
+}
+
+/// Networks are configuration, not secrets: shown as written, in canonical form.
+impl fmt::Debug for Networks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list()
+            .entries(self.0.iter().map(ToString::to_string))
+            .finish()
+    }
+}
+
+/// An IPv6 range inside `::ffff:0:0/96` as the IPv4 range it maps, so that it matches the
+/// canonical (IPv4) form of the addresses it holds.
+fn canonical_network(network: IpNet) -> IpNet {
+    const MAPPED_PREFIX: u8 = 96;
+    match network {
+        IpNet::V6(v6) if v6.prefix_len() >= MAPPED_PREFIX => {
+            match (v6.network().to_ipv4_mapped(), mapped_range().contains(&v6)) {
+                (Some(v4), true) => {
+                    Ipv4Net::new(v4, v6.prefix_len() - MAPPED_PREFIX).map_or(network, IpNet::V4)
+                }
+                _ => network,
+            }
+        }
+        other => other,
+    }
+}
+
+fn mapped_range() -> Ipv6Net {
+    Ipv6Net::new(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96)
+        .expect("96 is a valid IPv6 prefix length")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn networks(entries: &[&str]) -> Networks {
+        Networks::parse(entries).expect("valid networks")
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    #[test]
+    fn ranges_and_single_addresses_of_both_families_match() {
+        let list = networks(&["192.0.2.0/24", " 198.51.100.7 ", "2001:db8::/32", "::1"]);
+        for inside in [
+            "192.0.2.0",
+            "192.0.2.255",
+            "198.51.100.7",
+            "2001:db8:1::9",
+            "::1",
+        ] {
+            assert!(list.contains(ip(inside)), "{inside}");
+        }
+        for outside in [
+            "192.0.3.0",
+            "198.51.100.8",
+            "2001:db9::1",
+            "::2",
+            "10.0.0.1",
+        ] {
+            assert!(!list.contains(ip(outside)), "{outside}");
+        }
+        assert!(!Networks::default().contains(ip("192.0.2.1")));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_match_ipv4_ranges_and_mapped_ranges_match_ipv4() {
+        let list = networks(&["192.0.2.0/24"]);
+        assert!(list.contains(ip("::ffff:192.0.2.10")));
+        assert!(!list.contains(ip("::ffff:192.0.3.10")));
+        let mapped = networks(&["::ffff:192.0.2.0/120"]);
+        assert!(mapped.contains(ip("192.0.2.10")));
+        assert!(mapped.contains(ip("::ffff:192.0.2.10")));
+        assert!(!mapped.contains(ip("192.0.3.10")));
+        // Not every IPv6 address with an IPv4 tail is mapped.
+        assert!(!list.contains(ip("::192.0.2.10")));
+    }
+
+    #[test]
+    fn host_bits_are_ignored() {
+        let list = networks(&["10.1.2.3/8"]);
+        assert!(list.contains(ip("10.200.0.1")));
+        assert_eq!(format!("{list:?}"), r#"["10.0.0.0/8"]"#);
+    }
+
+    #[test]
+    fn bad_entries_are_named_by_position_never_by_text() {
+        for (entries, error) in [
+            (&["10.0.0.0/8", ""][..], NetworksError::Empty(1)),
+            (&["10.0.0.0/33"][..], NetworksError::Unparsable(0)),
+            (
+                &["10.0.0.0/8", "example.com"][..],
+                NetworksError::Unparsable(1),
+            ),
+            (
+                &["10.0.0.0/8", "1.2.3.4:80"][..],
+                NetworksError::Unparsable(1),
+            ),
+        ] {
+            let refused = Networks::parse(entries).expect_err("refused");
+            assert_eq!(refused, error);
+            assert!(!refused.to_string().contains("example"));
+        }
+    }
+}

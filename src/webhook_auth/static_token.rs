@@ -1,0 +1,42 @@
+//! `token`: a fixed token in the header `WEBHOOK_TOKEN_HEADER` names (default `X-Auth-Token`),
+//! as IDnow sends with every call where the account is set up with a custom header. Only the
+//! tokens' SHA-256 digests are configured (`WEBHOOK_TOKENS`).
+
+use subtle::Choice;
+
+use super::{AuthFailure, DeliveryHeaders, SentHeader, VouchedId};
+use crate::digest::SecretDigest;
+
+#[derive(Debug, Clone)]
+pub(super) struct StaticToken {
+    pub(super) digests: Vec<SecretDigest>,
+}
+
+impl StaticToken {
+    pub(super) fn is_attempted(headers: &DeliveryHeaders<'_>) -> bool {
+        headers.token != SentHeader::Absent
+    }
+
+    pub(super) fn verify<'a>(
+        &self,
+        headers: &DeliveryHeaders<'a>,
+    ) -> Result<VouchedId<'a>, AuthFailure> {
+        let token = headers.token.bytes(AuthFailure::Missing)?;
+        if token.is_empty() {
+            return Err(AuthFailure::Malformed);
+        }
+        let presented = SecretDigest::of(token);
+        // Every digest is compared, so the time taken does not tell which one matched.
+        let matched = self
+            .digests
+            .iter()
+            .fold(Choice::from(0), |matched, digest| {
+                matched | digest.ct_matches(&presented)
+            });
+        if bool::from(matched) {
+            Ok(None)
+        } else {
+            Err(AuthFailure::Mismatch)
+        }
+    }
+}
