@@ -30,6 +30,15 @@ impl SecretDigest {
     }
 }
 
+/// Whether `matches` holds for any of `candidates`. Every candidate is tested, so the time
+/// taken does not tell which one matched.
+pub fn matches_any<T>(candidates: &[T], matches: impl Fn(&T) -> Choice) -> bool {
+    let found = candidates.iter().fold(Choice::from(0), |found, candidate| {
+        found | matches(candidate)
+    });
+    bool::from(found)
+}
+
 /// A digest is not the secret, but it would let anyone who sees it test guesses offline.
 impl fmt::Debug for SecretDigest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -342,53 +342,26 @@ impl FileSettings {
     /// the start (exit 2) with the variable named; no message repeats a value, which may be a
     /// credential or its digest.
     fn webhook_settings(&self) -> Result<WebhookSettings, ConfigError> {
-        let methods = self
-            .webhook_auth
-            .iter()
-            .enumerate()
-            .map(|(index, name)| {
-                MethodName::parse(name).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "WEBHOOK_AUTH",
-                        format!(
-                            "entry {index} is not one of standard-webhooks, hmac, token, \
-                             basic, source"
-                        ),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let methods = each("WEBHOOK_AUTH", &self.webhook_auth, |name| {
+            MethodName::parse(name)
+                .ok_or("not one of standard-webhooks, hmac, token, basic, source")
+        })?;
         let keys = self
             .idnow_webhook_secrets
             .iter()
             .map(SigningKey::parse)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ConfigError::invalid("IDNOW_WEBHOOK_SECRETS", e))?;
-        let tokens = self
-            .webhook_tokens
-            .iter()
-            .enumerate()
-            .map(|(index, digest)| {
-                SecretDigest::from_hex(digest).ok_or_else(|| {
-                    ConfigError::invalid(
-                        "WEBHOOK_TOKENS",
-                        format!("entry {index} is not 64 hex digits of a SHA-256"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let tokens = each("WEBHOOK_TOKENS", &self.webhook_tokens, |digest| {
+            SecretDigest::from_hex(digest).ok_or("not 64 hex digits of a SHA-256")
+        })?;
         let token_header = HeaderName::from_bytes(self.webhook_token_header.trim().as_bytes())
             .map_err(|_| ConfigError::invalid("WEBHOOK_TOKEN_HEADER", "not a header name"))?;
-        let basic = self
-            .webhook_basic_credentials
-            .iter()
-            .enumerate()
-            .map(|(index, pair)| {
-                BasicCredential::parse(pair).map_err(|e| {
-                    ConfigError::invalid("WEBHOOK_BASIC_CREDENTIALS", format!("entry {index}: {e}"))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let basic = each(
+            "WEBHOOK_BASIC_CREDENTIALS",
+            &self.webhook_basic_credentials,
+            BasicCredential::parse,
+        )?;
         let networks = |name, list: &[String]| {
             Networks::parse(list).map_err(|e| ConfigError::invalid(name, e))
         };
@@ -424,6 +397,21 @@ impl FileSettings {
             trusted_proxies,
         })
     }
+}
+
+/// Every entry of the list variable `name`, parsed; a refusal names the entry by its place,
+/// since its text may be a credential.
+fn each<T, E: std::fmt::Display>(
+    name: &'static str,
+    list: &[String],
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> Result<Vec<T>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(index, entry)| {
+            parse(entry).map_err(|e| ConfigError::invalid(name, format!("entry {index}: {e}")))
+        })
+        .collect()
 }
 
 impl DatabaseSettings {

@@ -7,10 +7,10 @@ use std::fmt;
 use base64::alphabet;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
-use subtle::{Choice, ConstantTimeEq};
+use subtle::ConstantTimeEq;
 
 use super::{AuthFailure, DeliveryHeaders, SentHeader, VouchedId};
-use crate::digest::SecretDigest;
+use crate::digest::{matches_any, SecretDigest};
 
 /// The challenge of a failed `basic` answer.
 pub const CHALLENGE: &str = r#"Basic realm="idnow-webhooks""#;
@@ -94,15 +94,11 @@ impl BasicCredentials {
             return Err(AuthFailure::Malformed);
         }
         let presented = SecretDigest::of(password);
-        // Every pair is compared, so the time taken does not tell which user or password
-        // matched. (A user name's length may show; user names are not secrets.)
-        let matched = self
-            .accepted
-            .iter()
-            .fold(Choice::from(0), |matched, credential| {
-                matched | (credential.user.ct_eq(user) & credential.password.ct_matches(&presented))
-            });
-        if bool::from(matched) {
+        // A user name's length may show in the time taken; user names are not secrets.
+        let matched = matches_any(&self.accepted, |credential| {
+            credential.user.ct_eq(user) & credential.password.ct_matches(&presented)
+        });
+        if matched {
             Ok(None)
         } else {
             Err(AuthFailure::Mismatch)

@@ -2,10 +2,8 @@
 //! as IDnow sends with every call where the account is set up with a custom header. Only the
 //! tokens' SHA-256 digests are configured (`WEBHOOK_TOKENS`).
 
-use subtle::Choice;
-
 use super::{AuthFailure, DeliveryHeaders, SentHeader, VouchedId};
-use crate::digest::SecretDigest;
+use crate::digest::{matches_any, SecretDigest};
 
 #[derive(Debug, Clone)]
 pub(super) struct StaticToken {
@@ -26,14 +24,7 @@ impl StaticToken {
             return Err(AuthFailure::Malformed);
         }
         let presented = SecretDigest::of(token);
-        // Every digest is compared, so the time taken does not tell which one matched.
-        let matched = self
-            .digests
-            .iter()
-            .fold(Choice::from(0), |matched, digest| {
-                matched | digest.ct_matches(&presented)
-            });
-        if bool::from(matched) {
+        if matches_any(&self.digests, |digest| digest.ct_matches(&presented)) {
             Ok(None)
         } else {
             Err(AuthFailure::Mismatch)
