@@ -27,10 +27,12 @@ pub const RETRY_AFTER_SECONDS: u32 = 5;
 pub enum ApiError {
     #[error("A valid bearer token is required.")]
     Unauthenticated,
-    /// Why is for the metrics and the log, never for the sender. `basic_challenge` when
-    /// `basic` is enabled: the answer then says so in `WWW-Authenticate`.
+    /// No enabled method accepted the webhook. Why is for the metrics and the log, never for
+    /// the sender. `basic_challenge` when `basic` is enabled: the answer then says so in
+    /// `WWW-Authenticate`. Its code, `invalid_signature`, is older than the methods without
+    /// signatures; senders' alerting matches on it.
     #[error("The webhook's signature or credentials are missing, invalid or expired.")]
-    InvalidSignature { basic_challenge: bool },
+    WebhookUnauthenticated { basic_challenge: bool },
     /// A delivery from outside `WEBHOOK_ALLOWED_SOURCES`.
     #[error("Deliveries are not accepted from this address.")]
     ForbiddenSource,
@@ -143,7 +145,7 @@ impl ApiError {
         use StatusCode as S;
         let (status, code, title) = match self {
             Self::Unauthenticated => (S::UNAUTHORIZED, "unauthenticated", "Unauthenticated"),
-            Self::InvalidSignature { .. } => {
+            Self::WebhookUnauthenticated { .. } => {
                 (S::UNAUTHORIZED, "invalid_signature", "Invalid Signature")
             }
             Self::ForbiddenSource => (S::FORBIDDEN, "forbidden_source", "Forbidden Source"),
@@ -246,7 +248,7 @@ impl ResponseError for ApiError {
             Self::Unauthenticated => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::InvalidSignature {
+            Self::WebhookUnauthenticated {
                 basic_challenge: true,
             } => {
                 headers.insert(

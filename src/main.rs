@@ -26,6 +26,9 @@ async fn main() -> ExitCode {
         eprintln!("idnow-attempts: {error:#}");
         return ExitCode::from(2);
     }
+    for warning in &settings.webhooks.warnings {
+        tracing::warn!("{warning}");
+    }
     match run(cli.command.unwrap_or(Command::Serve), settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

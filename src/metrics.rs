@@ -13,7 +13,7 @@ use prometheus::{
 use crate::edge::body::BodyBudget;
 use crate::edge::refusals::PROTOCOL_REFUSALS;
 use crate::persistence::WorkerPools;
-use crate::webhook_auth::{AuthFailure, MethodName, Refused, WebhookAuth};
+use crate::webhook_auth::{AuthFailure, ForbiddenSource, MethodName, Refused};
 
 /// The results IDnow documents; anything else is counted as `other` (and stored as sent).
 const DOCUMENTED_RESULTS: [&str; 7] = [
@@ -39,8 +39,8 @@ pub struct Metrics {
     request_duration: HistogramVec,
     attempts_stored: IntCounterVec,
     duplicates: IntCounter,
-    signature_failures: IntCounterVec,
-    forbidden_sources: IntCounter,
+    auth_failures: IntCounterVec,
+    forbidden_sources: IntCounterVec,
     rejected: IntCounterVec,
 }
 
@@ -49,11 +49,11 @@ const NO_METHOD: &str = "none";
 
 impl Metrics {
     /// Registers every metric of the service, the database pool's and the process' own;
-    /// `webhook_auth` tells which authentication failures can happen.
+    /// the webhook authentication `methods` enabled tell which failures can happen.
     pub fn new(
         pools: WorkerPools,
         body_budget: BodyBudget,
-        webhook_auth: &WebhookAuth,
+        methods: &[MethodName],
     ) -> prometheus::Result<Self> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
@@ -79,7 +79,8 @@ impl Metrics {
             "idnow_webhook_duplicates_total",
             "Webhooks acknowledged as redeliveries of an attempt already stored.",
         )?;
-        let signature_failures = IntCounterVec::new(
+        // Named when signatures were the only methods; dashboards and alerts query it.
+        let auth_failures = IntCounterVec::new(
             Opts::new(
                 "idnow_webhook_signature_failures_total",
                 "Webhooks refused with 401, by the method whose credentials failed (`none` \
@@ -87,9 +88,14 @@ impl Metrics {
             ),
             &["method", "reason"],
         )?;
-        let forbidden_sources = IntCounter::new(
-            "idnow_webhook_forbidden_sources_total",
-            "Webhooks refused with 403 forbidden_source: from outside WEBHOOK_ALLOWED_SOURCES.",
+        let forbidden_sources = IntCounterVec::new(
+            Opts::new(
+                "idnow_webhook_forbidden_sources_total",
+                "Webhooks refused with 403 forbidden_source, by reason: a client outside \
+                 WEBHOOK_ALLOWED_SOURCES, or one whose address a trusted proxy forwarded \
+                 unreadably.",
+            ),
+            &["reason"],
         )?;
         let rejected = IntCounterVec::new(
             Opts::new(
@@ -105,7 +111,7 @@ impl Metrics {
         registry.register(Box::new(request_duration.clone()))?;
         registry.register(Box::new(attempts_stored.clone()))?;
         registry.register(Box::new(duplicates.clone()))?;
-        registry.register(Box::new(signature_failures.clone()))?;
+        registry.register(Box::new(auth_failures.clone()))?;
         registry.register(Box::new(forbidden_sources.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
         registry.register(Box::new(pool))?;
@@ -116,14 +122,17 @@ impl Metrics {
         ))?;
 
         // Series that exist from the start, so that rates and alerts see a zero, not a gap.
-        signature_failures.with_label_values(&[NO_METHOD, AuthFailure::Missing.as_str()]);
-        for method in webhook_auth
-            .methods()
-            .filter(|&method| method != MethodName::Source)
+        auth_failures.with_label_values(&[NO_METHOD, AuthFailure::Missing.as_str()]);
+        for method in methods
+            .iter()
+            .filter(|&&method| method != MethodName::Source)
         {
             for failure in AuthFailure::ALL {
-                signature_failures.with_label_values(&[method.as_str(), failure.as_str()]);
+                auth_failures.with_label_values(&[method.as_str(), failure.as_str()]);
             }
+        }
+        for reason in ForbiddenSource::REASONS {
+            forbidden_sources.with_label_values(&[reason]);
         }
         for result in DOCUMENTED_RESULTS.iter().chain(&["other"]) {
             attempts_stored.with_label_values(&[result]);
@@ -135,7 +144,7 @@ impl Metrics {
             request_duration,
             attempts_stored,
             duplicates,
-            signature_failures,
+            auth_failures,
             forbidden_sources,
             rejected,
         })
@@ -155,13 +164,15 @@ impl Metrics {
 
     pub fn auth_failure(&self, refused: Refused) {
         let method = refused.method.map_or(NO_METHOD, MethodName::as_str);
-        self.signature_failures
+        self.auth_failures
             .with_label_values(&[method, refused.failure.as_str()])
             .inc();
     }
 
-    pub fn forbidden_source(&self) {
-        self.forbidden_sources.inc();
+    pub fn forbidden_source(&self, refused: ForbiddenSource) {
+        self.forbidden_sources
+            .with_label_values(&[refused.reason()])
+            .inc();
     }
 
     /// `code` is the error code of the answer: one of a handful of constants.
@@ -274,7 +285,6 @@ impl Collector for BodyBytesCollector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::configuration::Settings;
     use crate::persistence::Database;
 
     /// The metrics of a server of two workers, with the workers' pools (alive while held).
@@ -282,14 +292,9 @@ mod tests {
         let pools = WorkerPools::unreachable(7, 2);
         // Opened as the workers would: 4 and 3 connections at most.
         let workers = [pools.open().0, pools.open().0];
-        let env = [
-            ("DATABASE_URL", "postgres://u@h/d"),
-            ("IDNOW_WEBHOOK_SECRETS", "secret"),
-        ]
-        .map(|(name, value)| (name.to_owned(), value.to_owned()));
-        let settings = Settings::from_env_map(&env.into()).expect("valid settings");
-        let metrics = Metrics::new(pools, BodyBudget::new(1024), &settings.webhooks.auth)
-            .expect("metrics register");
+        let methods = [MethodName::StandardWebhooks, MethodName::Hmac];
+        let metrics =
+            Metrics::new(pools, BodyBudget::new(1024), &methods).expect("metrics register");
         (metrics, workers)
     }
 

@@ -3,7 +3,9 @@
 //!
 //! An IPv4 client reaches a dual-stack listener as an IPv4-mapped IPv6 address
 //! (`::ffff:192.0.2.1`): addresses and networks are both taken in their canonical form, so
-//! that such a client matches the IPv4 ranges an operator writes.
+//! that such a client matches the IPv4 ranges an operator writes. So an IPv4 client is matched
+//! by IPv4 ranges (and ranges inside `::ffff:0:0/96`) only: `::/0` is every IPv6 client,
+//! `0.0.0.0/0` every IPv4 one.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -22,12 +24,15 @@ pub enum NetworksError {
     Empty(usize),
     #[error("entry {0} is not an IPv4 or IPv6 address or CIDR range")]
     Unparsable(usize),
+    /// `203.0.113.7/8` is most likely a typo for a narrower range: refused, not widened.
+    #[error("entry {0} has bits set after its prefix length")]
+    HostBits(usize),
 }
 
 impl Networks {
     /// `entries` as written: CIDR ranges (`192.0.2.0/24`, `2001:db8::/32`) or single
-    /// addresses, which stand for themselves. Host bits after the prefix are ignored, as
-    /// `ip route` does.
+    /// addresses, which stand for themselves. A range with bits set after its prefix is
+    /// refused, as `ip route` refuses it.
     pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, NetworksError> {
         entries
             .iter()
@@ -37,10 +42,11 @@ impl Networks {
                 if entry.is_empty() {
                     return Err(NetworksError::Empty(index));
                 }
-                IpNet::from_str(entry)
-                    .or_else(|_| IpAddr::from_str(entry).map(IpNet::from))
-                    .map(|network| canonical_network(network.trunc()))
-                    .map_err(|_| NetworksError::Unparsable(index))
+                let network = parse_network(entry).ok_or(NetworksError::Unparsable(index))?;
+                if network != network.trunc() {
+                    return Err(NetworksError::HostBits(index));
+                }
+                Ok(canonical_network(network))
             })
             .collect::<Result<_, _>>()
             .map(Self)
@@ -48,6 +54,11 @@ impl Networks {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// Whether a network of the list is all addresses of its family (`0.0.0.0/0`, `::/0`).
+    pub fn has_everything(&self) -> bool {
+        self.0.iter().any(|network| network.prefix_len() == 0)
     }
 
     /// Whether `address`, in its canonical form, is inside any of the networks.
@@ -63,6 +74,21 @@ impl fmt::Debug for Networks {
         f.debug_list()
             .entries(self.0.iter().map(ToString::to_string))
             .finish()
+    }
+}
+
+/// `address` or `address/prefix`. The address goes through the standard library's parser, the
+/// same that reads `X-Forwarded-For`, so that both take the same spellings: no octal-looking
+/// `010.0.0.1`, which `inet_aton` would read as 8.0.0.1.
+fn parse_network(entry: &str) -> Option<IpNet> {
+    match entry.split_once('/') {
+        None => IpAddr::from_str(entry).ok().map(IpNet::from),
+        Some((address, prefix)) => {
+            let address = IpAddr::from_str(address).ok()?;
+            let digits = !prefix.is_empty() && prefix.bytes().all(|b| b.is_ascii_digit());
+            let prefix = digits.then(|| prefix.parse::<u8>().ok()).flatten()?;
+            IpNet::new(address, prefix).ok()
+        }
     }
 }
 
@@ -138,10 +164,12 @@ mod tests {
     }
 
     #[test]
-    fn host_bits_are_ignored() {
-        let list = networks(&["10.1.2.3/8"]);
-        assert!(list.contains(ip("10.200.0.1")));
-        assert_eq!(format!("{list:?}"), r#"["10.0.0.0/8"]"#);
+    fn shown_in_canonical_form() {
+        let list = networks(&["10.0.0.0/8", "::ffff:192.0.2.0/120", "2001:DB8::/32"]);
+        assert_eq!(
+            format!("{list:?}"),
+            r#"["10.0.0.0/8", "192.0.2.0/24", "2001:db8::/32"]"#
+        );
     }
 
     #[test]
@@ -157,6 +185,12 @@ mod tests {
                 &["10.0.0.0/8", "1.2.3.4:80"][..],
                 NetworksError::Unparsable(1),
             ),
+            (&["10.1.2.3/8"][..], NetworksError::HostBits(0)),
+            (&["2001:db8::1/32"][..], NetworksError::HostBits(0)),
+            (&["010.0.0.0/8"][..], NetworksError::Unparsable(0)),
+            (&["10.0.0.0/+8"][..], NetworksError::Unparsable(0)),
+            (&["10.0.0.0/"][..], NetworksError::Unparsable(0)),
+            (&["10.0.0.0/8/8"][..], NetworksError::Unparsable(0)),
         ] {
             let refused = Networks::parse(entries).expect_err("refused");
             assert_eq!(refused, error);

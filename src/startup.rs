@@ -132,7 +132,8 @@ fn serve(
     let limits = EdgeLimits::new(&http);
     let webhook_auth = settings.webhooks.auth;
     let trusted_proxies = TrustedProxies::new(settings.webhooks.trusted_proxies);
-    let metrics = Metrics::new(pools.clone(), limits.body_budget.clone(), &webhook_auth)
+    let methods: Vec<_> = webhook_auth.methods().collect();
+    let metrics = Metrics::new(pools.clone(), limits.body_budget.clone(), &methods)
         .context("registering the metrics")?;
     let draining = Draining::default();
     let drain_on_stop = draining.clone();

@@ -26,6 +26,7 @@ use crate::domain::AttemptId;
 use crate::edge::refusals::ProtocolRefusals;
 use crate::error::{ApiError, ErrorAnswer};
 use crate::metrics::Metrics;
+use crate::webhook_auth::{ForbiddenSource, MethodName, Refused};
 
 /// Installs the global subscriber: JSON to stdout, filtered by `filter` (`RUST_LOG` syntax).
 pub fn init(filter: &str) -> anyhow::Result<()> {
@@ -101,21 +102,25 @@ impl RequestLog {
         self.0.borrow_mut().outcome = Some(outcome);
     }
 
-    /// How a webhook's sender was judged: the method that accepted it, or the one that
-    /// refused it (none when it sent no enabled method's credentials) and why. Never what it
-    /// sent.
-    pub fn webhook_auth(&self, method: Option<&'static str>, failure: Option<&'static str>) {
-        let mut reported = self.0.borrow_mut();
-        reported.auth_method = method;
-        reported.auth_failure = failure;
+    /// The method that accepted a webhook.
+    pub fn admitted_by(&self, method: MethodName) {
+        self.0.borrow_mut().auth_method = Some(method.as_str());
     }
 
-    /// A sender the source gate refused: the client address when it could be told, and the
-    /// TCP peer's (a trusted proxy's, when it forwarded an unparsable chain).
-    pub fn refused_source(&self, client: Option<IpAddr>, peer: Option<IpAddr>) {
+    /// Why no method accepted a webhook: the one that refused it (none when it sent no
+    /// enabled method's credentials) and its reason. Never what it sent.
+    pub fn refused(&self, refused: Refused) {
         let mut reported = self.0.borrow_mut();
-        reported.auth_failure = Some("forbidden_source");
-        reported.client_address = client;
+        reported.auth_method = refused.method.map(MethodName::as_str);
+        reported.auth_failure = Some(refused.failure.as_str());
+    }
+
+    /// A sender the source gate refused: why, the client address when it could be told, and
+    /// the TCP peer's (a trusted proxy's, when it forwarded an unparsable chain).
+    pub fn refused_source(&self, refused: ForbiddenSource, peer: Option<IpAddr>) {
+        let mut reported = self.0.borrow_mut();
+        reported.auth_failure = Some(refused.reason());
+        reported.client_address = refused.client();
         reported.client_peer = peer;
     }
 

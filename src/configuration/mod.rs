@@ -107,6 +107,9 @@ pub struct WebhookSettings {
     pub auth: WebhookAuth,
     /// `TRUSTED_PROXIES`.
     pub trusted_proxies: Networks,
+    /// Settings that are valid but have no effect, for the log once it is set up: most
+    /// likely a method an operator meant to enable.
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +125,14 @@ pub enum ConfigError {
     Invalid { name: &'static str, reason: String },
     #[error("APP_CONFIG names {0}, which does not exist")]
     MissingFile(PathBuf),
+    /// A setting of a file, named by its key and file; the value is never repeated, since a
+    /// file may hold credentials.
+    #[error("{key} in {file} is invalid: {reason}")]
+    FileSetting {
+        key: String,
+        file: String,
+        reason: String,
+    },
     #[error("cannot read the configuration files")]
     File(#[from] Box<figment::Error>),
 }
@@ -136,8 +147,8 @@ impl ConfigError {
 }
 
 /// What the configuration layers hold together. Every field without a `serde(default)` has its
-/// default in the built-in layer.
-#[derive(Debug, Deserialize)]
+/// default in the built-in layer. Not `Debug`: it holds credentials as plain text.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileSettings {
     #[serde(default)]
@@ -151,8 +162,9 @@ struct FileSettings {
     webhook_token_header: String,
     #[serde(default)]
     webhook_basic_credentials: Vec<String>,
+    /// Unset admits any address; set, even to nothing, it is a gate.
     #[serde(default)]
-    webhook_allowed_sources: Vec<String>,
+    webhook_allowed_sources: Option<Vec<String>>,
     #[serde(default)]
     trusted_proxies: Vec<String>,
     webhook_tolerance_seconds: u64,
@@ -229,6 +241,7 @@ impl Settings {
                 .extract()
                 .map_err(|error| {
                     Environment::refusal(&error)
+                        .or_else(|| file_refusal(&error))
                         .unwrap_or_else(|| ConfigError::File(Box::new(error)))
                 })?;
         file.try_into()
@@ -343,8 +356,10 @@ impl FileSettings {
     /// credential or its digest.
     fn webhook_settings(&self) -> Result<WebhookSettings, ConfigError> {
         let methods = each("WEBHOOK_AUTH", &self.webhook_auth, |name| {
-            MethodName::parse(name)
-                .ok_or("not one of standard-webhooks, hmac, token, basic, source")
+            MethodName::parse(name).ok_or_else(|| {
+                let known: Vec<_> = MethodName::ALL.iter().map(|m| m.as_str()).collect();
+                format!("not one of {}", known.join(", "))
+            })
         })?;
         let keys = self
             .idnow_webhook_secrets
@@ -365,7 +380,11 @@ impl FileSettings {
         let networks = |name, list: &[String]| {
             Networks::parse(list).map_err(|e| ConfigError::invalid(name, e))
         };
-        let allowed_sources = networks("WEBHOOK_ALLOWED_SOURCES", &self.webhook_allowed_sources)?;
+        let allowed_sources = self
+            .webhook_allowed_sources
+            .as_deref()
+            .map(|list| networks("WEBHOOK_ALLOWED_SOURCES", list))
+            .transpose()?;
         let trusted_proxies = networks("TRUSTED_PROXIES", &self.trusted_proxies)?;
 
         let auth = WebhookAuth::new(Credentials {
@@ -375,28 +394,85 @@ impl FileSettings {
             token_header,
             tokens,
             basic,
-            allowed_sources: (!allowed_sources.is_empty()).then_some(allowed_sources),
+            allowed_sources,
         })
         .map_err(|error| match error {
-            PolicyError::NoCredentials(method) => ConfigError::RequiredBy {
-                name: match method {
-                    MethodName::StandardWebhooks | MethodName::Hmac => "IDNOW_WEBHOOK_SECRETS",
-                    MethodName::Token => "WEBHOOK_TOKENS",
-                    MethodName::Basic => "WEBHOOK_BASIC_CREDENTIALS",
-                    MethodName::Source => "WEBHOOK_ALLOWED_SOURCES",
-                },
-                method: method.as_str(),
+            PolicyError::NoCredentials { method, variable } => ConfigError::RequiredBy {
+                name: variable,
+                method,
             },
             PolicyError::TokenHeaderTaken => ConfigError::invalid("WEBHOOK_TOKEN_HEADER", error),
+            PolicyError::NoAllowedSource => ConfigError::invalid("WEBHOOK_ALLOWED_SOURCES", error),
             PolicyError::NoMethod | PolicyError::SourceFromAnywhere => {
                 ConfigError::invalid("WEBHOOK_AUTH", error)
             }
         })?;
+        let enabled: Vec<_> = auth.methods().collect();
+        let unused = [
+            (
+                "IDNOW_WEBHOOK_SECRETS",
+                !self.idnow_webhook_secrets.is_empty(),
+                [MethodName::StandardWebhooks, MethodName::Hmac].as_slice(),
+            ),
+            (
+                "WEBHOOK_TOKENS",
+                !self.webhook_tokens.is_empty(),
+                &[MethodName::Token],
+            ),
+            (
+                "WEBHOOK_BASIC_CREDENTIALS",
+                !self.webhook_basic_credentials.is_empty(),
+                &[MethodName::Basic],
+            ),
+        ];
+        let warnings = unused
+            .into_iter()
+            .filter(|(_, set, methods)| *set && !methods.iter().any(|m| enabled.contains(m)))
+            .map(|(name, _, methods)| {
+                let names: Vec<_> = methods.iter().map(|m| m.as_str()).collect();
+                format!(
+                    "{name} is set, but WEBHOOK_AUTH enables none of {}: it is not used",
+                    names.join(", ")
+                )
+            })
+            .collect();
         Ok(WebhookSettings {
             auth,
             trusted_proxies,
+            warnings,
         })
     }
+}
+
+/// The error for a value of a configuration file: the key and the file, and what the key
+/// expects, in words that never hold the value. `None` for an error that names no key (a
+/// file that is not TOML).
+fn file_refusal(error: &figment::Error) -> Option<ConfigError> {
+    use figment::error::Kind;
+
+    let file = error.metadata.as_ref()?.source.as_ref()?.to_string();
+    let key = error.path.join(".");
+    let reason = match &error.kind {
+        Kind::InvalidType(_, expected) | Kind::InvalidValue(_, expected) => {
+            format!("expected {expected}")
+        }
+        // These say names of keys, never values.
+        kind @ (Kind::UnknownField(..)
+        | Kind::MissingField(_)
+        | Kind::DuplicateField(_)
+        | Kind::InvalidLength(..)
+        | Kind::UnknownVariant(..)) => kind.to_string(),
+        _ => "not a valid value".to_owned(),
+    };
+    if key.is_empty() && !matches!(error.kind, Kind::UnknownField(..) | Kind::MissingField(_)) {
+        return None;
+    }
+    let key = if key.is_empty() {
+        "a key".to_owned()
+    } else {
+        key
+    };
+    Some(ConfigError::FileSetting { key, file, reason })
 }
 
 /// Every entry of the list variable `name`, parsed; a refusal names the entry by its place,
@@ -588,11 +664,34 @@ mod tests {
             .webhooks
             .trusted_proxies
             .contains("10.1.2.3".parse().expect("ip")));
+        assert!(settings.webhooks.warnings.is_empty());
         // A blank list is no list: a ConfigMap key may be set and empty.
         let mut blank = vars.clone();
         blank.insert("TRUSTED_PROXIES".into(), " ".into());
         let settings = Settings::from_env_map(&blank).expect("valid");
         assert!(settings.webhooks.trusted_proxies.is_empty());
+    }
+
+    #[test]
+    fn credentials_of_a_method_that_is_not_enabled_are_reported_as_unused() {
+        let mut vars = env(&REQUIRED);
+        vars.extend(env(&[
+            ("WEBHOOK_AUTH", "basic"),
+            (
+                "WEBHOOK_BASIC_CREDENTIALS",
+                &format!("idnow:{}", "cd".repeat(32)),
+            ),
+            ("WEBHOOK_TOKENS", &"ab".repeat(32)),
+        ]));
+        let settings = Settings::from_env_map(&vars).expect("valid");
+        assert_eq!(
+            settings.webhooks.warnings,
+            [
+                "IDNOW_WEBHOOK_SECRETS is set, but WEBHOOK_AUTH enables none of \
+                 standard-webhooks, hmac: it is not used",
+                "WEBHOOK_TOKENS is set, but WEBHOOK_AUTH enables none of token: it is not used",
+            ]
+        );
     }
 
     #[test]
@@ -602,16 +701,34 @@ mod tests {
             (
                 &[("WEBHOOK_AUTH", "source")][..],
                 "WEBHOOK_AUTH is invalid: `source` is enabled but WEBHOOK_ALLOWED_SOURCES is \
-                 not set: it would accept anonymous deliveries from anywhere",
+                 not set or holds a /0 range: it would accept anonymous deliveries from anywhere",
             ),
             (
-                &[("WEBHOOK_AUTH", "source"), ("WEBHOOK_ALLOWED_SOURCES", "")],
+                &[
+                    ("WEBHOOK_AUTH", "source"),
+                    ("WEBHOOK_ALLOWED_SOURCES", "192.0.2.0/24,0.0.0.0/0"),
+                ],
                 "WEBHOOK_AUTH is invalid: `source` is enabled but WEBHOOK_ALLOWED_SOURCES is \
-                 not set: it would accept anonymous deliveries from anywhere",
+                 not set or holds a /0 range: it would accept anonymous deliveries from anywhere",
+            ),
+            // Set but blank, as a ConfigMap key may be: a gate nobody passes is a mistake,
+            // and taking it for "unset" would open the gate.
+            (
+                &[
+                    ("WEBHOOK_AUTH", "token"),
+                    ("WEBHOOK_TOKENS", &digest),
+                    ("WEBHOOK_ALLOWED_SOURCES", " "),
+                ],
+                "WEBHOOK_ALLOWED_SOURCES is invalid: it is set but lists no address; leave it \
+                 unset to admit any address",
             ),
             (
                 &[("WEBHOOK_AUTH", "token")],
                 "WEBHOOK_TOKENS is required: WEBHOOK_AUTH enables `token`",
+            ),
+            (
+                &[("WEBHOOK_AUTH", "hmac"), ("IDNOW_WEBHOOK_SECRETS", "")],
+                "IDNOW_WEBHOOK_SECRETS is required: WEBHOOK_AUTH enables `hmac`",
             ),
             (
                 &[("WEBHOOK_AUTH", "hmac,basic")],
@@ -627,8 +744,8 @@ mod tests {
                     ("WEBHOOK_TOKENS", &digest),
                     ("WEBHOOK_TOKEN_HEADER", "Webhook-Signature"),
                 ],
-                "WEBHOOK_TOKEN_HEADER is invalid: it names a header that the signature \
-                 methods or `basic` read",
+                "WEBHOOK_TOKEN_HEADER is invalid: it names a header that HTTP, proxies or \
+                 another method use",
             ),
         ] {
             let mut all = env(&REQUIRED);
@@ -788,10 +905,28 @@ mod tests {
 
         write(&app_config, "prot = 1\n");
         vars.insert("APP_CONFIG".into(), app_config.display().to_string());
+        let typo = load(&vars).expect_err("typos are not ignored").to_string();
         assert!(
-            matches!(load(&vars), Err(ConfigError::File(_))),
-            "typos are not ignored"
+            typo.contains("unknown field: found `prot`") && typo.contains("app.toml"),
+            "{typo}"
         );
+        // The key and the file named, the value never: a file may hold credentials.
+        for (text, key) in [
+            ("webhook_auth = \"hunter2\"\n", "webhook_auth"),
+            (
+                "[http]\nmax_header_bytes = \"hunter2\"\n",
+                "http.max_header_bytes",
+            ),
+            ("webhook_token_header = 5\n", "webhook_token_header"),
+        ] {
+            write(&app_config, text);
+            let error = load(&vars).expect_err(text).to_string();
+            assert!(error.starts_with(&format!("{key} in ")), "{error}");
+            assert!(
+                error.contains("app.toml") && !error.contains("hunter2"),
+                "{error}"
+            );
+        }
 
         // Workers own shares of the connections: never more workers than connections, and
         // by default one batch of webhooks in flight per worker.

@@ -199,6 +199,20 @@ mod tests {
         ]
     }
 
+    /// An IPv4 address as a dual-stack socket shows it, `::ffff:a.b.c.d`; IPv6 as it is.
+    fn mapped(address: IpAddr) -> IpAddr {
+        match address {
+            IpAddr::V4(v4) => IpAddr::V6(v4.to_ipv6_mapped()),
+            v6 => v6,
+        }
+    }
+
+    /// Either way an address may arrive.
+    fn any_form(address: impl Strategy<Value = IpAddr>) -> impl Strategy<Value = IpAddr> {
+        (address, any::<bool>())
+            .prop_map(|(address, map)| if map { mapped(address) } else { address })
+    }
+
     fn join(addresses: &[IpAddr]) -> String {
         addresses
             .iter()
@@ -212,10 +226,10 @@ mod tests {
         /// headers, the client found is the address the first trusted proxy saw.
         #[test]
         fn the_client_is_who_the_first_trusted_proxy_saw(
-            spoofed in proptest::collection::vec(prop_oneof![untrusted(), trusted()], 0..6),
-            real in untrusted(),
-            hops in proptest::collection::vec(trusted(), 0..4),
-            peer in trusted(),
+            spoofed in proptest::collection::vec(any_form(prop_oneof![untrusted(), trusted()]), 0..6),
+            real in any_form(untrusted()),
+            hops in proptest::collection::vec(any_form(trusted()), 0..4),
+            peer in any_form(trusted()),
             cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..3),
         ) {
             let chain: Vec<IpAddr> =
@@ -230,16 +244,16 @@ mod tests {
                 start = cut;
             }
             let found = proxies().client(peer, headers.iter().map(|header| header.as_bytes()));
-            prop_assert_eq!(found, Some(real));
+            prop_assert_eq!(found, Some(real.to_canonical()));
         }
 
         #[test]
         fn an_untrusted_peer_is_never_replaced(
-            peer in untrusted(),
+            peer in any_form(untrusted()),
             forwarded in proptest::collection::vec(any::<Vec<u8>>(), 0..4),
         ) {
             let found = proxies().client(peer, forwarded.iter().map(Vec::as_slice));
-            prop_assert_eq!(found, Some(peer));
+            prop_assert_eq!(found, Some(peer.to_canonical()));
         }
 
         #[test]

@@ -88,6 +88,16 @@ mod tests {
 
     use super::*;
 
+    /// Whether this host can use IPv6 at all: some containers run with it disabled, where
+    /// the IPv6 halves of these tests cannot run (and say so).
+    fn host_has_ipv6() -> bool {
+        let usable = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok();
+        if !usable {
+            eprintln!("this host has no IPv6 loopback: IPv6 reachability not tested");
+        }
+        usable
+    }
+
     fn reachable(listener: &TcpListener, address: IpAddr) -> bool {
         let port = listener.local_addr().expect("bound").port();
         TcpStream::connect((address, port)).is_ok()
@@ -96,9 +106,11 @@ mod tests {
     #[test]
     fn all_interfaces_take_ipv6_and_ipv4_on_one_socket() {
         let (listener, stack) = listen(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0).expect("bound");
-        assert_eq!(stack, Stack::Dual);
-        assert!(reachable(&listener, IpAddr::V6(Ipv6Addr::LOCALHOST)));
         assert!(reachable(&listener, IpAddr::V4(Ipv4Addr::LOCALHOST)));
+        if host_has_ipv6() {
+            assert_eq!(stack, Stack::Dual);
+            assert!(reachable(&listener, IpAddr::V6(Ipv6Addr::LOCALHOST)));
+        }
     }
 
     #[test]

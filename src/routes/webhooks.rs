@@ -20,7 +20,6 @@ use crate::persistence::attempts::{NewAttempt, Stored};
 use crate::persistence::rejected::{self, RejectedDelivery};
 use crate::state::AppState;
 use crate::telemetry::RequestLog;
-use crate::webhook_auth::MethodName;
 
 #[derive(Serialize)]
 struct Acknowledgement {
@@ -35,11 +34,11 @@ pub async fn receive(
 ) -> Result<HttpResponse, ApiError> {
     let auth = &state.webhook_auth;
     let admitted = auth
-        .admit(|| state.trusted_proxies.client_of(&request))
+        .admit(state.trusted_proxies.client_of(&request))
         .map_err(|refused| {
-            state.metrics.forbidden_source();
+            state.metrics.forbidden_source(refused);
             let peer = request.peer_addr().map(|peer| peer.ip().to_canonical());
-            log.refused_source(refused.client, peer);
+            log.refused_source(refused, peer);
             ApiError::ForbiddenSource
         })?;
     let limits = &state.limits;
@@ -48,13 +47,12 @@ pub async fn receive(
         .verify(auth.headers(request.headers()), &body, SystemTime::now())
         .map_err(|refused| {
             state.metrics.auth_failure(refused);
-            let method = refused.method.map(MethodName::as_str);
-            log.webhook_auth(method, Some(refused.failure.as_str()));
-            ApiError::InvalidSignature {
+            log.refused(refused);
+            ApiError::WebhookUnauthenticated {
                 basic_challenge: auth.challenges_basic(),
             }
         })?;
-    log.webhook_auth(Some(verified.method.as_str()), None);
+    log.admitted_by(verified.method);
     // From here on the delivery is authentic: whatever is refused is kept for operators.
     let authentic = Authentic {
         state: &state,

@@ -53,6 +53,8 @@ impl BasicCredential {
             .rsplit_once(':')
             .ok_or(BasicCredentialError::Shape)?;
         let password = SecretDigest::from_hex(digest).ok_or(BasicCredentialError::Shape)?;
+        // Blanks around the user are the list's, as around any entry.
+        let user = user.trim();
         if user.is_empty() || user.contains(':') {
             return Err(BasicCredentialError::User);
         }
@@ -195,7 +197,10 @@ mod tests {
     #[test]
     fn configured_pairs_are_checked_without_echoing_them() {
         let digest = "5e884898da28047151d0e56f8dc6292773603d0d6aabbdd62a11ef721d1542d8";
-        assert!(BasicCredential::parse(&format!("idnow:{digest}")).is_ok());
+        for pair in [format!("idnow:{digest}"), format!(" idnow : {digest} ")] {
+            let parsed = BasicCredential::parse(&pair).expect("a valid pair");
+            assert_eq!(&*parsed.user, b"idnow");
+        }
         for (pair, error) in [
             ("idnow", BasicCredentialError::Shape),
             ("idnow:password", BasicCredentialError::Shape),

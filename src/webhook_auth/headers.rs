@@ -72,15 +72,33 @@ impl<'a> DeliveryHeaders<'a> {
     }
 }
 
-/// Whether `token_header` is a header that another of `methods` reads: one header cannot
-/// carry two methods' credentials.
+/// Whether `token_header` is a header that something else uses: another of `methods` (one
+/// header cannot carry two methods' credentials), or HTTP and proxies, which strip, rewrite
+/// or interpret it on the way (hop-by-hop and framing headers, `X-Forwarded-For`).
 pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName]) -> bool {
-    let signatures = [
+    use actix_web::http::header::{
+        CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, FORWARDED, HOST, TE, TRAILER,
+        TRANSFER_ENCODING, UPGRADE, X_FORWARDED_FOR,
+    };
+
+    let others = [
         &WEBHOOK_ID,
         &WEBHOOK_TIMESTAMP,
         &WEBHOOK_SIGNATURE,
         &IDNOW_SIGNATURE,
+        &CONNECTION,
+        &CONTENT_ENCODING,
+        &CONTENT_LENGTH,
+        &CONTENT_TYPE,
+        &FORWARDED,
+        &HOST,
+        &TE,
+        &TRAILER,
+        &TRANSFER_ENCODING,
+        &UPGRADE,
+        &X_FORWARDED_FOR,
     ];
-    signatures.contains(&token_header)
+    others.contains(&token_header)
+        || ["keep-alive", "proxy-connection"].contains(&token_header.as_str())
         || (*token_header == AUTHORIZATION && methods.contains(&MethodName::Basic))
 }

@@ -106,8 +106,8 @@ pub struct Verified<'a> {
     pub webhook_id: VouchedId<'a>,
 }
 
-/// Why a delivery that passed the gate was not accepted: the failure of the first method whose
-/// credentials it sent (the one the sender chose first), or [`AuthFailure::Missing`] with no
+/// Why a delivery that passed the gate was not accepted: the failure of the first method, in
+/// the order they are tried, whose credentials it sent; or [`AuthFailure::Missing`] with no
 /// method when it sent none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refused {
@@ -115,12 +115,34 @@ pub struct Refused {
     pub failure: AuthFailure,
 }
 
-/// A delivery from outside `WEBHOOK_ALLOWED_SOURCES`: 403, whatever it carries.
+/// A delivery the source gate refused: 403, whatever it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ForbiddenSource {
-    /// The client address, for the log; `None` when it could not be told (an unparsable
-    /// `X-Forwarded-For` from a trusted proxy).
-    pub client: Option<IpAddr>,
+pub enum ForbiddenSource {
+    /// From this client address, outside `WEBHOOK_ALLOWED_SOURCES`.
+    Outside(IpAddr),
+    /// From a client whose address cannot be told: a trusted proxy forwarded an
+    /// `X-Forwarded-For` that does not parse. Refused with or without allowed sources.
+    UnknownClient,
+}
+
+impl ForbiddenSource {
+    /// The `reason` label of the refusal's metric.
+    pub const REASONS: [&'static str; 2] = ["outside_allowed_sources", "unknown_client"];
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Outside(_) => Self::REASONS[0],
+            Self::UnknownClient => Self::REASONS[1],
+        }
+    }
+
+    /// The refused client's address, when it could be told.
+    pub fn client(self) -> Option<IpAddr> {
+        match self {
+            Self::Outside(address) => Some(address),
+            Self::UnknownClient => None,
+        }
+    }
 }
 
 /// One enabled method.
@@ -196,14 +218,21 @@ pub struct Credentials {
 pub enum PolicyError {
     #[error("no authentication method is enabled")]
     NoMethod,
-    #[error("`{}` is enabled but has no credentials to check", .0.as_str())]
-    NoCredentials(MethodName),
+    /// A method is enabled without the credentials it checks, kept in `variable`.
+    #[error("`{method}` is enabled but {variable} lists nothing to check")]
+    NoCredentials {
+        method: &'static str,
+        variable: &'static str,
+    },
     #[error(
-        "`source` is enabled but WEBHOOK_ALLOWED_SOURCES is not set: \
+        "`source` is enabled but WEBHOOK_ALLOWED_SOURCES is not set or holds a /0 range: \
          it would accept anonymous deliveries from anywhere"
     )]
     SourceFromAnywhere,
-    #[error("it names a header that the signature methods or `basic` read")]
+    /// A gate that lets nobody in is a mistake, never a setting: unset admits any address.
+    #[error("it is set but lists no address; leave it unset to admit any address")]
+    NoAllowedSource,
+    #[error("it names a header that HTTP, proxies or another method use")]
     TokenHeaderTaken,
 }
 
@@ -231,40 +260,52 @@ impl WebhookAuth {
         if methods.is_empty() {
             return Err(PolicyError::NoMethod);
         }
-        let allowed_sources = allowed_sources.filter(|sources| !sources.is_empty());
+        if allowed_sources.as_ref().is_some_and(Networks::is_empty) {
+            return Err(PolicyError::NoAllowedSource);
+        }
         if headers::is_read_by_others(&token_header, &methods) {
             return Err(PolicyError::TokenHeaderTaken);
         }
         let methods = methods
             .into_iter()
             .map(|name| {
-                let needs = |held: bool| held.then_some(()).ok_or(PolicyError::NoCredentials(name));
+                let needs = |held: bool, variable| {
+                    held.then_some(()).ok_or(PolicyError::NoCredentials {
+                        method: name.as_str(),
+                        variable,
+                    })
+                };
                 Ok(match name {
                     MethodName::StandardWebhooks => {
-                        needs(!keys.is_empty())?;
+                        needs(!keys.is_empty(), "IDNOW_WEBHOOK_SECRETS")?;
                         Method::StandardWebhooks(StandardWebhooks {
                             keys: keys.clone(),
                             tolerance,
                         })
                     }
                     MethodName::Hmac => {
-                        needs(!keys.is_empty())?;
+                        needs(!keys.is_empty(), "IDNOW_WEBHOOK_SECRETS")?;
                         Method::Hmac(HmacSignature { keys: keys.clone() })
                     }
                     MethodName::Token => {
-                        needs(!tokens.is_empty())?;
+                        needs(!tokens.is_empty(), "WEBHOOK_TOKENS")?;
                         Method::Token(StaticToken {
                             digests: tokens.clone(),
                         })
                     }
                     MethodName::Basic => {
-                        needs(!basic.is_empty())?;
+                        needs(!basic.is_empty(), "WEBHOOK_BASIC_CREDENTIALS")?;
                         Method::Basic(BasicCredentials {
                             accepted: basic.clone(),
                         })
                     }
                     MethodName::Source => {
-                        if allowed_sources.is_none() {
+                        // Unset, or a range of every address: either would take anonymous
+                        // deliveries from anywhere.
+                        if allowed_sources
+                            .as_ref()
+                            .is_none_or(Networks::has_everything)
+                        {
                             return Err(PolicyError::SourceFromAnywhere);
                         }
                         Method::Source
@@ -284,7 +325,7 @@ impl WebhookAuth {
         self.methods.iter().map(Method::name)
     }
 
-    /// Whether the source gate is set: only then does the client's address matter.
+    /// Whether the source gate is set.
     pub fn checks_sources(&self) -> bool {
         self.allowed_sources.is_some()
     }
@@ -294,19 +335,15 @@ impl WebhookAuth {
         self.methods().any(|method| method == MethodName::Basic)
     }
 
-    /// The source gate, before anything else of the delivery is read. `client` is asked only
-    /// when `WEBHOOK_ALLOWED_SOURCES` is set; `None` stands for an address that cannot be
-    /// told, which no gate lets in.
-    pub fn admit(
-        &self,
-        client: impl FnOnce() -> Option<IpAddr>,
-    ) -> Result<Admitted<'_>, ForbiddenSource> {
+    /// The source gate, before anything else of the delivery is read. `client` is `None`
+    /// when the client's address cannot be told, which is refused like an outside source
+    /// whether `WEBHOOK_ALLOWED_SOURCES` is set or not: an unreadable forwarding chain is a
+    /// proxy's fault or a forgery, never a delivery to take.
+    pub fn admit(&self, client: Option<IpAddr>) -> Result<Admitted<'_>, ForbiddenSource> {
+        let client = client.ok_or(ForbiddenSource::UnknownClient)?;
         match &self.allowed_sources {
-            None => Ok(Admitted(self)),
-            Some(allowed) => match client() {
-                Some(address) if allowed.contains(address) => Ok(Admitted(self)),
-                client => Err(ForbiddenSource { client }),
-            },
+            Some(allowed) if !allowed.contains(client) => Err(ForbiddenSource::Outside(client)),
+            _ => Ok(Admitted(self)),
         }
     }
 
@@ -360,6 +397,7 @@ impl Admitted<'_> {
 mod tests {
     use std::time::UNIX_EPOCH;
 
+    use base64::Engine as _;
     use proptest::prelude::*;
     use secrecy::SecretString;
     use sha2::Digest as _;
@@ -368,6 +406,7 @@ mod tests {
 
     const BODY: &[u8] = br#"{"identificationprocess":{"result":"SUCCESS"}}"#;
     const NOW: u64 = 1_790_000_000;
+    const CLIENT: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
     const TOKEN: &str = "static-token-from-idnow";
     const PASSWORD: &str = "basic password";
 
@@ -407,7 +446,7 @@ mod tests {
         body: &[u8],
         now: SystemTime,
     ) -> Result<Verified<'a>, AuthFailure> {
-        auth.admit(|| None)
+        auth.admit(Some(CLIENT))
             .expect("no gate")
             .verify(headers, body, now)
             .map_err(|refused| refused.failure)
@@ -639,6 +678,167 @@ mod tests {
         );
     }
 
+    fn policy(
+        methods: &[MethodName],
+        allowed: Option<&[&str]>,
+    ) -> Result<WebhookAuth, PolicyError> {
+        WebhookAuth::new(Credentials {
+            allowed_sources: allowed.map(|list| Networks::parse(list).expect("valid networks")),
+            ..credentials(methods)
+        })
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("an address")
+    }
+
+    fn token_sent(value: &str) -> DeliveryHeaders<'_> {
+        DeliveryHeaders {
+            token: SentHeader::One(value.as_bytes()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_gate_admits_only_allowed_clients_and_never_an_unknown_one() {
+        let gated = policy(&[MethodName::Token], Some(&["192.0.2.0/24"])).expect("valid");
+        assert!(gated.admit(Some(ip("192.0.2.77"))).is_ok());
+        assert!(gated.admit(Some(ip("::ffff:192.0.2.77"))).is_ok());
+        assert_eq!(
+            gated.admit(Some(ip("198.51.100.1"))).err(),
+            Some(ForbiddenSource::Outside(ip("198.51.100.1")))
+        );
+        assert_eq!(
+            gated.admit(None).err(),
+            Some(ForbiddenSource::UnknownClient)
+        );
+        // Without allowed sources any known address passes; an unknown one still does not.
+        let open = policy(&[MethodName::Token], None).expect("valid");
+        assert!(open.admit(Some(ip("198.51.100.1"))).is_ok());
+        assert_eq!(open.admit(None).err(), Some(ForbiddenSource::UnknownClient));
+    }
+
+    #[test]
+    fn token_basic_and_source_verify_behind_the_gate() {
+        let all = [MethodName::Token, MethodName::Basic];
+        let auth = policy(&all, None).expect("valid");
+        let admitted = auth.admit(Some(CLIENT)).expect("admitted");
+        assert_eq!(
+            admitted.verify(token_sent(TOKEN), BODY, now()),
+            Ok(Verified {
+                method: MethodName::Token,
+                webhook_id: None
+            })
+        );
+        assert_eq!(
+            admitted.verify(token_sent("wrong"), BODY, now()),
+            Err(Refused {
+                method: Some(MethodName::Token),
+                failure: AuthFailure::Mismatch
+            })
+        );
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("idnow:{PASSWORD}"))
+        );
+        let headers = DeliveryHeaders {
+            authorization: SentHeader::One(basic.as_bytes()),
+            ..Default::default()
+        };
+        assert_eq!(
+            admitted.verify(headers, BODY, now()).map(|v| v.method),
+            Ok(MethodName::Basic)
+        );
+        assert_eq!(
+            admitted.verify(DeliveryHeaders::default(), BODY, now()),
+            Err(Refused {
+                method: None,
+                failure: AuthFailure::Missing
+            })
+        );
+    }
+
+    #[test]
+    fn with_source_enabled_any_delivery_the_gate_admits_passes_and_signatures_still_vouch() {
+        let methods = [
+            MethodName::Source,
+            MethodName::Token,
+            MethodName::StandardWebhooks,
+        ];
+        let auth = policy(&methods, Some(&["192.0.2.0/24"])).expect("valid");
+        let admitted = auth.admit(Some(CLIENT)).expect("admitted");
+        // A wrong token: `source` suffices, as any one method does.
+        assert_eq!(
+            admitted
+                .verify(token_sent("wrong"), BODY, now())
+                .map(|v| v.method),
+            Ok(MethodName::Source)
+        );
+        // A valid Standard Webhooks signature is tried first, so its id is kept.
+        let signature = key("secret").standard_signature("msg", NOW as i64, BODY);
+        let timestamp = NOW.to_string();
+        assert_eq!(
+            admitted.verify(standard("msg", &timestamp, &signature), BODY, now()),
+            Ok(Verified {
+                method: MethodName::StandardWebhooks,
+                webhook_id: Some(&b"msg"[..])
+            })
+        );
+    }
+
+    #[test]
+    fn policies_that_cannot_work_are_refused() {
+        for everything in [
+            None,
+            Some(&["192.0.2.0/24", "0.0.0.0/0"][..]),
+            Some(&["::/0"]),
+        ] {
+            assert_eq!(
+                policy(&[MethodName::Source], everything).err(),
+                Some(PolicyError::SourceFromAnywhere),
+                "{everything:?}"
+            );
+        }
+        // As a gate in front of credentials, every address is what unset means anyway.
+        assert!(policy(&[MethodName::Token], Some(&["0.0.0.0/0", "::/0"])).is_ok());
+        assert_eq!(
+            policy(&[MethodName::Token], Some(&[])).err(),
+            Some(PolicyError::NoAllowedSource)
+        );
+        assert_eq!(policy(&[], None).err(), Some(PolicyError::NoMethod));
+        let without_tokens = WebhookAuth::new(Credentials {
+            tokens: Vec::new(),
+            ..credentials(&[MethodName::Token])
+        });
+        assert_eq!(
+            without_tokens.err(),
+            Some(PolicyError::NoCredentials {
+                method: "token",
+                variable: "WEBHOOK_TOKENS"
+            })
+        );
+        for (header, methods) in [
+            ("webhook-signature", &[MethodName::Token][..]),
+            ("authorization", &[MethodName::Token, MethodName::Basic]),
+            ("x-forwarded-for", &[MethodName::Token]),
+            ("connection", &[MethodName::Token]),
+            ("keep-alive", &[MethodName::Token]),
+            ("content-type", &[MethodName::Token]),
+        ] {
+            let taken = WebhookAuth::new(Credentials {
+                token_header: HeaderName::from_static(header),
+                ..credentials(methods)
+            });
+            assert_eq!(taken.err(), Some(PolicyError::TokenHeaderTaken), "{header}");
+        }
+        // `Authorization` may carry a token where `basic` does not read it.
+        let authorization = WebhookAuth::new(Credentials {
+            token_header: HeaderName::from_static("authorization"),
+            ..credentials(&[MethodName::Token])
+        });
+        assert!(authorization.is_ok());
+    }
+
     proptest! {
         #[test]
         fn only_the_exact_digest_verifies(
@@ -667,6 +867,27 @@ mod tests {
             let auth = webhook_auth(&["secret"]);
             prop_assert!(verify(&auth, standard(&id, &timestamp, &signature), BODY, now()).is_err());
             prop_assert!(verify(&auth, plain(&signature), BODY, now()).is_err());
+        }
+
+        #[test]
+        fn arbitrary_tokens_and_authorizations_never_verify_or_panic(
+            sent in proptest::collection::vec(any::<u8>(), 0..200),
+            base64_of in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let auth = policy(&[MethodName::Token, MethodName::Basic], None).expect("valid");
+            let admitted = auth.admit(Some(CLIENT)).expect("admitted");
+            let encoded = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(&base64_of)
+            );
+            for authorization in [&sent[..], encoded.as_bytes()] {
+                let headers = DeliveryHeaders {
+                    token: SentHeader::One(&sent),
+                    authorization: SentHeader::One(authorization),
+                    ..Default::default()
+                };
+                prop_assert!(admitted.verify(headers, BODY, now()).is_err());
+            }
         }
     }
 }

@@ -31,3 +31,42 @@ impl StaticToken {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(value: &[u8]) -> DeliveryHeaders<'_> {
+        DeliveryHeaders {
+            token: SentHeader::One(value),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn any_listed_token_passes_and_nothing_else_does() {
+        let method = StaticToken {
+            digests: vec![SecretDigest::of(b"current"), SecretDigest::of(b"next")],
+        };
+        assert_eq!(method.verify(&sent(b"current")), Ok(None));
+        assert_eq!(method.verify(&sent(b"next")), Ok(None));
+        for (value, failure) in [
+            (&b"curren"[..], AuthFailure::Mismatch),
+            (b"current ", AuthFailure::Mismatch),
+            (b"CURRENT", AuthFailure::Mismatch),
+            (b"", AuthFailure::Malformed),
+        ] {
+            assert_eq!(method.verify(&sent(value)), Err(failure), "{value:?}");
+        }
+        let repeated = DeliveryHeaders {
+            token: SentHeader::Repeated,
+            ..Default::default()
+        };
+        assert_eq!(method.verify(&repeated), Err(AuthFailure::Malformed));
+        assert!(!StaticToken::is_attempted(&DeliveryHeaders::default()));
+        assert_eq!(
+            method.verify(&DeliveryHeaders::default()),
+            Err(AuthFailure::Missing)
+        );
+    }
+}

@@ -269,10 +269,67 @@ async fn source_admits_only_allowed_addresses_and_refuses_others_before_reading_
     assert_eq!(app.rejected().await.len(), 1, "nothing more is kept");
 
     let after = scrape(&app).await;
-    let refused = "idnow_webhook_forbidden_sources_total";
+    let refused = r#"idnow_webhook_forbidden_sources_total{reason="outside_allowed_sources"}"#;
     assert_eq!(
         after[refused] - before.get(refused).copied().unwrap_or(0.0),
         4.0
+    );
+}
+
+/// Any one enabled method suffices: with `source` enabled, an allowed address needs no
+/// credential, and a wrong one does not spoil it.
+#[sqlx::test(migrations = false)]
+async fn with_source_enabled_an_allowed_address_suffices_whatever_else_is_sent(pool: PgPool) {
+    let app = spawn(
+        pool,
+        &[
+            ("WEBHOOK_AUTH", "source,token"),
+            ("WEBHOOK_TOKENS", &sha256_hex(TOKEN)),
+            ("WEBHOOK_ALLOWED_SOURCES", "127.0.0.2"),
+        ],
+    )
+    .await;
+    let allowed = Sender::at("127.0.0.2", &app);
+    for (n, headers) in [vec![token("wrong")], vec![token(TOKEN)], vec![]]
+        .into_iter()
+        .enumerate()
+    {
+        let response = allowed.post(&body(n), &headers).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{headers:?}");
+    }
+    let outside = Sender::at("127.0.0.3", &app);
+    assert_refused_source(outside.post(&body(9), &[token(TOKEN)]).await).await;
+    assert_nothing_kept(&app, 3).await;
+}
+
+/// The contract refuses an unparsable forwarding chain from a trusted proxy "like an outside
+/// source", with or without allowed sources.
+#[sqlx::test(migrations = false)]
+async fn an_unparsable_chain_from_a_trusted_proxy_is_refused_without_allowed_sources_too(
+    pool: PgPool,
+) {
+    let app = spawn(pool, &[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let before = scrape(&app).await;
+    let (proxy, untrusted) = (Sender::at("127.0.0.1", &app), Sender::at("127.0.0.3", &app));
+    let (first, second, third) = (body(0), body(1), body(2));
+    let forwarded = proxy
+        .post(&first, &[hmac(&first), forwarded_for("203.0.113.5")])
+        .await;
+    assert_eq!(forwarded.status(), StatusCode::ACCEPTED);
+    let garbage = forwarded_for("203.0.113.5, garbage");
+    assert_refused_source(proxy.post(&second, &[hmac(&second), garbage]).await).await;
+    // From a peer that is no proxy, the header is not read at all.
+    let ignored = untrusted
+        .post(&third, &[hmac(&third), forwarded_for("garbage")])
+        .await;
+    assert_eq!(ignored.status(), StatusCode::ACCEPTED);
+    assert_nothing_kept(&app, 2).await;
+
+    let after = scrape(&app).await;
+    let refused = r#"idnow_webhook_forbidden_sources_total{reason="unknown_client"}"#;
+    assert_eq!(
+        after[refused] - before.get(refused).copied().unwrap_or(0.0),
+        1.0
     );
 }
 
@@ -473,11 +530,13 @@ async fn refusals_are_logged_with_method_reason_and_address_but_never_a_credenti
             ("WEBHOOK_TOKENS", &tokens),
             ("WEBHOOK_BASIC_CREDENTIALS", &credentials),
             ("WEBHOOK_ALLOWED_SOURCES", "127.0.0.2"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
         ],
     );
-    let (allowed, outside) = (
+    let (allowed, outside, proxy) = (
         Sender::at("127.0.0.2", &service.app),
         Sender::at("127.0.0.3", &service.app),
+        Sender::at("127.0.0.1", &service.app),
     );
     let sent = [
         (allowed.post(&body(0), &[token(TOKEN)]).await, 202),
@@ -493,6 +552,12 @@ async fn refusals_are_logged_with_method_reason_and_address_but_never_a_credenti
         ),
         (allowed.post(&body(3), &[]).await, 401),
         (outside.post(&body(4), &[token(TOKEN)]).await, 403),
+        (
+            proxy
+                .post(&body(5), &[token(TOKEN), forwarded_for("127.0.0.2:80")])
+                .await,
+            403,
+        ),
     ];
     for (response, status) in sent {
         assert_eq!(response.status().as_u16(), status);
@@ -514,17 +579,20 @@ async fn refusals_are_logged_with_method_reason_and_address_but_never_a_credenti
                 event["auth.method"].as_str(),
                 event["auth.failure"].as_str(),
                 event["client.address"].as_str(),
+                event["client.peer"].as_str(),
             )
         })
         .collect();
+    let (outside, proxy) = (Some("127.0.0.3"), Some("127.0.0.1"));
     assert_eq!(
         logged,
         [
-            (202, Some("token"), None, None),
-            (401, Some("token"), Some("mismatch"), None),
-            (401, Some("basic"), Some("mismatch"), None),
-            (401, None, Some("missing"), None),
-            (403, None, Some("forbidden_source"), Some("127.0.0.3")),
+            (202, Some("token"), None, None, None),
+            (401, Some("token"), Some("mismatch"), None, None),
+            (401, Some("basic"), Some("mismatch"), None, None),
+            (401, None, Some("missing"), None, None),
+            (403, None, Some("outside_allowed_sources"), outside, outside),
+            (403, None, Some("unknown_client"), None, proxy),
         ]
     );
     let text = log.join("\n");
