@@ -94,13 +94,14 @@ fn hmac(body: &[u8]) -> (&'static str, String) {
 }
 
 fn standard(body: &[u8]) -> Vec<(&'static str, String)> {
-    let (id, timestamp) = ("msg_sources", unix_now());
+    // An id of its own: one id for two events is 409 `webhook_id_reused`.
+    let (id, timestamp) = (format!("msg_{}", uuid::Uuid::new_v4().simple()), unix_now());
     vec![
-        ("webhook-id", id.to_owned()),
+        ("webhook-id", id.clone()),
         ("webhook-timestamp", timestamp.to_string()),
         (
             "webhook-signature",
-            key(WEBHOOK_SECRET).standard_signature(id, timestamp, body),
+            key(WEBHOOK_SECRET).standard_signature(&id, timestamp, body),
         ),
     ]
 }
@@ -606,4 +607,123 @@ async fn refusals_are_logged_with_method_reason_and_address_but_never_a_credenti
     ] {
         assert!(!text.contains(&credential), "the log holds {credential:?}");
     }
+}
+
+/// How one request of the matrix reaches the server.
+#[derive(Debug, Clone, Copy)]
+enum Route {
+    /// Straight from an address inside `WEBHOOK_ALLOWED_SOURCES`, forging a forwarded
+    /// outside address that must be ignored.
+    DirectInside,
+    /// Straight from outside, forging a forwarded inside address.
+    DirectOutside,
+    /// Through the trusted proxy, for a client inside.
+    ProxiedInside,
+    /// Through the trusted proxy, for a client outside.
+    ProxiedOutside,
+}
+
+impl Route {
+    const ALL: [Self; 4] = [
+        Self::DirectInside,
+        Self::DirectOutside,
+        Self::ProxiedInside,
+        Self::ProxiedOutside,
+    ];
+
+    /// The peer's address and the `X-Forwarded-For` it sends.
+    fn peer_and_chain(self) -> (&'static str, &'static str) {
+        match self {
+            Self::DirectInside => ("127.0.0.2", "198.51.100.1"),
+            Self::DirectOutside => ("127.0.0.3", "192.0.2.10"),
+            Self::ProxiedInside => ("127.0.0.1", "192.0.2.10"),
+            Self::ProxiedOutside => ("127.0.0.1", "198.51.100.1"),
+        }
+    }
+
+    fn is_inside(self) -> bool {
+        matches!(self, Self::DirectInside | Self::ProxiedInside)
+    }
+}
+
+/// The contract's admission as a table: every method, with valid and with wrong credentials,
+/// from inside and outside the allowed sources, straight or through a trusted proxy. Inside
+/// means 192.0.2.0/24 (behind the proxy 127.0.0.1) or 127.0.0.2 (direct).
+#[sqlx::test(migrations = false)]
+async fn the_admission_matrix(pool: PgPool) {
+    let tokens = sha256_hex(TOKEN);
+    let basic_pairs = format!("{BASIC_USER}:{}", sha256_hex(BASIC_PASSWORD));
+    type Credentials = fn(&[u8], bool) -> Vec<(&'static str, String)>;
+    type Variables<'a> = &'a [(&'a str, &'a str)];
+    let methods: [(&str, Variables<'_>, Credentials); 5] = [
+        ("standard-webhooks", &[], |body, valid| {
+            let mut headers = standard(body);
+            if !valid {
+                headers[2].1 = "v1,AAAA".to_owned();
+            }
+            headers
+        }),
+        ("hmac", &[], |body, valid| {
+            let signed: &[u8] = if valid { body } else { b"another body" };
+            vec![hmac(signed)]
+        }),
+        ("token", &[("WEBHOOK_TOKENS", &tokens)], |_, valid| {
+            vec![token(if valid { TOKEN } else { "wrong" })]
+        }),
+        (
+            "basic",
+            &[("WEBHOOK_BASIC_CREDENTIALS", &basic_pairs)],
+            |_, valid| {
+                vec![basic(
+                    BASIC_USER,
+                    if valid { BASIC_PASSWORD } else { "wrong" },
+                )]
+            },
+        ),
+        // `source` has no credentials: "wrong" ones are a token it does not read.
+        ("source", &[], |_, valid| {
+            if valid {
+                vec![]
+            } else {
+                vec![token("wrong")]
+            }
+        }),
+    ];
+    let mut matrix = Vec::new();
+    for (method, extra, credentials) in methods {
+        let db = pool.clone();
+        let mut variables = vec![
+            ("WEBHOOK_AUTH", method),
+            ("WEBHOOK_ALLOWED_SOURCES", "192.0.2.0/24, 127.0.0.2"),
+            ("TRUSTED_PROXIES", "127.0.0.1"),
+        ];
+        variables.extend_from_slice(extra);
+        let app = spawn(db, &variables).await;
+        for route in Route::ALL {
+            for valid in [true, false] {
+                let (peer, chain) = route.peer_and_chain();
+                let delivery = webhook_body(
+                    &format!("tn-matrix-{method}-{route:?}-{valid}"),
+                    "SUCCESS",
+                    "2026-10-02T09:30:00Z",
+                );
+                let mut headers = credentials(&delivery, valid);
+                headers.push(forwarded_for(chain));
+                let status = Sender::at(peer, &app)
+                    .post(&delivery, &headers)
+                    .await
+                    .status();
+                let expected = match (route.is_inside(), valid || method == "source") {
+                    (false, _) => StatusCode::FORBIDDEN,
+                    (true, true) => StatusCode::ACCEPTED,
+                    (true, false) => StatusCode::UNAUTHORIZED,
+                };
+                matrix.push(format!("{method} {route:?} valid={valid}: {status}"));
+                assert_eq!(status, expected, "{method} {route:?} valid={valid}");
+            }
+        }
+    }
+    assert_eq!(matrix.len(), 5 * 4 * 2);
+    // With --nocapture, the matrix as it was observed.
+    eprintln!("{}", matrix.join("\n"));
 }
