@@ -56,9 +56,12 @@ impl Networks {
         self.0.is_empty()
     }
 
-    /// Whether a network of the list is all addresses of its family (`0.0.0.0/0`, `::/0`).
+    /// Whether the list covers every address of a family, by one `/0` or by several ranges
+    /// that add up to it (`0.0.0.0/1, 128.0.0.0/1`).
     pub fn has_everything(&self) -> bool {
-        self.0.iter().any(|network| network.prefix_len() == 0)
+        IpNet::aggregate(&self.0)
+            .iter()
+            .any(|network| network.prefix_len() == 0)
     }
 
     /// Whether `address`, in its canonical form, is inside any of the networks.
@@ -161,6 +164,22 @@ mod tests {
         assert!(!mapped.contains(ip("192.0.3.10")));
         // Not every IPv6 address with an IPv4 tail is mapped.
         assert!(!list.contains(ip("::192.0.2.10")));
+    }
+
+    #[test]
+    fn everything_is_told_however_it_is_written() {
+        for everything in [
+            &["0.0.0.0/0"][..],
+            &["::/0"],
+            &["10.0.0.0/8", "0.0.0.0/1", "128.0.0.0/1"],
+            &["::/1", "8000::/1"],
+            &["::ffff:0.0.0.0/96"],
+        ] {
+            assert!(networks(everything).has_everything(), "{everything:?}");
+        }
+        for partial in [&["0.0.0.0/1"][..], &["0.0.0.0/1", "192.0.0.0/2"], &["::/1"]] {
+            assert!(!networks(partial).has_everything(), "{partial:?}");
+        }
     }
 
     #[test]

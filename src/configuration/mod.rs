@@ -386,6 +386,13 @@ impl FileSettings {
             .map(|list| networks("WEBHOOK_ALLOWED_SOURCES", list))
             .transpose()?;
         let trusted_proxies = networks("TRUSTED_PROXIES", &self.trusted_proxies)?;
+        if trusted_proxies.has_everything() {
+            // Every peer a proxy: any client could name its own address.
+            return Err(ConfigError::invalid(
+                "TRUSTED_PROXIES",
+                "it covers every address, so any client could forward any address",
+            ));
+        }
 
         let auth = WebhookAuth::new(Credentials {
             methods,
@@ -701,7 +708,7 @@ mod tests {
             (
                 &[("WEBHOOK_AUTH", "source")][..],
                 "WEBHOOK_AUTH is invalid: `source` is enabled but WEBHOOK_ALLOWED_SOURCES is \
-                 not set or holds a /0 range: it would accept anonymous deliveries from anywhere",
+                 not set or covers every address: it would accept anonymous deliveries from anywhere",
             ),
             (
                 &[
@@ -709,7 +716,7 @@ mod tests {
                     ("WEBHOOK_ALLOWED_SOURCES", "192.0.2.0/24,0.0.0.0/0"),
                 ],
                 "WEBHOOK_AUTH is invalid: `source` is enabled but WEBHOOK_ALLOWED_SOURCES is \
-                 not set or holds a /0 range: it would accept anonymous deliveries from anywhere",
+                 not set or covers every address: it would accept anonymous deliveries from anywhere",
             ),
             // Set but blank, as a ConfigMap key may be: a gate nobody passes is a mistake,
             // and taking it for "unset" would open the gate.
@@ -771,6 +778,7 @@ mod tests {
             ("WEBHOOK_ALLOWED_SOURCES", "10.0.0.0/8,hunter2"),
             ("WEBHOOK_ALLOWED_SOURCES", "10.0.0.0/8,,10.1.0.0/16"),
             ("TRUSTED_PROXIES", "hunter2/8"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 0.0.0.0/1, 128.0.0.0/1"),
         ] {
             let mut vars = env(&REQUIRED);
             vars.insert(name.to_owned(), value.to_owned());

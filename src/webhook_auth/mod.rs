@@ -225,7 +225,7 @@ pub enum PolicyError {
         variable: &'static str,
     },
     #[error(
-        "`source` is enabled but WEBHOOK_ALLOWED_SOURCES is not set or holds a /0 range: \
+        "`source` is enabled but WEBHOOK_ALLOWED_SOURCES is not set or covers every address: \
          it would accept anonymous deliveries from anywhere"
     )]
     SourceFromAnywhere,
@@ -792,6 +792,7 @@ mod tests {
             None,
             Some(&["192.0.2.0/24", "0.0.0.0/0"][..]),
             Some(&["::/0"]),
+            Some(&["0.0.0.0/1", "128.0.0.0/1"]),
         ] {
             assert_eq!(
                 policy(&[MethodName::Source], everything).err(),
