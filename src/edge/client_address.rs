@@ -27,7 +27,7 @@ impl TrustedProxies {
     /// The client address of `request`; `None` when it cannot be told: no peer address, or
     /// an unparsable `X-Forwarded-For` from a trusted proxy.
     pub fn client_of(&self, request: &HttpRequest) -> Option<IpAddr> {
-        let peer = request.peer_addr()?.ip();
+        let peer = peer_of(request)?;
         let forwarded = request.headers().get_all(X_FORWARDED_FOR);
         self.client(peer, forwarded.map(|value| value.as_bytes()))
     }
@@ -61,6 +61,12 @@ impl TrustedProxies {
         }
         Some(right_most_untrusted.or(left_most).unwrap_or(peer))
     }
+}
+
+/// The TCP peer's address, in canonical form (an IPv4 client of the dual-stack socket as
+/// IPv4): from the connection, never from a header.
+pub fn peer_of(request: &HttpRequest) -> Option<IpAddr> {
+    request.peer_addr().map(|peer| peer.ip().to_canonical())
 }
 
 /// One entry of the list: an IPv4 or IPv6 address and optional blanks around it, nothing

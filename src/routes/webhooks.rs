@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::domain::{AttemptId, Delivery, DeliveryError, WebhookId};
 use crate::edge::body::read_json_body;
+use crate::edge::client_address::peer_of;
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::attempts::{NewAttempt, Stored};
 use crate::persistence::rejected::{self, RejectedDelivery};
@@ -37,8 +38,7 @@ pub async fn receive(
         .admit(state.trusted_proxies.client_of(&request))
         .map_err(|refused| {
             state.metrics.forbidden_source(refused);
-            let peer = request.peer_addr().map(|peer| peer.ip().to_canonical());
-            log.refused_source(refused, peer);
+            log.refused_source(refused, peer_of(&request));
             ApiError::ForbiddenSource
         })?;
     let limits = &state.limits;

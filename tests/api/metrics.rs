@@ -31,7 +31,7 @@ pub async fn scrape(app: &TestApp) -> Scrape {
 }
 
 /// How much `series` grew between two scrapes; a series absent before counts from 0.
-fn grew(before: &Scrape, after: &Scrape, series: &str) -> f64 {
+pub fn grew(before: &Scrape, after: &Scrape, series: &str) -> f64 {
     let after = after
         .get(series)
         .unwrap_or_else(|| panic!("{series} is exported: {after:#?}"));

@@ -15,7 +15,7 @@ use reqwest::{Response, StatusCode};
 use sqlx::PgPool;
 
 use crate::helpers::*;
-use crate::metrics::scrape;
+use crate::metrics::{grew, scrape};
 use crate::process::ServiceProcess;
 
 const TOKEN: &str = "idnow-static-token-0123456789";
@@ -183,7 +183,7 @@ async fn token_admits_the_listed_tokens_in_the_configured_header(pool: PgPool) {
     let after = scrape(&app).await;
     let failures = |labels: &str| {
         let series = format!("idnow_webhook_signature_failures_total{{{labels}}}");
-        after[&series] - before.get(&series).copied().unwrap_or(0.0)
+        grew(&before, &after, &series)
     };
     assert_eq!(failures(r#"method="token",reason="mismatch""#), 2.0);
     assert_eq!(failures(r#"method="token",reason="malformed""#), 2.0);
@@ -271,10 +271,7 @@ async fn source_admits_only_allowed_addresses_and_refuses_others_before_reading_
 
     let after = scrape(&app).await;
     let refused = r#"idnow_webhook_forbidden_sources_total{reason="outside_allowed_sources"}"#;
-    assert_eq!(
-        after[refused] - before.get(refused).copied().unwrap_or(0.0),
-        4.0
-    );
+    assert_eq!(grew(&before, &after, refused), 4.0);
 }
 
 /// Any one enabled method suffices: with `source` enabled, an allowed address needs no
@@ -328,10 +325,7 @@ async fn an_unparsable_chain_from_a_trusted_proxy_is_refused_without_allowed_sou
 
     let after = scrape(&app).await;
     let refused = r#"idnow_webhook_forbidden_sources_total{reason="unknown_client"}"#;
-    assert_eq!(
-        after[refused] - before.get(refused).copied().unwrap_or(0.0),
-        1.0
-    );
+    assert_eq!(grew(&before, &after, refused), 1.0);
 }
 
 #[sqlx::test(migrations = false)]
