@@ -15,6 +15,7 @@ use crate::digest::SecretDigest;
 pub enum Scope {
     IdnowAttemptsRead,
     SigningsWrite,
+    PersonsErase,
 }
 
 impl Scope {
@@ -22,13 +23,18 @@ impl Scope {
         match self {
             Self::IdnowAttemptsRead => "idnow_attempts:read",
             Self::SigningsWrite => "signings:write",
+            Self::PersonsErase => "persons:erase",
         }
     }
 
     fn parse(raw: &str) -> Option<Self> {
-        [Self::IdnowAttemptsRead, Self::SigningsWrite]
-            .into_iter()
-            .find(|scope| scope.as_str() == raw)
+        [
+            Self::IdnowAttemptsRead,
+            Self::SigningsWrite,
+            Self::PersonsErase,
+        ]
+        .into_iter()
+        .find(|scope| scope.as_str() == raw)
     }
 }
 
@@ -55,6 +61,14 @@ pub mod scopes {
 
     impl Required for SigningsWrite {
         const SCOPE: Scope = Scope::SigningsWrite;
+    }
+
+    /// `persons:erase`: erase everything held for a person.
+    #[derive(Debug)]
+    pub struct PersonsErase;
+
+    impl Required for PersonsErase {
+        const SCOPE: Scope = Scope::PersonsErase;
     }
 }
 

@@ -1,4 +1,4 @@
-//! The command line: `serve` (the default) and `migrate`.
+//! The command line: `serve` (the default), `migrate`, and the operator commands.
 
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
@@ -29,6 +29,19 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit. Safe to run from several places at once.
     Migrate,
+    /// Re-encrypt every stored payload and kept body that is not under the first key of
+    /// PAYLOAD_ENCRYPTION_KEYS (or not encrypted at all, from before encryption), in batches,
+    /// beside live traffic; prints progress. Interrupted, run it again: it resumes. Then the
+    /// other keys may be dropped.
+    Reencrypt,
+    /// Apply the retention settings now: delete attempts no signing claimed within
+    /// RETENTION_UNREGISTERED_DAYS and rejected deliveries kept over RETENTION_REJECTED_DAYS,
+    /// and print the counts.
+    Purge {
+        /// Only count what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[cfg(test)]
@@ -63,6 +76,10 @@ mod tests {
         assert_eq!(
             Cli::parse_from(["idnow-attempts", "migrate"]).command,
             Some(Command::Migrate)
+        );
+        assert_eq!(
+            Cli::parse_from(["idnow-attempts", "purge", "--dry-run"]).command,
+            Some(Command::Purge { dry_run: true })
         );
     }
 }

@@ -2,6 +2,7 @@
 //! identification attempt in PostgreSQL, and serves each signing's attempt history.
 
 pub mod api_auth;
+pub mod at_rest;
 pub mod cli;
 pub mod configuration;
 pub mod digest;
@@ -10,7 +11,9 @@ pub mod edge;
 pub mod error;
 pub mod metrics;
 pub mod networks;
+pub mod operations;
 pub mod persistence;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod state;

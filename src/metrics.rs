@@ -42,7 +42,13 @@ pub struct Metrics {
     auth_failures: IntCounterVec,
     forbidden_sources: IntCounterVec,
     rejected: IntCounterVec,
+    erased_deliveries: IntCounter,
+    erasures: IntCounter,
+    retention_deleted: IntCounterVec,
 }
+
+/// The `table` labels of `idnow_retention_deleted_total`.
+pub const RETENTION_TABLES: [&str; 2] = ["attempts", "rejected_deliveries"];
 
 /// The `method` label of a 401 whose delivery sent no enabled method's credentials.
 const NO_METHOD: &str = "none";
@@ -104,6 +110,22 @@ impl Metrics {
             ),
             &["code"],
         )?;
+        let erased_deliveries = IntCounter::new(
+            "idnow_webhook_erased_deliveries_total",
+            "Authentic webhooks for an erased identification: answered 204, nothing stored.",
+        )?;
+        let erasures = IntCounter::new(
+            "idnow_person_erasures_total",
+            "Erasures of a person that removed something.",
+        )?;
+        let retention_deleted = IntCounterVec::new(
+            Opts::new(
+                "idnow_retention_deleted_total",
+                "Rows deleted by retention, by table: unclaimed attempts and kept rejected \
+                 deliveries past their retention.",
+            ),
+            &["table"],
+        )?;
         let pool = PoolCollector::new(pools)?;
         let body_bytes = BodyBytesCollector::new(body_budget)?;
 
@@ -114,6 +136,9 @@ impl Metrics {
         registry.register(Box::new(auth_failures.clone()))?;
         registry.register(Box::new(forbidden_sources.clone()))?;
         registry.register(Box::new(rejected.clone()))?;
+        registry.register(Box::new(erased_deliveries.clone()))?;
+        registry.register(Box::new(erasures.clone()))?;
+        registry.register(Box::new(retention_deleted.clone()))?;
         registry.register(Box::new(pool))?;
         registry.register(Box::new(body_bytes))?;
         registry.register(Box::new(PROTOCOL_REFUSALS.clone()))?;
@@ -137,6 +162,9 @@ impl Metrics {
         for result in DOCUMENTED_RESULTS.iter().chain(&["other"]) {
             attempts_stored.with_label_values(&[result]);
         }
+        for table in RETENTION_TABLES {
+            retention_deleted.with_label_values(&[table]);
+        }
 
         Ok(Self {
             registry,
@@ -147,7 +175,25 @@ impl Metrics {
             auth_failures,
             forbidden_sources,
             rejected,
+            erased_deliveries,
+            erasures,
+            retention_deleted,
         })
+    }
+
+    pub fn erased_delivery(&self) {
+        self.erased_deliveries.inc();
+    }
+
+    pub fn erasure(&self) {
+        self.erasures.inc();
+    }
+
+    /// `table` is one of [`RETENTION_TABLES`].
+    pub fn retention_deleted(&self, table: &'static str, rows: u64) {
+        self.retention_deleted
+            .with_label_values(&[table])
+            .inc_by(rows);
     }
 
     pub fn attempt_stored(&self, result: &str) {

@@ -1,5 +1,5 @@
-//! Builds the application from settings: pool, migrations, listener, HTTP server, and the
-//! way it stops.
+//! Builds the application from settings: pool, migrations, listener, HTTP server, retention
+//! in the background, and the way they stop.
 
 use std::net::{SocketAddr, TcpListener};
 use std::rc::Rc;
@@ -17,7 +17,7 @@ use crate::edge::listener::{self, Stack};
 use crate::edge::{self, body, connection, limits, EdgeLimits};
 use crate::metrics::Metrics;
 use crate::persistence::writer::AttemptWriter;
-use crate::persistence::{self, WorkerPools};
+use crate::persistence::{self, Database, WorkerPools};
 use crate::routes;
 use crate::state::{AppState, Draining};
 use crate::telemetry;
@@ -26,6 +26,17 @@ pub struct Application {
     address: SocketAddr,
     server: Server,
     pools: WorkerPools,
+    retention: Background,
+}
+
+/// A task that lives as long as its owner: aborted when dropped.
+#[derive(Debug)]
+struct Background(tokio::task::JoinHandle<()>);
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl std::fmt::Debug for Application {
@@ -83,13 +94,22 @@ impl Application {
                 "IPv6 is disabled on this host: listening on all IPv4 interfaces only"
             );
         }
+        // Retention deletes one batch at a time: one connection of its own, opened when a
+        // pass starts.
+        let mut retention_settings = settings.database.clone();
+        (
+            retention_settings.max_connections,
+            retention_settings.min_connections,
+        ) = (1, 0);
+        let retention = persistence::connect(&retention_settings, options.clone());
         let pools =
             persistence::connect_workers(&settings.database, options, settings.http.workers.get());
-        let server = serve(listener, pools.clone(), settings, shutdown)?;
+        let (server, retention) = serve(listener, pools.clone(), retention, settings, shutdown)?;
         Ok(Self {
             address,
             server,
             pools,
+            retention,
         })
     }
 
@@ -118,16 +138,23 @@ impl Application {
     /// delay the listener closes, idle connections are closed, requests in flight finish
     /// within the shutdown timeout, and this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let Self {
+            server, retention, ..
+        } = self;
+        let served = server.await;
+        // A pass cut short leaves nothing half done: each batch is its own transaction.
+        drop(retention);
+        served
     }
 }
 
 fn serve(
     listener: TcpListener,
     pools: WorkerPools,
+    retention: Database,
     settings: Settings,
     shutdown: Shutdown,
-) -> anyhow::Result<Server> {
+) -> anyhow::Result<(Server, Background)> {
     let http = settings.http;
     let limits = EdgeLimits::new(&http);
     let webhook_auth = settings.webhooks.auth;
@@ -135,6 +162,10 @@ fn serve(
     let methods: Vec<_> = webhook_auth.methods().collect();
     let metrics = Metrics::new(pools.clone(), limits.body_budget.clone(), &methods)
         .context("registering the metrics")?;
+    let retention = Background(tokio::spawn(
+        settings.retention.run(retention, metrics.clone()),
+    ));
+    let payload_keys = settings.payload_keys;
     let draining = Draining::default();
     let drain_on_stop = draining.clone();
     let api_keys = web::Data::new(settings.api_keys);
@@ -151,6 +182,7 @@ fn serve(
             ),
             database,
             webhook_auth: webhook_auth.clone(),
+            payload_keys: payload_keys.clone(),
             trusted_proxies: trusted_proxies.clone(),
             limits: limits.clone(),
             metrics: metrics.clone(),
@@ -192,10 +224,11 @@ fn serve(
         }
         Shutdown::ByHandle => server.disable_signals(),
     };
-    Ok(server
+    let server = server
         .listen(listener)
         .context("starting the HTTP server")?
-        .run())
+        .run();
+    Ok((server, retention))
 }
 
 /// Resolves, and so starts the graceful stop, `delay` after the first SIGTERM or SIGINT.

@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use crate::at_rest::PayloadKeys;
 use crate::edge::client_address::TrustedProxies;
 use crate::edge::EdgeLimits;
 use crate::metrics::Metrics;
@@ -18,6 +19,8 @@ pub struct AppState {
     /// Stores the attempts of this worker's webhooks, in batches under load.
     pub writer: AttemptWriter,
     pub webhook_auth: WebhookAuth,
+    /// Seal what is stored, open what is read.
+    pub payload_keys: Arc<PayloadKeys>,
     /// Whose `X-Forwarded-For` tells the client's address.
     pub trusted_proxies: TrustedProxies,
     pub limits: EdgeLimits,

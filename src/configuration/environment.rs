@@ -41,7 +41,7 @@ pub struct Variable {
 /// The name figment reports as the source of a value that came from the environment.
 const SOURCE: &str = "environment variable";
 
-pub const VARIABLES: [Variable; 13] = [
+pub const VARIABLES: [Variable; 16] = [
     Variable {
         name: "DATABASE_URL",
         syntax: Syntax::Text,
@@ -105,6 +105,27 @@ pub const VARIABLES: [Variable; 13] = [
         help: "comma-separated CIDRs of the proxies (ingress, load balancer) whose \
                X-Forwarded-For is believed: the client is its right-most address that is not \
                itself a trusted proxy [default: unset, none]",
+    },
+    Variable {
+        name: "PAYLOAD_ENCRYPTION_KEYS",
+        syntax: Syntax::List,
+        expected: "comma-separated key_id:<base64 of 32 bytes> entries",
+        help: "comma-separated key_id:<base64 of 32 random bytes>; the first key encrypts \
+               stored payloads and kept bodies (AES-256-GCM), every listed key decrypts \
+               (rotation) (required)",
+    },
+    Variable {
+        name: "RETENTION_UNREGISTERED_DAYS",
+        syntax: Syntax::Number,
+        expected: "whole days, 1 to 36500",
+        help: "attempts whose transaction number no signing has claimed are deleted this \
+               many days after arrival",
+    },
+    Variable {
+        name: "RETENTION_REJECTED_DAYS",
+        syntax: Syntax::Number,
+        expected: "whole days, 1 to 36500",
+        help: "kept rejected deliveries are deleted this many days after arrival",
     },
     Variable {
         name: "WEBHOOK_TOLERANCE_SECONDS",
@@ -257,8 +278,8 @@ pub fn help() -> String {
     text.push('\n');
     let app_config = (
         "APP_CONFIG",
-        "optional TOML file with the same keys in lower case, plus the [database] and [http] \
-         tuning tables of config/default.toml"
+        "optional TOML file with the same keys in lower case, plus the [database], [http] \
+         and [retention] tuning tables of config/default.toml"
             .to_owned(),
     );
     let described = VARIABLES.iter().map(|variable| {

@@ -2,8 +2,8 @@
 //!
 //! Layers, each overriding the one before: built-in defaults, `config/default.toml`, the file
 //! named by `APP_CONFIG`, then the environment variables of the contract, which always win.
-//! File keys are the lower-cased names of those variables, plus `[database]` and `[http]`
-//! tables for tuning that has no variable.
+//! File keys are the lower-cased names of those variables, plus `[database]`, `[http]` and
+//! `[retention]` tables for tuning that has no variable.
 //!
 //! Every default is written once, in `config/default.toml`: the binary embeds it as its
 //! built-in layer, `--help` quotes it, and a test holds the README's tables to it.
@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use figment::providers::{Format, Toml};
@@ -29,8 +30,10 @@ use sqlx::postgres::PgConnectOptions;
 use actix_web::http::header::HeaderName;
 
 use crate::api_auth::{ApiKeyEntry, ApiKeys};
+use crate::at_rest::PayloadKeys;
 use crate::digest::SecretDigest;
 use crate::networks::Networks;
+use crate::retention::RetentionSettings;
 use crate::webhook_auth::{
     BasicCredential, Credentials, MethodName, PolicyError, SigningKey, WebhookAuth,
 };
@@ -51,6 +54,9 @@ pub struct Settings {
     pub http: HttpSettings,
     pub webhooks: WebhookSettings,
     pub api_keys: ApiKeys,
+    /// `PAYLOAD_ENCRYPTION_KEYS`: the first seals, all open.
+    pub payload_keys: Arc<PayloadKeys>,
+    pub retention: RetentionSettings,
     pub migrate_on_start: bool,
     /// `RUST_LOG` syntax.
     pub log_filter: String,
@@ -169,11 +175,23 @@ struct FileSettings {
     trusted_proxies: Vec<String>,
     webhook_tolerance_seconds: u64,
     api_keys: Vec<ApiKeyEntry>,
+    #[serde(default)]
+    payload_encryption_keys: Vec<SecretString>,
+    retention_unregistered_days: u32,
+    retention_rejected_days: u32,
     migrate_on_start: bool,
     rust_log: String,
     host: IpAddr,
     database: DatabaseFile,
     http: HttpFile,
+    retention: RetentionFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionFile {
+    interval_seconds: u64,
+    batch_size: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,6 +296,35 @@ impl TryFrom<FileSettings> for Settings {
         let webhooks = file.webhook_settings()?;
         let api_keys = ApiKeys::from_entries(&file.api_keys)
             .map_err(|e| ConfigError::invalid("API_KEYS", e))?;
+        if file.payload_encryption_keys.is_empty() {
+            return Err(ConfigError::Missing("PAYLOAD_ENCRYPTION_KEYS"));
+        }
+        let payload_keys = PayloadKeys::parse(
+            &file
+                .payload_encryption_keys
+                .iter()
+                .map(ExposeSecret::expose_secret)
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| ConfigError::invalid("PAYLOAD_ENCRYPTION_KEYS", e))?;
+        // Beyond a century, days stop meaning retention (and overflow the interval maths).
+        for (name, days) in [
+            (
+                "RETENTION_UNREGISTERED_DAYS",
+                file.retention_unregistered_days,
+            ),
+            ("RETENTION_REJECTED_DAYS", file.retention_rejected_days),
+        ] {
+            if !(1..=36_500).contains(&days) {
+                return Err(ConfigError::invalid(name, "must be 1 to 36500 days"));
+            }
+        }
+        if file.retention.interval_seconds == 0 || file.retention.batch_size == 0 {
+            return Err(ConfigError::invalid(
+                "retention",
+                "interval_seconds and batch_size must be at least 1",
+            ));
+        }
 
         let database = &file.database;
         if database.max_connections == 0 || database.min_connections > database.max_connections {
@@ -344,6 +391,13 @@ impl TryFrom<FileSettings> for Settings {
             },
             webhooks,
             api_keys,
+            payload_keys: Arc::new(payload_keys),
+            retention: RetentionSettings {
+                unregistered_days: file.retention_unregistered_days,
+                rejected_days: file.retention_rejected_days,
+                interval: Duration::from_secs(file.retention.interval_seconds),
+                batch_size: file.retention.batch_size,
+            },
             migrate_on_start: file.migrate_on_start,
             log_filter: file.rust_log,
         })
@@ -556,11 +610,16 @@ mod tests {
         assert_eq!(settings.share(1, 2).write_concurrency, 1);
     }
 
+    /// The variables `pairs`, with a valid PAYLOAD_ENCRYPTION_KEYS unless they set it: every
+    /// test but the ones about keys needs one, and none is about it.
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
+        let mut vars: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+            .collect();
+        vars.entry("PAYLOAD_ENCRYPTION_KEYS".to_owned())
+            .or_insert_with(|| crate::at_rest::TEST_KEYS.to_owned());
+        vars
     }
 
     const REQUIRED: [(&str, &str); 2] = [
@@ -640,6 +699,41 @@ mod tests {
             error.to_string(),
             "IDNOW_WEBHOOK_SECRETS is required: WEBHOOK_AUTH enables `standard-webhooks`"
         );
+        let mut vars = env(&REQUIRED);
+        vars.remove("PAYLOAD_ENCRYPTION_KEYS");
+        let error = Settings::from_env_map(&vars).expect_err("no keys");
+        assert_eq!(error.to_string(), "PAYLOAD_ENCRYPTION_KEYS is required");
+    }
+
+    #[test]
+    fn payload_keys_and_retention_are_read_and_refused_without_quoting_keys() {
+        let key = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=";
+        let vars = env(&[
+            REQUIRED[0],
+            REQUIRED[1],
+            ("PAYLOAD_ENCRYPTION_KEYS", &format!("k2:{key}, k1:{key}")),
+            ("RETENTION_UNREGISTERED_DAYS", "120"),
+        ]);
+        let settings = Settings::from_env_map(&vars).expect("valid");
+        let ids: Vec<_> = settings.payload_keys.ids().map(|id| id.as_str()).collect();
+        assert_eq!(ids, ["k2", "k1"]);
+        assert_eq!(settings.retention.unregistered_days, 120);
+        assert_eq!(settings.retention.rejected_days, 30);
+        assert_eq!(settings.retention.interval, Duration::from_secs(3600));
+        assert!(!format!("{settings:?}").contains(key));
+        for (name, value) in [
+            ("PAYLOAD_ENCRYPTION_KEYS", format!("k1:{}", &key[..20])),
+            ("PAYLOAD_ENCRYPTION_KEYS", format!("k1 {key}")),
+            ("PAYLOAD_ENCRYPTION_KEYS", format!("k1:{key},k1:{key}")),
+            ("PAYLOAD_ENCRYPTION_KEYS", " ".to_owned()),
+            ("RETENTION_REJECTED_DAYS", "0".to_owned()),
+            ("RETENTION_UNREGISTERED_DAYS", "-3".to_owned()),
+        ] {
+            let vars = env(&[REQUIRED[0], REQUIRED[1], (name, &value)]);
+            let error = Settings::from_env_map(&vars).expect_err(name).to_string();
+            assert!(error.contains(name), "{error}");
+            assert!(!error.contains(&key[..20]), "{error}");
+        }
     }
 
     #[test]

@@ -124,6 +124,15 @@ impl<'a> Delivery<'a> {
     }
 }
 
+/// The transaction number of a body that is not a storable attempt, where it has a valid one:
+/// what a kept rejected delivery is found by when its identification is erased.
+pub fn transaction_number_of(body: &[u8]) -> Option<TransactionNumber> {
+    let envelope: Envelope<'_> = serde_json::from_slice(body).ok()?;
+    let process: Process<'_> = serde_json::from_str(envelope.identificationprocess?.get()).ok()?;
+    let number: String = serde_json::from_str(process.transactionnumber?.get()).ok()?;
+    TransactionNumber::parse(&number).ok()
+}
+
 /// IDnow's payloads nest four levels deep. Far deeper is valid JSON, but nothing a sender of
 /// results has a reason to send, and every later reader (PostgreSQL, our clients' parsers)
 /// would pay for it; serde_json skips such values without a depth limit of its own.
@@ -233,7 +242,7 @@ fn text_field(raw: Option<&RawValue>, name: &str) -> Result<Option<String>, Deli
 
 /// As [`text_field`], for a value stored in a `text` column: refused too when it holds what
 /// `text` cannot (a NUL character), so that no delivery reaches the store with a value that
-/// would fail its statement. (The `json` payload column keeps `\u0000` as sent.)
+/// would fail its statement. (The payload itself keeps `\u0000` as sent.)
 fn stored_text_field(raw: Option<&RawValue>, name: &str) -> Result<Option<String>, DeliveryError> {
     let text = text_field(raw, name)?;
     if text.as_deref().is_some_and(|text| text.contains('\0')) {

@@ -102,6 +102,13 @@ impl TransactionNumber {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// SHA-256 of the transaction number: how an erased identification is remembered, so
+    /// that a late webhook is recognised without the number itself being kept.
+    pub fn digest(&self) -> [u8; 32] {
+        use sha2::{Digest as _, Sha256};
+        Sha256::digest(self.0.as_bytes()).into()
+    }
 }
 
 impl fmt::Display for TransactionNumber {

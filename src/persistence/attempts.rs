@@ -9,9 +9,10 @@ use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use crate::at_rest::{Binding, OpenError, PayloadKeys};
 use crate::domain::{AttemptId, Delivery, PageRequest, PersonId, SigningId, WebhookId};
 
-/// An attempt to store, owned, as the batch writer's task needs it.
+/// An attempt to store, owned, as the batch writer's task needs it, its payload sealed.
 #[derive(Debug)]
 pub struct NewAttempt {
     pub id: AttemptId,
@@ -22,21 +23,41 @@ pub struct NewAttempt {
     pub identified_at: Option<DateTime<Utc>>,
     pub webhook_id: Option<String>,
     pub dedup_key: [u8; 32],
-    pub payload: String,
+    /// The SHA-256 of the transaction number, as erasure remembers it.
+    pub identification: [u8; 32],
+    pub key_id: String,
+    /// The body as received, sealed for this row (see `at_rest`).
+    pub sealed: Vec<u8>,
 }
 
 impl NewAttempt {
-    pub fn new(delivery: &Delivery<'_>, webhook_id: Option<&WebhookId>) -> Self {
+    /// The attempt of `delivery`, its payload sealed under the first of `keys`.
+    pub fn new(
+        delivery: &Delivery<'_>,
+        webhook_id: Option<&WebhookId>,
+        keys: &PayloadKeys,
+    ) -> Self {
+        let id = AttemptId::generate();
+        let transaction_number = delivery.transaction_number.as_str();
+        let sealed = keys.seal(
+            Binding::Attempt {
+                id: id.as_uuid(),
+                transaction_number,
+            },
+            delivery.payload.as_bytes(),
+        );
         Self {
-            id: AttemptId::generate(),
-            transaction_number: delivery.transaction_number.as_str().to_owned(),
+            id,
+            transaction_number: transaction_number.to_owned(),
             ident_id: delivery.ident_id.clone(),
             result: delivery.result.clone(),
             reason: delivery.reason.clone(),
             identified_at: delivery.identified_at,
             webhook_id: webhook_id.map(|id| id.as_str().to_owned()),
             dedup_key: delivery.dedup_key,
-            payload: delivery.payload.to_owned(),
+            identification: delivery.transaction_number.digest(),
+            key_id: sealed.key_id.as_str().to_owned(),
+            sealed: sealed.bytes,
         }
     }
 }
@@ -53,14 +74,17 @@ pub enum Stored {
     Duplicate { id: AttemptId },
     /// Not stored: the delivery's `webhook-id` belongs to `holder`, a different event.
     WebhookIdReused { holder: AttemptId },
+    /// Not stored: its identification was erased.
+    Erased,
 }
 
 /// Inserts `attempts` with one statement, committed on its own, then looks up, for those it
 /// skipped, the rows that hold their place. One answer per attempt, in order; `None` for an
 /// attempt whose place was taken by a row deleted before the look-up (a retry stores it).
 ///
-/// A skipped attempt is a duplicate when the same event is stored (its `dedup_key`), whatever
-/// its `webhook-id`; otherwise its `webhook-id` is already another event's.
+/// An attempt of an erased identification is skipped. Another skipped attempt is a duplicate
+/// when the same event is stored (its `dedup_key`), whatever its `webhook-id`; otherwise its
+/// `webhook-id` is already another event's.
 pub async fn insert(
     conn: &mut PgConnection,
     attempts: &[NewAttempt],
@@ -70,13 +94,15 @@ pub async fn insert(
     let optional = |f: fn(&NewAttempt) -> Option<&str>| attempts.iter().map(f).collect::<Vec<_>>();
     let transaction_numbers = text(|a| &a.transaction_number);
     let results = text(|a| &a.result);
-    let payloads = text(|a| &a.payload);
+    let key_ids = text(|a| &a.key_id);
     let ident_ids = optional(|a| a.ident_id.as_deref());
     let reasons = optional(|a| a.reason.as_deref());
     let webhook_ids = optional(|a| a.webhook_id.as_deref());
     let identified_at: Vec<Option<DateTime<Utc>>> =
         attempts.iter().map(|a| a.identified_at).collect();
     let dedup_keys: Vec<&[u8]> = attempts.iter().map(|a| &a.dedup_key[..]).collect();
+    let sealed: Vec<&[u8]> = attempts.iter().map(|a| &a.sealed[..]).collect();
+    let identifications: Vec<&[u8]> = attempts.iter().map(|a| &a.identification[..]).collect();
 
     let inserted: HashMap<Uuid, bool> = sqlx::query_file!(
         "src/persistence/sql/insert.sql",
@@ -88,7 +114,9 @@ pub async fn insert(
         &identified_at as &[Option<DateTime<Utc>>],
         &webhook_ids as &[Option<&str>],
         &dedup_keys as &[&[u8]],
-        &payloads as &[&str],
+        &sealed as &[&[u8]],
+        &key_ids as &[&str],
+        &identifications as &[&[u8]],
     )
     .fetch_all(&mut *conn)
     .await?
@@ -105,23 +133,27 @@ pub async fn insert(
         let skipped_webhook_ids: Vec<Option<&str>> =
             skipped.iter().map(|n| webhook_ids[*n]).collect();
         let skipped_dedup_keys: Vec<&[u8]> = skipped.iter().map(|n| dedup_keys[*n]).collect();
+        let skipped_identifications: Vec<&[u8]> =
+            skipped.iter().map(|n| identifications[*n]).collect();
         for row in sqlx::query_file!(
             "src/persistence/sql/places.sql",
             &positions,
             &skipped_webhook_ids as &[Option<&str>],
             &skipped_dedup_keys as &[&[u8]],
+            &skipped_identifications as &[&[u8]],
         )
         .fetch_all(&mut *conn)
         .await?
         {
-            let place = match (row.original, row.holder) {
-                (Some(original), _) => Stored::Duplicate {
+            let place = match (row.erased, row.original, row.holder) {
+                (true, _, _) => Stored::Erased,
+                (false, Some(original), _) => Stored::Duplicate {
                     id: original.into(),
                 },
-                (None, Some(holder)) => Stored::WebhookIdReused {
+                (false, None, Some(holder)) => Stored::WebhookIdReused {
                     holder: holder.into(),
                 },
-                (None, None) => continue,
+                (false, None, None) => continue,
             };
             places.insert(row.position as usize, place);
         }
@@ -142,6 +174,8 @@ pub async fn insert(
 pub struct History {
     /// Attempts in the whole history, not only this page.
     pub total: u64,
+    /// The signing's identification.
+    pub transaction_number: String,
     pub attempts: Vec<StoredAttempt>,
 }
 
@@ -150,8 +184,42 @@ pub struct StoredAttempt {
     pub id: AttemptId,
     pub result: String,
     pub reason: Option<String>,
-    /// The body as received.
-    pub payload: String,
+    pub payload: StoredPayload,
+}
+
+/// A payload as the database holds it.
+#[derive(Debug)]
+pub enum StoredPayload {
+    Sealed {
+        key_id: String,
+        sealed: Vec<u8>,
+    },
+    /// Stored before encryption existed, and not yet re-encrypted.
+    Plain(String),
+}
+
+impl StoredPayload {
+    /// The body as received: opened, or as it was stored before encryption.
+    pub fn open(self, keys: &PayloadKeys, binding: Binding<'_>) -> Result<Vec<u8>, OpenError> {
+        match self {
+            Self::Plain(text) => Ok(text.into_bytes()),
+            Self::Sealed { key_id, sealed } => keys.open(&key_id, binding, sealed),
+        }
+    }
+
+    /// From a row's `key_id`, `sealed` and plain `payload` columns; `None` for a row that
+    /// breaks the table's CHECK, which cannot be read.
+    pub fn from_columns(
+        key_id: Option<String>,
+        sealed: Option<Vec<u8>>,
+        plain: Option<String>,
+    ) -> Option<Self> {
+        match (key_id, sealed, plain) {
+            (Some(key_id), Some(sealed), _) => Some(Self::Sealed { key_id, sealed }),
+            (None, None, Some(plain)) => Some(Self::Plain(plain)),
+            _ => None,
+        }
+    }
 }
 
 /// One page of a signing's attempt history, oldest first; `None` when the person has no such
@@ -176,18 +244,23 @@ pub async fn history(
         return Ok(None);
     };
     let total = u64::try_from(first.total).unwrap_or_default();
+    let transaction_number = first.identification_id.clone();
     let attempts = rows
         .into_iter()
         .filter_map(|row| {
             // A signing without attempts on this page comes back as one row of NULLs.
-            let (id, result, payload): (Uuid, _, _) = (row.id?, row.result?, row.payload?);
+            let (id, result): (Uuid, _) = (row.id?, row.result?);
             Some(StoredAttempt {
                 id: id.into(),
                 result,
                 reason: row.reason,
-                payload,
+                payload: StoredPayload::from_columns(row.key_id, row.sealed, row.plain)?,
             })
         })
         .collect();
-    Ok(Some(History { total, attempts }))
+    Ok(Some(History {
+        total,
+        transaction_number,
+        attempts,
+    }))
 }

@@ -5,8 +5,11 @@
 
 pub mod attempts;
 mod failure;
+pub mod keys;
+pub mod persons;
 pub mod pool;
 pub mod rejected;
+pub mod retention;
 pub mod signings;
 mod worker_pools;
 pub mod writer;
@@ -18,6 +21,7 @@ pub use self::failure::Transient;
 pub use self::pool::Database;
 pub use self::worker_pools::WorkerPools;
 
+use crate::at_rest::{KeyId, PayloadKeys};
 use crate::configuration::DatabaseSettings;
 
 /// The migrations of `migrations/`, embedded in the binary.
@@ -57,23 +61,43 @@ pub async fn migrate(database: &Database) -> Result<(), sqlx::migrate::MigrateEr
     database.run(async |conn| MIGRATOR.run(conn).await).await
 }
 
-/// True when the database answers and every embedded migration has been applied.
-pub async fn is_ready(database: &Database) -> Result<bool, sqlx::Error> {
+/// Whether the service can serve: what readiness reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    MigrationsPending,
+    /// Rows are sealed under these key ids, which `PAYLOAD_ENCRYPTION_KEYS` does not list:
+    /// serving would make their attempts look missing.
+    KeysMissing(Vec<String>),
+}
+
+/// Ready when the database answers, every embedded migration has been applied, and every key
+/// rows are sealed under is configured. Two small look-ups, whatever the size of the tables.
+pub async fn readiness(database: &Database, keys: &PayloadKeys) -> Result<Readiness, sqlx::Error> {
     let expected: Vec<i64> = MIGRATOR
         .iter()
         .filter(|migration| migration.migration_type.is_up_migration())
         .map(|migration| migration.version)
         .collect();
-    let applied = database
+    let configured: Vec<&str> = keys.ids().map(KeyId::as_str).collect();
+    database
         .run(async |conn| {
-            sqlx::query_scalar!(
+            let applied = sqlx::query_scalar!(
                 r#"SELECT count(*) AS "applied!" FROM _sqlx_migrations
                    WHERE success AND version = ANY($1)"#,
                 &expected
             )
-            .fetch_one(conn)
-            .await
+            .fetch_one(&mut *conn)
+            .await?;
+            if !usize::try_from(applied).is_ok_and(|applied| applied == expected.len()) {
+                return Ok(Readiness::MigrationsPending);
+            }
+            let missing = keys::unconfigured_in_use(conn, &configured).await?;
+            Ok(if missing.is_empty() {
+                Readiness::Ready
+            } else {
+                Readiness::KeysMissing(missing)
+            })
         })
-        .await?;
-    Ok(usize::try_from(applied).is_ok_and(|applied| applied == expected.len()))
+        .await
 }

@@ -1,8 +1,11 @@
 //! The `rejected_deliveries` table: authentic webhooks that were refused (400/409/422), kept
-//! verbatim so that nothing IDnow sent is lost.
+//! so that nothing IDnow sent is lost, their bodies sealed like payloads.
 
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+use crate::at_rest::{Binding, PayloadKeys};
+use crate::domain::TransactionNumber;
 
 #[derive(Debug)]
 pub struct RejectedDelivery<'a> {
@@ -10,27 +13,57 @@ pub struct RejectedDelivery<'a> {
     pub error_code: &'a str,
     pub webhook_id: Option<&'a str>,
     pub content_type: Option<&'a str>,
+    /// The body's identification, when it names one: erasure finds the delivery by it.
+    pub transaction_number: Option<TransactionNumber>,
     pub body: &'a [u8],
 }
 
+/// What became of a delivery to keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    Kept(Uuid),
+    /// Not kept: its identification was erased.
+    Erased,
+}
+
+/// Keeps the delivery, its body sealed under the first of `keys`, unless its identification
+/// was erased.
 pub async fn keep(
     conn: &mut PgConnection,
+    keys: &PayloadKeys,
     delivery: &RejectedDelivery<'_>,
-) -> Result<Uuid, sqlx::Error> {
+) -> Result<Kept, sqlx::Error> {
     let id = Uuid::new_v4();
-    sqlx::query!(
+    let sealed = keys.seal(Binding::Rejected { id }, delivery.body);
+    let identification = delivery
+        .transaction_number
+        .as_ref()
+        .map(|number| number.digest().to_vec());
+    let kept = sqlx::query_scalar!(
         r#"
-        INSERT INTO rejected_deliveries (id, status, error_code, webhook_id, content_type, body)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        WITH registered AS (
+            INSERT INTO payload_keys (key_id) VALUES ($7) ON CONFLICT DO NOTHING
+        )
+        INSERT INTO rejected_deliveries
+            (id, status, error_code, webhook_id, content_type, transaction_number, key_id, sealed)
+        SELECT $1, $2, $3, $4, $5, $6, $7, $8
+        WHERE NOT EXISTS (SELECT 1 FROM erased_identifications WHERE digest = $9)
+        RETURNING id
         "#,
         id,
         i16::try_from(delivery.status).unwrap_or(i16::MAX),
         delivery.error_code,
         delivery.webhook_id,
         delivery.content_type,
-        delivery.body,
+        delivery
+            .transaction_number
+            .as_ref()
+            .map(TransactionNumber::as_str),
+        sealed.key_id.as_str(),
+        sealed.bytes,
+        identification,
     )
-    .execute(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(id)
+    Ok(kept.map_or(Kept::Erased, Kept::Kept))
 }

@@ -119,6 +119,7 @@ impl WorkerPools {
         let environment = [
             ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
             ("IDNOW_WEBHOOK_SECRETS", "secret"),
+            ("PAYLOAD_ENCRYPTION_KEYS", crate::at_rest::TEST_KEYS),
             ("API_KEYS", "[]"),
         ]
         .into_iter()

@@ -211,6 +211,7 @@ fn concerns_every_attempt(error: &sqlx::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::at_rest::{PayloadKeys, TEST_KEYS};
     use crate::domain::Delivery;
     use crate::persistence::MIGRATOR;
     use sqlx::PgPool;
@@ -220,13 +221,15 @@ mod tests {
             r#"{{"identificationprocess":{{"result":"{result}","transactionnumber":"tn-batch","identificationtime":"2026-10-02T09:{minute:02}:00Z"}}}}"#
         );
         let delivery = Delivery::parse(body.as_bytes()).expect("a valid delivery");
-        NewAttempt::new(&delivery, None)
+        let keys = PayloadKeys::parse(&[TEST_KEYS]).expect("valid keys");
+        NewAttempt::new(&delivery, None, &keys)
     }
 
     fn database(pool: &PgPool) -> Database {
         let environment = [
             ("DATABASE_URL", "postgres://unused@localhost/unused"),
             ("IDNOW_WEBHOOK_SECRETS", "secret"),
+            ("PAYLOAD_ENCRYPTION_KEYS", crate::at_rest::TEST_KEYS),
         ]
         .into_iter()
         .map(|(name, value)| (name.to_owned(), value.to_owned()))

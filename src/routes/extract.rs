@@ -54,6 +54,25 @@ impl FromRequest for SigningPath {
     }
 }
 
+/// The `{person_id}` of a path, parsed: 400 `invalid_path_parameter` for one that is not an
+/// id.
+#[derive(Debug)]
+pub struct PersonPath(pub PersonId);
+
+impl FromRequest for PersonPath {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _payload: &mut Payload) -> Self::Future {
+        let segment = request.match_info().get("person_id").unwrap_or_default();
+        ready(
+            PersonId::parse(segment).map(Self).map_err(|e| {
+                ApiError::bad_request("invalid_path_parameter", format!("person_id {e}"))
+            }),
+        )
+    }
+}
+
 impl SigningPath {
     fn parse(request: &HttpRequest) -> Result<Self, ApiError> {
         let segment = |name: &'static str| request.match_info().get(name).unwrap_or_default();

@@ -4,6 +4,7 @@ mod attempts;
 mod extract;
 mod health;
 mod metrics;
+mod persons;
 mod signings;
 mod webhooks;
 
@@ -42,6 +43,14 @@ pub fn configure(cfg: &mut web::ServiceConfig, request_timeout: Duration) {
             "/v1/persons/{person_id}/signings/{signing_id}",
             "PUT",
             web::put().to(signings::register),
+        )
+        .wrap(limit_time()),
+    )
+    .service(
+        resource(
+            "/v1/persons/{person_id}",
+            "DELETE",
+            web::delete().to(persons::erase),
         )
         .wrap(limit_time()),
     )

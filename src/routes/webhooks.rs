@@ -5,7 +5,8 @@
 //! `webhook-id` and shape (400/422), then the store (2xx; 409 for a reused `webhook-id`; 422
 //! for a value the database refuses). Nothing is read as JSON before the sender is verified;
 //! an authentic delivery that is refused is kept verbatim; a 2xx is sent only once the
-//! attempt is committed.
+//! attempt is committed. A delivery for an erased identification is answered 204 and neither
+//! stored nor kept.
 
 use std::time::SystemTime;
 
@@ -13,12 +14,12 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use serde::Serialize;
 
-use crate::domain::{AttemptId, Delivery, DeliveryError, WebhookId};
+use crate::domain::{transaction_number_of, AttemptId, Delivery, DeliveryError, WebhookId};
 use crate::edge::body::read_json_body;
 use crate::edge::client_address::peer_of;
 use crate::error::{ApiError, DbResultExt as _};
 use crate::persistence::attempts::{NewAttempt, Stored};
-use crate::persistence::rejected::{self, RejectedDelivery};
+use crate::persistence::rejected::{self, Kept, RejectedDelivery};
 use crate::state::AppState;
 use crate::telemetry::RequestLog;
 
@@ -65,18 +66,22 @@ pub async fn receive(
         Ok(webhook_id) => webhook_id,
         Err(error) => {
             let error = ApiError::bad_request("invalid_webhook_id", format!("webhook-id {error}"));
-            return Err(authentic.refuse(None, error).await);
+            return authentic.refuse(None, error).await;
         }
     };
     let delivery = match Delivery::parse(&body) {
         Ok(delivery) => delivery,
-        Err(error) => return Err(authentic.refuse(webhook_id.as_ref(), refusal(error)).await),
+        Err(error) => return authentic.refuse(webhook_id.as_ref(), refusal(error)).await,
     };
 
     log.transaction_number(delivery.transaction_number.as_str());
     let stored = match state
         .writer
-        .store(NewAttempt::new(&delivery, webhook_id.as_ref()))
+        .store(NewAttempt::new(
+            &delivery,
+            webhook_id.as_ref(),
+            &state.payload_keys,
+        ))
         .await
     {
         Err(error) if error.is_unstorable() => {
@@ -92,7 +97,7 @@ pub async fn receive(
                 "invalid_webhook_payload",
                 "The delivery holds a value that cannot be stored.",
             );
-            return Err(authentic.refuse(webhook_id.as_ref(), error).await);
+            return authentic.refuse(webhook_id.as_ref(), error).await;
         }
         stored => stored.db_context("storing the attempt")?,
     };
@@ -114,10 +119,11 @@ pub async fn receive(
         }
         Stored::WebhookIdReused { holder } => {
             log.attempt_id(holder);
-            return Err(authentic
+            return authentic
                 .refuse(webhook_id.as_ref(), ApiError::WebhookIdReused)
-                .await);
+                .await;
         }
+        Stored::Erased => return Ok(authentic.erased()),
     };
     log.attempt_id(id);
     log.outcome(outcome);
@@ -145,9 +151,13 @@ struct Authentic<'a> {
 
 impl Authentic<'_> {
     /// Keeps the delivery as refused with `refusal` and returns the answer for its sender:
-    /// `refusal` itself, or 503 when it could not be kept (the sender retries, so that
-    /// nothing IDnow sent is lost).
-    async fn refuse(&self, webhook_id: Option<&WebhookId>, refusal: ApiError) -> ApiError {
+    /// `refusal` itself; 503 when it could not be kept (the sender retries, so that nothing
+    /// IDnow sent is lost); 204 when it belongs to an erased identification.
+    async fn refuse(
+        &self,
+        webhook_id: Option<&WebhookId>,
+        refusal: ApiError,
+    ) -> Result<HttpResponse, ApiError> {
         let content_type = self
             .request
             .headers()
@@ -158,19 +168,29 @@ impl Authentic<'_> {
             error_code: refusal.code(),
             webhook_id: webhook_id.map(WebhookId::as_str),
             content_type,
+            transaction_number: transaction_number_of(self.body),
             body: self.body,
         };
+        let keys = &self.state.payload_keys;
         let kept = self
             .state
             .database
-            .run(async |conn| rejected::keep(conn, &rejected).await)
+            .run(async |conn| rejected::keep(conn, keys, &rejected).await)
             .await
-            .db_context("keeping a rejected delivery");
-        if let Err(error) = kept {
-            return error;
+            .db_context("keeping a rejected delivery")?;
+        if kept == Kept::Erased {
+            return Ok(self.erased());
         }
         self.state.metrics.rejected(refusal.code());
         self.log.outcome("rejected_kept");
-        refusal
+        Err(refusal)
+    }
+
+    /// The answer to a delivery of an erased identification: acknowledged, so that the
+    /// sender stops retrying, and nothing stored.
+    fn erased(&self) -> HttpResponse {
+        self.state.metrics.erased_delivery();
+        self.log.outcome("erased");
+        HttpResponse::NoContent().finish()
     }
 }

@@ -20,6 +20,7 @@ async fn migrate_applies_the_schema_once_and_exits(pool: PgPool) {
     let env = [
         ("DATABASE_URL", url.as_str()),
         ("IDNOW_WEBHOOK_SECRETS", "s"),
+        ("PAYLOAD_ENCRYPTION_KEYS", PAYLOAD_KEYS),
     ];
     for run in ["first", "second"] {
         let output = idnow_attempts(&["migrate"], &env);
@@ -38,6 +39,7 @@ async fn concurrent_migrate_runs_all_succeed_and_apply_the_schema_once(pool: PgP
                 .arg("migrate")
                 .env("DATABASE_URL", &url)
                 .env("IDNOW_WEBHOOK_SECRETS", "s")
+                .env("PAYLOAD_ENCRYPTION_KEYS", PAYLOAD_KEYS)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
                 .spawn()
@@ -93,6 +95,11 @@ fn help_documents_commands_and_configuration() {
         "API_KEYS",
         "MIGRATE_ON_START",
         "RUST_LOG",
+        "PAYLOAD_ENCRYPTION_KEYS",
+        "RETENTION_UNREGISTERED_DAYS",
+        "RETENTION_REJECTED_DAYS",
+        "reencrypt",
+        "purge",
         "APP_CONFIG",
     ] {
         assert!(help.contains(word), "--help mentions {word}");

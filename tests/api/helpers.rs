@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
+use idnow_attempts::at_rest::{Binding, PayloadKeys};
 use idnow_attempts::configuration::Settings;
 use idnow_attempts::error::RETRY_AFTER_SECONDS;
 use idnow_attempts::persistence::WorkerPools;
@@ -23,6 +24,14 @@ use sqlx::{Connection as _, PgConnection, PgPool};
 pub const WEBHOOK_SECRET: &str = "current-webhook-secret";
 /// Still accepted while senders move to the current one.
 pub const PREVIOUS_WEBHOOK_SECRET: &str = "whsec_cHJldmlvdXMtd2ViaG9vay1zZWNyZXQ=";
+
+/// `PAYLOAD_ENCRYPTION_KEYS` of the test apps: one key, `test-k1`.
+pub const PAYLOAD_KEYS: &str = "test-k1:dGVzdC1vbmx5LWtleS0zMi1ieXRlcy1sb25nLSEhISE=";
+
+/// The test apps' keys, to open what they stored as an operator holding the key could.
+pub fn payload_keys() -> PayloadKeys {
+    PayloadKeys::parse(&[PAYLOAD_KEYS]).expect("the test key is valid")
+}
 
 pub const READ_TOKEN: &str = "reader-token-0123456789";
 pub const WRITE_TOKEN: &str = "writer-token-0123456789";
@@ -85,6 +94,7 @@ pub fn test_environment() -> HashMap<String, String> {
             &format!("{WEBHOOK_SECRET},{PREVIOUS_WEBHOOK_SECRET}"),
         ),
         ("API_KEYS", &api_keys.to_string()),
+        ("PAYLOAD_ENCRYPTION_KEYS", PAYLOAD_KEYS),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -434,18 +444,46 @@ impl TestApp {
             .expect("count attempts")
     }
 
-    /// Every kept rejected delivery: status, code, `webhook-id` and body, oldest first.
+    /// Every kept rejected delivery: status, code, `webhook-id` and body (opened with the
+    /// test key), oldest first.
     pub async fn rejected(&self) -> Vec<(i16, String, Option<String>, Vec<u8>)> {
+        let keys = payload_keys();
         sqlx::query!(
-            "SELECT status, error_code, webhook_id, body FROM rejected_deliveries
-             ORDER BY received_at"
+            r#"SELECT id, status, error_code, webhook_id, key_id AS "key_id!",
+                      sealed AS "sealed!"
+               FROM rejected_deliveries ORDER BY received_at"#
         )
         .fetch_all(&self.db)
         .await
         .expect("read rejected deliveries")
         .into_iter()
-        .map(|row| (row.status, row.error_code, row.webhook_id, row.body))
+        .map(|row| {
+            let body = keys
+                .open(&row.key_id, Binding::Rejected { id: row.id }, row.sealed)
+                .expect("a kept body opens with the key that sealed it");
+            (row.status, row.error_code, row.webhook_id, body)
+        })
         .collect()
+    }
+
+    /// The payload of the stored attempt `id` (its `…cida` form), opened with the test key.
+    pub async fn stored_payload(&self, id: &str) -> Vec<u8> {
+        let uuid = uuid::Uuid::parse_str(&id[..32]).expect("an attempt id");
+        let row = sqlx::query!(
+            r#"SELECT transaction_number, key_id AS "key_id!", sealed AS "sealed!"
+               FROM attempts WHERE id = $1"#,
+            uuid
+        )
+        .fetch_one(&self.db)
+        .await
+        .expect("the attempt is stored, sealed");
+        let binding = Binding::Attempt {
+            id: uuid,
+            transaction_number: &row.transaction_number,
+        };
+        payload_keys()
+            .open(&row.key_id, binding, row.sealed)
+            .expect("a payload opens with the key that sealed it")
     }
 
     /// As [`TestApp::rejected`], without the `webhook-id`.

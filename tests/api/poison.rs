@@ -229,19 +229,8 @@ async fn arbitrary_strings_in_every_stored_field_are_stored_or_refused_never_5xx
             201 | 202 => {
                 let answer: serde_json::Value = serde_json::from_str(&text).expect("json");
                 let id = answer["id"].as_str().expect("an id");
-                let uuid = uuid::Uuid::parse_str(&id[..32]).expect("a uuid");
-                let stored: String = sqlx::query_scalar!(
-                    "SELECT payload::text AS \"p!\" FROM attempts WHERE id = $1",
-                    uuid
-                )
-                .fetch_one(&app.db)
-                .await
-                .expect("the acknowledged attempt is stored");
-                assert_eq!(
-                    stored.as_bytes(),
-                    &body[..],
-                    "stored byte for byte: {case:?}"
-                );
+                let stored = app.stored_payload(id).await;
+                assert_eq!(stored, body, "stored byte for byte: {case:?}");
             }
             200 => {}
             400 | 409 | 422 => {

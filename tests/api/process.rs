@@ -45,6 +45,10 @@ impl ServiceProcess {
             .env("PORT", "0")
             .env("IDNOW_WEBHOOK_SECRETS", &secrets["IDNOW_WEBHOOK_SECRETS"])
             .env("API_KEYS", &secrets["API_KEYS"])
+            .env(
+                "PAYLOAD_ENCRYPTION_KEYS",
+                &secrets["PAYLOAD_ENCRYPTION_KEYS"],
+            )
             .envs(environment.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
