@@ -36,6 +36,7 @@ pub fn payload_keys() -> PayloadKeys {
 pub const READ_TOKEN: &str = "reader-token-0123456789";
 pub const WRITE_TOKEN: &str = "writer-token-0123456789";
 pub const NO_SCOPE_TOKEN: &str = "bystander-token-0123456789";
+pub const ERASE_TOKEN: &str = "eraser-token-0123456789";
 
 pub const PERSON: &str = "dc1a6812a14f6cc338cd084208535bcdcper";
 
@@ -84,6 +85,7 @@ pub fn test_environment() -> HashMap<String, String> {
         {"name": "reader", "sha256": sha256_hex(READ_TOKEN), "scopes": ["idnow_attempts:read"]},
         {"name": "writer", "sha256": sha256_hex(WRITE_TOKEN), "scopes": ["signings:write"]},
         {"name": "bystander", "sha256": sha256_hex(NO_SCOPE_TOKEN), "scopes": []},
+        {"name": "eraser", "sha256": sha256_hex(ERASE_TOKEN), "scopes": ["persons:erase"]},
     ]);
     [
         // Replaced by the test database's options; required by the settings all the same.
@@ -143,6 +145,27 @@ pub fn binary() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_idnow-attempts"));
     command.current_dir(env!("CARGO_MANIFEST_DIR")).env_clear();
     command
+}
+
+/// `idnow-attempts ARGS` on the test's database, as an operator runs it: with the test's
+/// webhook secrets and payload keys, and `environment` added or overriding.
+pub async fn operator_command(
+    pool: &PgPool,
+    args: &[&str],
+    environment: &[(&str, &str)],
+) -> std::process::Output {
+    let mut command = binary();
+    command
+        .args(args)
+        .env("DATABASE_URL", database_url(&pool.connect_options()))
+        .env("IDNOW_WEBHOOK_SECRETS", WEBHOOK_SECRET)
+        .env("PAYLOAD_ENCRYPTION_KEYS", PAYLOAD_KEYS)
+        .envs(environment.iter().copied());
+    // Off the test's runtime, which the server of the test may share.
+    tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("the command's thread ends")
+        .expect("the binary runs")
 }
 
 /// The URL of the test's own database, for a separate process.
@@ -273,6 +296,35 @@ where
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// Every personal value of the fixtures: what `userdata`, `contactdata` and
+/// `identificationdocument` hold.
+pub fn personal_values() -> Vec<String> {
+    fn leaves(value: &serde_json::Value, into: &mut Vec<String>) {
+        match value {
+            serde_json::Value::String(s) if s.chars().count() >= 4 => into.push(s.clone()),
+            serde_json::Value::Object(map) => {
+                for (key, value) in map {
+                    if key != "status" {
+                        leaves(value, into);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut values = Vec::new();
+    for file in FIXTURES {
+        let payload: serde_json::Value =
+            serde_json::from_slice(&fixture(file)).expect("fixture is JSON");
+        for section in ["userdata", "contactdata", "identificationdocument"] {
+            leaves(&payload[section], &mut values);
+        }
+    }
+    values.sort();
+    values.dedup();
+    values
 }
 
 pub fn fixtures_dir() -> PathBuf {
@@ -416,6 +468,16 @@ impl TestApp {
             .put(self.url(&format!("/v1/persons/{person}/signings/{signing}")))
             .bearer_auth(WRITE_TOKEN)
             .json(&serde_json::json!({ "identification_id": identification }))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// `DELETE /v1/persons/{person}` with `token`.
+    pub async fn erase_as(&self, token: &str, person: &str) -> Response {
+        self.client
+            .delete(self.url(&format!("/v1/persons/{person}")))
+            .bearer_auth(token)
             .send()
             .await
             .expect("request sent")

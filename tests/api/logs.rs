@@ -16,35 +16,6 @@ fn events(log: &[String]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Every personal value of the fixtures: what `userdata`, `contactdata` and
-/// `identificationdocument` hold.
-fn personal_values() -> Vec<String> {
-    fn leaves(value: &serde_json::Value, into: &mut Vec<String>) {
-        match value {
-            serde_json::Value::String(s) if s.chars().count() >= 4 => into.push(s.clone()),
-            serde_json::Value::Object(map) => {
-                for (key, value) in map {
-                    if key != "status" {
-                        leaves(value, into);
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut values = Vec::new();
-    for file in FIXTURES {
-        let payload: serde_json::Value =
-            serde_json::from_slice(&fixture(file)).expect("fixture is JSON");
-        for section in ["userdata", "contactdata", "identificationdocument"] {
-            leaves(&payload[section], &mut values);
-        }
-    }
-    values.sort();
-    values.dedup();
-    values
-}
-
 #[sqlx::test(migrations = false)]
 async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
     // More than production logs, to catch what a debugging operator would see too.

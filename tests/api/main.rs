@@ -1,8 +1,10 @@
 //! Black-box tests: the real server on port 0, a fresh PostgreSQL database per test.
 
+mod at_rest;
 mod binary;
 mod cluster;
 mod database;
+mod erasure;
 mod errors;
 mod faults;
 mod helpers;
@@ -15,6 +17,7 @@ mod metrics;
 mod outage;
 mod poison;
 mod process;
+mod retention;
 mod shutdown;
 mod signings;
 mod sources;

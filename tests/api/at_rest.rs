@@ -1,0 +1,323 @@
+//! Identity data at rest: what a copy of the database holds, key rotation with `reencrypt`,
+//! readiness without a key in use, and rows that do not authenticate.
+
+use reqwest::StatusCode;
+use sqlx::PgPool;
+
+use crate::helpers::*;
+use crate::process::ServiceProcess;
+
+const K1: &str = "k1:MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=";
+const K2: &str = "k2:MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI=";
+
+/// Every fixture delivered, on two registered signings; returns (signing, fixture) pairs in
+/// the order each signing lists them.
+async fn deliver_every_fixture(app: &TestApp) -> Vec<(&'static str, Vec<Vec<u8>>)> {
+    assert_eq!(
+        app.register(
+            PERSON,
+            "sig-upstream",
+            "b2d949eb12ecd6798fa8e2ae66fc4a5acidt"
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        app.register(
+            PERSON,
+            "sig-lifecycle",
+            "7f3c5a19d2e84b06a1c9e5f2b3d4a6c8cidt"
+        )
+        .await
+        .status(),
+        StatusCode::CREATED
+    );
+    for file in FIXTURES {
+        let response = app.deliver(&fixture(file)).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "{file}");
+    }
+    // As the listing orders them: by identification time, then arrival.
+    let lifecycle = [
+        "lifecycle/1_aborted.json",
+        "lifecycle/2_review_pending.json",
+        "lifecycle/3_success_data_changed.json",
+        "canceled_after_review.json",
+        "fraud_suspicion_pending.json",
+    ];
+    vec![
+        ("sig-upstream", vec![fixture("success.json")]),
+        (
+            "sig-lifecycle",
+            lifecycle.iter().map(|f| fixture(f)).collect(),
+        ),
+    ]
+}
+
+/// Every listed payload is the body as sent, byte for byte (less surrounding whitespace).
+async fn assert_listed_byte_for_byte(app: &TestApp, expected: &[(&str, Vec<Vec<u8>>)]) {
+    for (signing, bodies) in expected {
+        let listed = listed(app.list(PERSON, signing, "?page[size]=100").await).await;
+        let payloads: Vec<&str> = listed.iter().map(|a| a.payload.get()).collect();
+        let sent: Vec<&str> = bodies
+            .iter()
+            .map(|body| std::str::from_utf8(body).expect("UTF-8").trim())
+            .collect();
+        assert_eq!(payloads, sent, "{signing}");
+    }
+}
+
+/// A plain-text `pg_dump` of the test's database, as a backup or a stolen copy would be.
+fn pg_dump(pool: &PgPool) -> String {
+    let program = std::env::var("PG_BIN_DIR")
+        .map(|dir| format!("{dir}/pg_dump"))
+        .unwrap_or_else(|_| "pg_dump".to_owned());
+    let output = std::process::Command::new(&program)
+        .arg("--format=plain")
+        .arg(database_url(&pool.connect_options()))
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs (scripts/test installs it): {e}"));
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).expect("a plain dump is text")
+}
+
+fn with_keys(keys: &str) -> std::collections::HashMap<String, String> {
+    let mut environment = test_environment();
+    environment.insert("PAYLOAD_ENCRYPTION_KEYS".to_owned(), keys.to_owned());
+    environment
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_copy_of_the_database_holds_no_personal_data_and_the_listing_every_byte(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    let expected = deliver_every_fixture(&app).await;
+    // Authentic, refused (no result) and kept: a whole identity document all the same.
+    let mut refused: serde_json::Value =
+        serde_json::from_slice(&fixture("success.json")).expect("JSON");
+    refused["identificationprocess"]
+        .as_object_mut()
+        .expect("an object")
+        .remove("result");
+    let refused = serde_json::to_vec(&refused).expect("JSON");
+    let response = app.deliver(&refused).await;
+    assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_webhook_payload",
+    )
+    .await;
+    assert_eq!(app.rejected_bodies().await.len(), 1);
+
+    let dump = pg_dump(&pool);
+    assert!(dump.contains("CREATE TABLE public.attempts"), "a real dump");
+    let values = personal_values();
+    assert!(
+        values.len() > 20,
+        "the fixtures hold personal data: {values:?}"
+    );
+    let leaked: Vec<&String> = values
+        .iter()
+        .filter(|v| dump.contains(v.as_str()))
+        .collect();
+    assert!(leaked.is_empty(), "the dump holds {leaked:?}");
+    // What is needed to find and order attempts stays readable.
+    assert!(dump.contains("b2d949eb12ecd6798fa8e2ae66fc4a5acidt"));
+    assert!(dump.contains("SUCCESS_DATA_CHANGED"));
+
+    assert_listed_byte_for_byte(&app, &expected).await;
+    assert_eq!(app.rejected_bodies().await[0].2, refused);
+}
+
+#[sqlx::test(migrations = false)]
+async fn keys_rotate_through_reencrypt_and_a_missing_key_keeps_readiness_503(pool: PgPool) {
+    // Stored under k1.
+    let app = spawn_app_with(pool.clone(), with_keys(K1)).await;
+    let expected = deliver_every_fixture(&app).await;
+    assert_eq!(
+        app.deliver(b"{not json").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+    drop(app);
+    // A row of before encryption: plain text, no key.
+    let legacy = webhook_body("tn-legacy", "SUCCESS", "2026-10-01T10:00:00Z");
+    sqlx::query(
+        "INSERT INTO attempts (id, transaction_number, result, dedup_key, payload)
+         VALUES (gen_random_uuid(), 'tn-legacy', 'SUCCESS', sha256('legacy'), $1::text::json)",
+    )
+    .bind(std::str::from_utf8(&legacy).expect("UTF-8"))
+    .execute(&pool)
+    .await
+    .expect("a plain row, as the previous release wrote it");
+    sqlx::query(
+        "INSERT INTO rejected_deliveries (id, status, error_code, body)
+         VALUES (gen_random_uuid(), 400, 'invalid_json', '\\xff00'::bytea)",
+    )
+    .execute(&pool)
+    .await
+    .expect("a plain kept body");
+
+    // k2 first, k1 still listed: everything reads, new rows go under k2.
+    let app = spawn_app_with(pool.clone(), with_keys(&format!("{K2},{K1}"))).await;
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    app.register(PERSON, "sig-legacy", "tn-legacy").await;
+    let mut expected = expected;
+    expected.push(("sig-legacy", vec![legacy.clone()]));
+    assert_listed_byte_for_byte(&app, &expected).await;
+
+    let output = operator_command(
+        &pool,
+        &["reencrypt"],
+        &[("PAYLOAD_ENCRYPTION_KEYS", &format!("{K2},{K1}"))],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("re-encrypting under key k2: 7 attempts, 2 rejected deliveries"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("attempts: 7 of 7 re-encrypted"), "{stdout}");
+    assert!(
+        stdout.contains("rejected deliveries: 2 of 2 re-encrypted"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no row uses key id(s) k1 any more"),
+        "{stdout}"
+    );
+    let keys: Vec<(Option<String>, bool)> = sqlx::query_as(
+        "SELECT key_id, payload IS NULL FROM attempts
+         UNION ALL SELECT key_id, body IS NULL FROM rejected_deliveries",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("rows");
+    assert_eq!(keys.len(), 9);
+    assert!(
+        keys.iter().all(|k| *k == (Some("k2".to_owned()), true)),
+        "{keys:?}"
+    );
+    // Idempotent: nothing left to do.
+    let again = operator_command(
+        &pool,
+        &["reencrypt"],
+        &[("PAYLOAD_ENCRYPTION_KEYS", &format!("{K2},{K1}"))],
+    )
+    .await;
+    assert!(again.status.success(), "{again:?}");
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 attempts, 0 rejected deliveries"));
+    drop(app);
+
+    // k2 alone reads everything.
+    let app = spawn_app_with(pool.clone(), with_keys(K2)).await;
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    assert_listed_byte_for_byte(&app, &expected).await;
+    drop(app);
+
+    // k1 alone cannot: not ready, and the log says which key is missing.
+    let service = ServiceProcess::start(&pool, &[("PAYLOAD_ENCRYPTION_KEYS", K1)]);
+    let response = service.app.get("/health/ready").await;
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+    service.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, log) = service.wait().await;
+    let named = log
+        .iter()
+        .any(|line| line.contains("/health/ready") && line.contains("key id(s) k2"));
+    assert!(named, "{log:#?}");
+    let material = [K1, K2].map(|k| k.split_once(':').expect("id:key").1);
+    assert!(
+        !log.iter()
+            .any(|line| material.iter().any(|m| line.contains(m))),
+        "no key material in the log"
+    );
+}
+
+#[sqlx::test(migrations = false)]
+async fn a_tampered_or_swapped_payload_is_a_clean_500_naming_the_attempt(pool: PgPool) {
+    let service = ServiceProcess::start(&pool, &[]);
+    let app = &service.app;
+    app.register(PERSON, "sig-1", "tn-tamper").await;
+    app.register(PERSON, "sig-2", "tn-other").await;
+    let first = acknowledged_id(
+        app.deliver(&webhook_body(
+            "tn-tamper",
+            "ABORTED",
+            "2026-10-01T10:00:00Z",
+        ))
+        .await,
+    )
+    .await;
+    let second = acknowledged_id(
+        app.deliver(&webhook_body(
+            "tn-tamper",
+            "SUCCESS",
+            "2026-10-01T11:00:00Z",
+        ))
+        .await,
+    )
+    .await;
+    let other = acknowledged_id(
+        app.deliver(&webhook_body("tn-other", "SUCCESS", "2026-10-01T11:00:00Z"))
+            .await,
+    )
+    .await;
+    let uuid = |id: &str| uuid::Uuid::parse_str(&id[..32]).expect("an attempt id");
+    assert_eq!(listed(app.list(PERSON, "sig-1", "").await).await.len(), 2);
+
+    // One bit of one ciphertext flipped.
+    sqlx::query(
+        "UPDATE attempts SET sealed = set_byte(sealed, 40, get_byte(sealed, 40) # 1) WHERE id = $1",
+    )
+    .bind(uuid(&second))
+    .execute(&pool)
+    .await
+    .expect("tampered");
+    let body = assert_error(
+        app.list(PERSON, "sig-1", "").await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "generic_error",
+    )
+    .await;
+    assert_eq!(body["title"], "Generic Error");
+    // The other signing is untouched.
+    assert_eq!(listed(app.list(PERSON, "sig-2", "").await).await.len(), 1);
+
+    // Two rows' ciphertexts swapped, each valid for its own row.
+    sqlx::query(
+        "UPDATE attempts a SET sealed = b.sealed FROM attempts b
+         WHERE (a.id, b.id) IN (($1, $2), ($2, $1))",
+    )
+    .bind(uuid(&first))
+    .bind(uuid(&other))
+    .execute(&pool)
+    .await
+    .expect("swapped");
+    let body = assert_error(
+        app.list(PERSON, "sig-2", "").await,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "generic_error",
+    )
+    .await;
+    assert!(!body.to_string().contains("tn-"), "{body}");
+
+    service.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, log) = service.wait().await;
+    let failures: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains("does not authenticate"))
+        .collect();
+    assert_eq!(failures.len(), 2, "{log:#?}");
+    assert!(failures[0].contains(&second) && failures[0].contains("\"status\":500"));
+    assert!(failures[1].contains(&other));
+    for line in &log {
+        assert!(
+            !line.contains("TROBOT") && !line.contains("solarisbank"),
+            "{line}"
+        );
+    }
+}

@@ -1,0 +1,231 @@
+//! `DELETE /v1/persons/{person_id}`: everything held for a person erased, in one transaction,
+//! and nothing of an erased identification stored again.
+
+use std::sync::Arc;
+
+use reqwest::StatusCode;
+use sha2::{Digest as _, Sha256};
+use sqlx::PgPool;
+
+use crate::helpers::*;
+use crate::metrics::{grew, scrape};
+
+const OTHER_PERSON: &str = "0b5e7c1d9a2f4e6b8c0d1e2f3a4b5c6dper";
+
+async fn erase(app: &TestApp, person: &str) -> serde_json::Value {
+    let response = app.erase_as(ERASE_TOKEN, person).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("application/json")
+    );
+    response.json().await.expect("a JSON body")
+}
+
+async fn attempts_of(pool: &PgPool, transaction_number: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM attempts WHERE transaction_number = $1")
+        .bind(transaction_number)
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+#[sqlx::test(migrations = false)]
+async fn erasure_removes_a_person_counts_it_and_acknowledges_late_deliveries(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.register(PERSON, "sig-1", "tn-erase-1").await;
+    app.register(PERSON, "sig-2", "tn-erase-2").await;
+    app.register(OTHER_PERSON, "sig-3", "tn-keep").await;
+    for (tn, result, time) in [
+        ("tn-erase-1", "ABORTED", "2026-10-01T10:00:00Z"),
+        ("tn-erase-1", "SUCCESS", "2026-10-01T11:00:00Z"),
+        ("tn-erase-2", "SUCCESS", "2026-10-02T11:00:00Z"),
+        ("tn-keep", "SUCCESS", "2026-10-02T11:00:00Z"),
+    ] {
+        let response = app.deliver(&webhook_body(tn, result, time)).await;
+        assert_eq!(response.status(), StatusCode::CREATED);
+    }
+    // Authentic, refused and kept: of the person's first identification, and of nobody's.
+    let no_result = br#"{"identificationprocess":{"transactionnumber":"tn-erase-1"}}"#;
+    assert_eq!(
+        app.deliver(no_result).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        app.deliver(b"{not json").await.status(),
+        StatusCode::BAD_REQUEST
+    );
+
+    // Without the scope: nothing happens.
+    let response = app
+        .client
+        .delete(app.url(&format!("/v1/persons/{PERSON}")))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(
+        response
+            .headers()
+            .get("www-authenticate")
+            .map(|v| v.as_bytes()),
+        Some(&b"Bearer"[..])
+    );
+    assert_error(response, StatusCode::UNAUTHORIZED, "unauthenticated").await;
+    for token in [READ_TOKEN, WRITE_TOKEN, NO_SCOPE_TOKEN] {
+        let response = app.erase_as(token, PERSON).await;
+        let error = assert_error(response, StatusCode::FORBIDDEN, "unauthorized_action").await;
+        assert_eq!(error["title"], "Unauthorized Action");
+    }
+    assert_eq!(app.attempt_count().await, 4);
+    let response = app.erase_as(ERASE_TOKEN, "not a person id!").await;
+    assert_error(response, StatusCode::BAD_REQUEST, "invalid_path_parameter").await;
+
+    let before = scrape(&app).await;
+    assert_eq!(
+        erase(&app, PERSON).await,
+        serde_json::json!({"signings": 2, "attempts": 3, "rejected_deliveries": 1})
+    );
+    assert_eq!(
+        app.list(PERSON, "sig-1", "").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        app.list(PERSON, "sig-2", "").await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(attempts_of(&pool, "tn-erase-1").await, 0);
+    assert_eq!(attempts_of(&pool, "tn-erase-2").await, 0);
+    // The other person, and what names nobody, are untouched.
+    assert_eq!(
+        listed(app.list(OTHER_PERSON, "sig-3", "").await)
+            .await
+            .len(),
+        1
+    );
+    let kept = app.rejected_bodies().await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].2, b"{not json");
+
+    // Remembered as digests only.
+    let remembered: Vec<Vec<u8>> =
+        sqlx::query_scalar("SELECT digest FROM erased_identifications ORDER BY digest")
+            .fetch_all(&pool)
+            .await
+            .expect("digests");
+    let mut digests: Vec<Vec<u8>> = ["tn-erase-1", "tn-erase-2"]
+        .iter()
+        .map(|tn| Sha256::digest(tn.as_bytes()).to_vec())
+        .collect();
+    digests.sort();
+    assert_eq!(remembered, digests);
+
+    // Late deliveries, stored or refused alike: 204, nothing kept.
+    let late = app
+        .deliver(&webhook_body(
+            "tn-erase-1",
+            "SUCCESS",
+            "2026-10-03T11:00:00Z",
+        ))
+        .await;
+    assert_eq!(late.status(), StatusCode::NO_CONTENT);
+    assert!(late.bytes().await.expect("body").is_empty());
+    let redelivered = app
+        .deliver(&webhook_body(
+            "tn-erase-2",
+            "SUCCESS",
+            "2026-10-02T11:00:00Z",
+        ))
+        .await;
+    assert_eq!(redelivered.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.deliver(no_result).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(app.attempt_count().await, 1);
+    assert_eq!(app.rejected_bodies().await.len(), 1);
+    let after = scrape(&app).await;
+    assert_eq!(
+        grew(&before, &after, "idnow_webhook_erased_deliveries_total"),
+        3.0
+    );
+    assert_eq!(grew(&before, &after, "idnow_person_erasures_total"), 1.0);
+
+    // Again: nothing left, zeros.
+    assert_eq!(
+        erase(&app, PERSON).await,
+        serde_json::json!({"signings": 0, "attempts": 0, "rejected_deliveries": 0})
+    );
+    // A person never seen: zeros too.
+    assert_eq!(
+        erase(&app, "ffffffffffffffffffffffffffffffffper").await,
+        serde_json::json!({"signings": 0, "attempts": 0, "rejected_deliveries": 0})
+    );
+}
+
+/// Many deliveries of one identification race its erasure: each is either erased with it
+/// (it was answered 201 before) or answered 204; none is left behind.
+#[sqlx::test(migrations = false)]
+async fn deliveries_racing_an_erasure_are_erased_with_it_or_acknowledged(pool: PgPool) {
+    /// Senders at once; each sends distinct events until it has been answered 204 thrice.
+    const SENDERS: usize = 16;
+    let app = Arc::new(spawn_app(pool.clone()).await);
+    app.register(PERSON, "sig-race", "tn-race").await;
+    let senders: Vec<_> = (0..SENDERS)
+        .map(|sender| {
+            let app = Arc::clone(&app);
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for n in 0..3600 {
+                    let time = format!("2026-10-01T{sender:02}:{:02}:{:02}Z", n / 60, n % 60);
+                    let body = webhook_body("tn-race", "ABORTED", &time);
+                    let status = app.deliver(&body).await.status();
+                    answers.push(status);
+                    if answers
+                        .iter()
+                        .filter(|s| **s == StatusCode::NO_CONTENT)
+                        .count()
+                        == 3
+                    {
+                        return answers;
+                    }
+                }
+                panic!("sender {sender} was never told the identification is erased");
+            })
+        })
+        .collect();
+    // Erase while deliveries are being stored.
+    wait_until(|| async { attempts_of(&pool, "tn-race").await >= 50 }).await;
+    let erased = erase(&app, PERSON).await;
+
+    let mut created = 0;
+    for sender in senders {
+        let answers = sender.await.expect("the sender ends");
+        // Once a sender has been told "erased", it is never told "stored" again.
+        let first_erased = answers
+            .iter()
+            .position(|s| *s == StatusCode::NO_CONTENT)
+            .expect("answered 204");
+        assert!(
+            answers[..first_erased]
+                .iter()
+                .all(|s| *s == StatusCode::CREATED),
+            "{answers:?}"
+        );
+        assert!(
+            answers[first_erased..]
+                .iter()
+                .all(|s| *s == StatusCode::NO_CONTENT),
+            "{answers:?}"
+        );
+        created += first_erased;
+    }
+    assert!(created >= 50, "{created}");
+    assert_eq!(
+        erased,
+        serde_json::json!({"signings": 1, "attempts": created, "rejected_deliveries": 0})
+    );
+    assert_eq!(attempts_of(&pool, "tn-race").await, 0, "none left behind");
+}
