@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+pub use crate::configuration::RetentionSettings;
 use crate::metrics::RETENTION_TABLES;
 pub use crate::persistence::retention::Turn;
 use crate::persistence::retention::{self, Batch};
@@ -17,15 +18,6 @@ use crate::persistence::Database;
 
 /// How long a pass rests after each batch, in multiples of the batch's own time.
 const REST: u32 = 3;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetentionSettings {
-    pub unregistered_days: u32,
-    pub rejected_days: u32,
-    /// Time between passes of `serve`'s background task.
-    pub interval: Duration,
-    pub batch_size: u32,
-}
 
 /// What a pass deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -25,6 +25,10 @@ static AUTH: LazyLock<WebhookAuth> = LazyLock::new(|| {
         ("IDNOW_WEBHOOK_SECRETS", "fuzz-secret-never-guessed".to_owned()),
         ("WEBHOOK_TOKENS", digest.to_owned()),
         ("WEBHOOK_BASIC_CREDENTIALS", format!("idnow:{digest}")),
+        (
+            "PAYLOAD_ENCRYPTION_KEYS",
+            "fuzz:ZnV6ei1rZXktMzItYnl0ZXMtbm90LXVzZWQtaGVyZS4=".to_owned(),
+        ),
     ]
     .into_iter()
     .map(|(name, value)| (name.to_owned(), value))

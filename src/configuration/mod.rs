@@ -33,7 +33,6 @@ use crate::api_auth::{ApiKeyEntry, ApiKeys};
 use crate::at_rest::PayloadKeys;
 use crate::digest::SecretDigest;
 use crate::networks::Networks;
-use crate::retention::RetentionSettings;
 use crate::webhook_auth::{
     BasicCredential, Credentials, MethodName, PolicyError, SigningKey, WebhookAuth,
 };
@@ -105,6 +104,19 @@ pub struct HttpSettings {
     pub shutdown_delay: Duration,
     /// Time in-flight requests get to finish once the listener is closed.
     pub shutdown_timeout: Duration,
+}
+
+/// What retention deletes, and how `serve` paces it (see `crate::retention`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// `RETENTION_UNREGISTERED_DAYS`.
+    pub unregistered_days: u32,
+    /// `RETENTION_REJECTED_DAYS`.
+    pub rejected_days: u32,
+    /// Time between passes of `serve`'s background task.
+    pub interval: Duration,
+    /// Rows per batch, each batch one transaction.
+    pub batch_size: u32,
 }
 
 #[derive(Debug, Clone)]
