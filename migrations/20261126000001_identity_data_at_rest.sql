@@ -5,8 +5,9 @@
 -- readable. Rows stored before this migration keep their plaintext column until
 -- `idnow-attempts reencrypt` seals them; each row holds exactly one of the two.
 --
--- Run time: the CHECK constraints and the index read every row once, while writes wait
--- (about a second per million attempts); senders that time out are answered 503 and retry.
+-- Run time: instant whatever the size of the tables (new nullable columns, constraints added
+-- NOT VALID); the two migrations after it validate the constraints and build the retention
+-- index, each in a transaction of its own, without blocking readers.
 
 ALTER TABLE attempts
     ALTER COLUMN payload DROP NOT NULL,
@@ -15,10 +16,7 @@ ALTER TABLE attempts
     ADD COLUMN sealed bytea,
     ADD CONSTRAINT attempts_payload_sealed_or_plain CHECK (
         (sealed IS NULL) = (key_id IS NULL) AND (sealed IS NULL) <> (payload IS NULL)
-    );
-
--- Retention walks attempts in arrival order, from where its last pass stopped.
-CREATE INDEX attempts_received_idx ON attempts (received_at, seq);
+    ) NOT VALID;
 
 ALTER TABLE rejected_deliveries
     ALTER COLUMN body DROP NOT NULL,
@@ -29,12 +27,13 @@ ALTER TABLE rejected_deliveries
     ADD COLUMN transaction_number text,
     ADD CONSTRAINT rejected_deliveries_body_sealed_or_plain CHECK (
         (sealed IS NULL) = (key_id IS NULL) AND (sealed IS NULL) <> (body IS NULL)
-    );
+    ) NOT VALID;
 
 CREATE INDEX rejected_deliveries_transaction_number_idx
     ON rejected_deliveries (transaction_number) WHERE transaction_number IS NOT NULL;
 
--- Bodies kept before: their transaction number, where they are JSON that has one.
+-- Bodies kept before (a few: refused deliveries): their transaction number, where they are
+-- JSON with a string one, as the service reads it.
 DO $$
 DECLARE
     kept record;
@@ -42,8 +41,12 @@ BEGIN
     FOR kept IN SELECT id, body FROM rejected_deliveries LOOP
         BEGIN
             UPDATE rejected_deliveries
-            SET transaction_number = convert_from(kept.body, 'UTF8')::json
-                #>> '{identificationprocess,transactionnumber}'
+            SET transaction_number = CASE
+                WHEN json_typeof(convert_from(kept.body, 'UTF8')::json
+                                 #> '{identificationprocess,transactionnumber}') = 'string'
+                THEN convert_from(kept.body, 'UTF8')::json
+                     #>> '{identificationprocess,transactionnumber}'
+            END
             WHERE id = kept.id;
         EXCEPTION WHEN others THEN
             -- Not UTF-8, or not JSON: it names no identification.

@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use idnow_attempts::cli::{Cli, Command};
 use idnow_attempts::configuration::Settings;
 use idnow_attempts::startup::Application;
-use idnow_attempts::{operations, persistence, telemetry};
+use idnow_attempts::{operations, telemetry};
 
 /// mimalloc rather than glibc's malloc: a request allocates and frees many small buffers
 /// across two worker threads, where glibc spent 5 % of the service's CPU (bench/RESULTS.md).
@@ -52,41 +52,6 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .await
                 .context("serving HTTP")
         }
-        Command::Migrate => {
-            let database =
-                persistence::connect(&settings.database, settings.database.connect_options());
-            persistence::migrate(&database)
-                .await
-                .context("applying database migrations")?;
-            tracing::info!("migrations applied");
-            Ok(())
-        }
-        Command::Reencrypt => {
-            let database = operator_database(&settings);
-            let done =
-                operations::reencrypt(&database, &settings.payload_keys, &mut std::io::stdout())
-                    .await;
-            database.close();
-            done
-        }
-        Command::Purge { dry_run } => {
-            let database = operator_database(&settings);
-            let done = operations::purge(
-                &database,
-                &settings.retention,
-                dry_run,
-                &mut std::io::stdout(),
-            )
-            .await;
-            database.close();
-            done
-        }
+        command => operations::run(command, &settings, &mut std::io::stdout()).await,
     }
-}
-
-/// The connection of an operator command: one is enough, they run a statement at a time.
-fn operator_database(settings: &Settings) -> persistence::Database {
-    let mut database = settings.database.clone();
-    (database.max_connections, database.min_connections) = (1, 0);
-    persistence::connect(&database, settings.database.connect_options())
 }

@@ -12,7 +12,7 @@ use prometheus::{
 
 use crate::edge::body::BodyBudget;
 use crate::edge::refusals::PROTOCOL_REFUSALS;
-use crate::persistence::WorkerPools;
+use crate::persistence::{Table, WorkerPools};
 use crate::webhook_auth::{AuthFailure, ForbiddenSource, MethodName, Refused};
 
 /// The results IDnow documents; anything else is counted as `other` (and stored as sent).
@@ -46,9 +46,6 @@ pub struct Metrics {
     erasures: IntCounter,
     retention_deleted: IntCounterVec,
 }
-
-/// The `table` labels of `idnow_retention_deleted_total`.
-pub const RETENTION_TABLES: [&str; 2] = ["attempts", "rejected_deliveries"];
 
 /// The `method` label of a 401 whose delivery sent no enabled method's credentials.
 const NO_METHOD: &str = "none";
@@ -162,8 +159,8 @@ impl Metrics {
         for result in DOCUMENTED_RESULTS.iter().chain(&["other"]) {
             attempts_stored.with_label_values(&[result]);
         }
-        for table in RETENTION_TABLES {
-            retention_deleted.with_label_values(&[table]);
+        for table in Table::ALL {
+            retention_deleted.with_label_values(&[table.label()]);
         }
 
         Ok(Self {
@@ -189,10 +186,9 @@ impl Metrics {
         self.erasures.inc();
     }
 
-    /// `table` is one of [`RETENTION_TABLES`].
-    pub fn retention_deleted(&self, table: &'static str, rows: u64) {
+    pub fn retention_deleted(&self, table: Table, rows: u64) {
         self.retention_deleted
-            .with_label_values(&[table])
+            .with_label_values(&[table.label()])
             .inc_by(rows);
     }
 

@@ -1,20 +1,68 @@
-//! Operator commands that repair data: `reencrypt` and `purge`. They run with the same
-//! configuration as `serve`, print what they do on stdout, and fail (non-zero exit) with the
-//! reason on stderr.
+//! The commands besides `serve`: `migrate`, and the operator commands that repair data,
+//! `reencrypt` and `purge`. They run with the same configuration as `serve`, on a connection
+//! of their own without a statement timeout (they may read whole tables), print what they do
+//! on stdout, and fail with a non-zero exit and the reason in the log.
 
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use uuid::Uuid;
 
+use crate::cli::Command;
+use crate::configuration::Settings;
+use crate::persistence;
+
 use crate::at_rest::{Binding, OpenError, PayloadKeys};
 use crate::persistence::attempts::StoredPayload;
-use crate::persistence::keys::{self, Resealed, Stale, Table};
+use crate::persistence::keys::{self, Resealed, Stale};
 use crate::persistence::Database;
+use crate::persistence::Table;
 use crate::retention::{RetentionSettings, Turn};
 
-/// Rows re-encrypted per statement: about 1.5 MB of 3 KB payloads each way.
+/// Rows re-encrypted per statement at most: about 1.5 MB of 3 KB payloads each way.
 const REENCRYPT_BATCH: i64 = 500;
+/// Bytes of payloads re-encrypted per statement at most (a batch holds at least one row,
+/// whatever its size): what bounds the command's memory, since bodies go up to 1 MiB.
+const REENCRYPT_BATCH_BYTES: i64 = 8 * 1024 * 1024;
+
+/// Runs `command`, which is not `serve`.
+pub async fn run(
+    command: Command,
+    settings: &Settings,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let database = Closing(persistence::connect(
+        &settings.database.maintenance(),
+        settings.database.connect_options(),
+    ));
+    match command {
+        Command::Serve => bail!("`serve` is not an operator command"),
+        Command::Migrate => {
+            persistence::migrate(&database.0)
+                .await
+                .context("applying database migrations")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Reencrypt => {
+            // A write's transaction lasts at most its statement timeout (the server's, not
+            // this command's); a minute more for clocks and commits.
+            let writes_last = settings.database.statement_timeout + Duration::from_secs(60);
+            reencrypt(&database.0, &settings.payload_keys, writes_last, out).await
+        }
+        Command::Purge { dry_run } => purge(&database.0, &settings.retention, dry_run, out).await,
+    }
+}
+
+/// A command's database, closed politely when the command ends, however it ends.
+struct Closing(Database);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
 
 /// Re-encrypts every row not sealed under the first key (sealed under another, or stored
 /// before encryption) under it, then unregisters the keys no row uses any more.
@@ -23,9 +71,12 @@ const REENCRYPT_BATCH: i64 = 500;
 /// it was read, so that it runs beside live traffic and beside another run. Interrupted, it
 /// resumes where it was: rows already under the first key are passed over. A row that does
 /// not open (tampered with, or under a key not configured) is reported and left as it is.
+/// Fails unless every row ends under the first key; `writes_last` is how long a write of the
+/// server may run (see [`keys::forget_unused`]).
 pub async fn reencrypt(
     database: &Database,
     keys: &PayloadKeys,
+    writes_last: Duration,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let current = keys.current().as_str();
@@ -46,7 +97,17 @@ pub async fn reencrypt(
         let mut written = 0_u64;
         loop {
             let rows = database
-                .run(async |conn| keys::stale(conn, table, current, after, REENCRYPT_BATCH).await)
+                .run(async |conn| {
+                    keys::stale(
+                        conn,
+                        table,
+                        current,
+                        after,
+                        REENCRYPT_BATCH,
+                        REENCRYPT_BATCH_BYTES,
+                    )
+                    .await
+                })
                 .await
                 .with_context(|| format!("reading {}", table.name()))?;
             let Some(last) = rows.last() else { break };
@@ -68,7 +129,7 @@ pub async fn reencrypt(
             writeln!(out, "{}: {written} of {total} re-encrypted", table.name())?;
         }
     }
-    let forgotten = keys::forget_unused(database, current)
+    let forgotten = keys::forget_unused(database, current, writes_last)
         .await
         .context("unregistering keys no row uses")?;
     if !forgotten.is_empty() {
@@ -82,16 +143,16 @@ pub async fn reencrypt(
         .run(async |conn| keys::unconfigured_in_use(conn, &[current]).await)
         .await
         .context("reading the keys in use")?;
-    if !in_use.is_empty() {
-        writeln!(
-            out,
-            "rows are still encrypted under key id(s) {} (written meanwhile by a replica that \
-             encrypts with an older key?): keep them listed and run reencrypt again",
-            in_use.join(", ")
-        )?;
-    }
     if unreadable > 0 {
         bail!("{unreadable} row(s) could not be decrypted and were left as they are");
+    }
+    if !in_use.is_empty() {
+        bail!(
+            "rows are still encrypted under key id(s) {} (written meanwhile by a replica that \
+             encrypts with an older key?): keep them listed, finish the roll-out, and run \
+             reencrypt again",
+            in_use.join(", ")
+        );
     }
     writeln!(out, "done: every row is encrypted under key {current}")?;
     Ok(())
@@ -106,24 +167,7 @@ fn reseal(keys: &PayloadKeys, table: Table, row: Stale) -> Result<Resealed, (Uui
         },
         _ => Binding::Rejected { id: row.id },
     };
-    let stored = match (row.key_id.clone(), row.sealed, row.plain) {
-        (Some(key_id), Some(sealed), _) => StoredPayload::Sealed { key_id, sealed },
-        (None, None, Some(plain)) => StoredPayload::Plain(
-            // A plain attempt payload sits in a `json` column, so it is text; a plain kept
-            // body may be any bytes, which `Plain` holds only as text: opened separately.
-            match String::from_utf8(plain) {
-                Ok(text) => text,
-                Err(bytes) => {
-                    return Ok(Resealed {
-                        id: row.id,
-                        was_key_id: None,
-                        sealed: keys.seal(binding, bytes.as_bytes()).bytes,
-                    })
-                }
-            },
-        ),
-        _ => return Err((row.id, OpenError::Forged)),
-    };
+    let stored = StoredPayload::from_columns(row.key_id.clone(), row.sealed, row.plain);
     let plaintext = stored
         .open(keys, binding)
         .map_err(|error| (row.id, error))?;

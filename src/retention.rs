@@ -11,10 +11,9 @@
 use std::time::{Duration, Instant};
 
 pub use crate::configuration::RetentionSettings;
-use crate::metrics::RETENTION_TABLES;
 pub use crate::persistence::retention::Turn;
 use crate::persistence::retention::{self, Batch};
-use crate::persistence::Database;
+use crate::persistence::{Database, Table};
 
 /// How long a pass rests after each batch, in multiples of the batch's own time.
 const REST: u32 = 3;
@@ -26,23 +25,6 @@ pub struct Purged {
     pub rejected_deliveries: u64,
     /// The pass stopped because another replica was purging.
     pub yielded: bool,
-}
-
-/// One of the two tables retention deletes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Attempts,
-    RejectedDeliveries,
-}
-
-impl Table {
-    /// As the metric's label names it.
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Attempts => RETENTION_TABLES[0],
-            Self::RejectedDeliveries => RETENTION_TABLES[1],
-        }
-    }
 }
 
 impl RetentionSettings {
@@ -75,7 +57,7 @@ impl RetentionSettings {
     ) -> Result<Purged, sqlx::Error> {
         let mut purged = Purged::default();
         let size = i64::from(self.batch_size.max(1));
-        for table in [Table::Attempts, Table::RejectedDeliveries] {
+        for table in Table::ALL {
             loop {
                 let started = Instant::now();
                 let batch = database
@@ -134,7 +116,7 @@ impl RetentionSettings {
             passes.tick().await;
             let outcome = self
                 .purge(&database, Turn::Yield, |table, rows| {
-                    metrics.retention_deleted(table.label(), rows);
+                    metrics.retention_deleted(table, rows);
                 })
                 .await;
             match outcome {

@@ -79,7 +79,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         if settings.migrate_on_start {
             // On connections of their own: the workers' are opened on the workers' threads.
-            let database = persistence::connect(&settings.database, options.clone());
+            let database = persistence::connect(&settings.database.maintenance(), options.clone());
             let migrated = persistence::migrate(&database).await;
             database.close();
             migrated.context("applying database migrations")?;
@@ -94,14 +94,9 @@ impl Application {
                 "IPv6 is disabled on this host: listening on all IPv4 interfaces only"
             );
         }
-        // Retention deletes one batch at a time: one connection of its own, opened when a
-        // pass starts.
-        let mut retention_settings = settings.database.clone();
-        (
-            retention_settings.max_connections,
-            retention_settings.min_connections,
-        ) = (1, 0);
-        let retention = persistence::connect(&retention_settings, options.clone());
+        // Retention deletes one batch at a time, each within the statement timeout.
+        let retention =
+            persistence::connect(&settings.database.single_connection(), options.clone());
         let pools =
             persistence::connect_workers(&settings.database, options, settings.http.workers.get());
         let (server, retention) = serve(listener, pools.clone(), retention, settings, shutdown)?;

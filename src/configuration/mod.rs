@@ -586,6 +586,25 @@ impl DatabaseSettings {
             ..self.clone()
         }
     }
+
+    /// One connection, opened when first needed: for work that runs a statement at a time
+    /// beside the server (retention).
+    pub fn single_connection(&self) -> Self {
+        Self {
+            max_connections: 1,
+            min_connections: 0,
+            ..self.clone()
+        }
+    }
+
+    /// As [`DatabaseSettings::single_connection`], without a statement timeout: for
+    /// migrations and operator commands, whose statements may read a whole table.
+    pub fn maintenance(&self) -> Self {
+        Self {
+            statement_timeout: Duration::ZERO,
+            ..self.single_connection()
+        }
+    }
 }
 
 #[cfg(test)]

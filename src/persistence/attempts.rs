@@ -195,29 +195,31 @@ pub enum StoredPayload {
         sealed: Vec<u8>,
     },
     /// Stored before encryption existed, and not yet re-encrypted.
-    Plain(String),
+    Plain(Vec<u8>),
+    /// Neither: a row that breaks the table's CHECK, which cannot be read.
+    Missing,
 }
 
 impl StoredPayload {
     /// The body as received: opened, or as it was stored before encryption.
     pub fn open(self, keys: &PayloadKeys, binding: Binding<'_>) -> Result<Vec<u8>, OpenError> {
         match self {
-            Self::Plain(text) => Ok(text.into_bytes()),
+            Self::Plain(bytes) => Ok(bytes),
             Self::Sealed { key_id, sealed } => keys.open(&key_id, binding, sealed),
+            Self::Missing => Err(OpenError::Forged),
         }
     }
 
-    /// From a row's `key_id`, `sealed` and plain `payload` columns; `None` for a row that
-    /// breaks the table's CHECK, which cannot be read.
+    /// From a row's `key_id`, `sealed` and plain payload columns.
     pub fn from_columns(
         key_id: Option<String>,
         sealed: Option<Vec<u8>>,
-        plain: Option<String>,
-    ) -> Option<Self> {
+        plain: Option<Vec<u8>>,
+    ) -> Self {
         match (key_id, sealed, plain) {
-            (Some(key_id), Some(sealed), _) => Some(Self::Sealed { key_id, sealed }),
-            (None, None, Some(plain)) => Some(Self::Plain(plain)),
-            _ => None,
+            (Some(key_id), Some(sealed), None) => Self::Sealed { key_id, sealed },
+            (None, None, Some(plain)) => Self::Plain(plain),
+            _ => Self::Missing,
         }
     }
 }
@@ -254,7 +256,11 @@ pub async fn history(
                 id: id.into(),
                 result,
                 reason: row.reason,
-                payload: StoredPayload::from_columns(row.key_id, row.sealed, row.plain)?,
+                payload: StoredPayload::from_columns(
+                    row.key_id,
+                    row.sealed,
+                    row.plain.map(String::into_bytes),
+                ),
             })
         })
         .collect();

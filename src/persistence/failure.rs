@@ -24,11 +24,12 @@ impl Transient for sqlx::Error {
                     // 08: connection exception; 53: insufficient resources; 57P: shutdown or
                     // start-up; 57014: statement timeout; 25006: read-only transaction (a failover
                     // in progress); 42P01: undefined table, i.e. migrations not yet applied during
-                    // a roll-out. And lost conflicts (is_conflict).
+                    // a roll-out; 55P03: lock not available within lock_timeout. And lost
+                    // conflicts (is_conflict).
                     code.starts_with("08")
                         || code.starts_with("53")
                         || code.starts_with("57P")
-                        || matches!(code.as_ref(), "57014" | "25006" | "42P01")
+                        || matches!(code.as_ref(), "57014" | "25006" | "42P01" | "55P03")
                 }) || is_conflict(self)
             }
             _ => false,

@@ -1,11 +1,16 @@
-//! Which keys rows are sealed under, and re-encryption under the first key.
+//! Which keys rows are encrypted under, and re-encryption under the first key.
 //!
-//! `payload_keys` names every key id any row may be sealed under: each statement that seals a
-//! row registers its key in the same transaction, and [`forget_unused`] removes the ids no row
-//! uses any more. Readiness reads that small table, not the attempts.
+//! `payload_keys` names every key id any row may be encrypted under: each statement that
+//! encrypts a row registers its key in the same transaction, and [`forget_unused`] removes the
+//! ids no row uses any more. Readiness reads that small table, not the attempts.
 
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+use super::{rows, Database, Table};
 
 /// The key ids in use that are not among `configured`.
 pub async fn unconfigured_in_use(
@@ -20,7 +25,7 @@ pub async fn unconfigured_in_use(
     .await
 }
 
-/// A row to re-encrypt: sealed under another key, or plain (stored before encryption).
+/// A row to re-encrypt: encrypted under another key, or plain (stored before encryption).
 #[derive(Debug)]
 pub struct Stale {
     pub id: Uuid,
@@ -31,88 +36,88 @@ pub struct Stale {
     pub plain: Option<Vec<u8>>,
 }
 
-/// Which table a re-encryption walks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Table {
-    Attempts,
-    RejectedDeliveries,
-}
-
-impl Table {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Attempts => "attempts",
-            Self::RejectedDeliveries => "rejected deliveries",
-        }
-    }
-}
-
-/// Rows of `table` not sealed under `current`, in id order after `after`, at most `size`.
+/// Rows of `table` not encrypted under `current`, in id order after `after`: at most `size`
+/// rows and, beyond the first, `bytes` of payload.
 pub async fn stale(
     conn: &mut PgConnection,
     table: Table,
     current: &str,
     after: Uuid,
     size: i64,
+    bytes: i64,
 ) -> Result<Vec<Stale>, sqlx::Error> {
-    match table {
-        Table::Attempts => {
-            let rows = sqlx::query!(
-                r#"
-                SELECT id, transaction_number, key_id, sealed,
-                       convert_to(payload::text, 'UTF8') AS plain
+    // The sizes come from each value's header (octet_length does not decompress or fetch a
+    // TOASTed value), so only the rows within the budget are read whole.
+    Ok(match table {
+        Table::Attempts => sqlx::query!(
+            r#"
+            SELECT id AS "id!", transaction_number AS "transaction_number!", key_id, sealed,
+                   convert_to(payload::text, 'UTF8') AS plain
+            FROM (
+                SELECT id, transaction_number, key_id, sealed, payload,
+                       coalesce(octet_length(sealed), octet_length(payload::text)) AS size,
+                       sum(coalesce(octet_length(sealed), octet_length(payload::text)))
+                           OVER (ORDER BY id) AS running
                 FROM attempts
                 WHERE id > $1 AND key_id IS DISTINCT FROM $2
                 ORDER BY id
                 LIMIT $3
-                "#,
-                after,
-                current,
-                size,
-            )
-            .fetch_all(&mut *conn)
-            .await?;
-            Ok(rows
-                .into_iter()
-                .map(|row| Stale {
-                    id: row.id,
-                    transaction_number: Some(row.transaction_number),
-                    key_id: row.key_id,
-                    sealed: row.sealed,
-                    plain: row.plain,
-                })
-                .collect())
-        }
-        Table::RejectedDeliveries => {
-            let rows = sqlx::query!(
-                r#"
-                SELECT id, key_id, sealed, body AS plain
+            ) batch
+            WHERE running - size < $4
+            ORDER BY id
+            "#,
+            after,
+            current,
+            size,
+            bytes,
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|row| Stale {
+            id: row.id,
+            transaction_number: Some(row.transaction_number),
+            key_id: row.key_id,
+            sealed: row.sealed,
+            plain: row.plain,
+        })
+        .collect(),
+        Table::RejectedDeliveries => sqlx::query!(
+            r#"
+            SELECT id AS "id!", key_id, sealed, body AS plain
+            FROM (
+                SELECT id, key_id, sealed, body,
+                       coalesce(octet_length(sealed), octet_length(body)) AS size,
+                       sum(coalesce(octet_length(sealed), octet_length(body)))
+                           OVER (ORDER BY id) AS running
                 FROM rejected_deliveries
                 WHERE id > $1 AND key_id IS DISTINCT FROM $2
                 ORDER BY id
                 LIMIT $3
-                "#,
-                after,
-                current,
-                size,
-            )
-            .fetch_all(&mut *conn)
-            .await?;
-            Ok(rows
-                .into_iter()
-                .map(|row| Stale {
-                    id: row.id,
-                    transaction_number: None,
-                    key_id: row.key_id,
-                    sealed: row.sealed,
-                    plain: row.plain,
-                })
-                .collect())
-        }
-    }
+            ) batch
+            WHERE running - size < $4
+            ORDER BY id
+            "#,
+            after,
+            current,
+            size,
+            bytes,
+        )
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .map(|row| Stale {
+            id: row.id,
+            transaction_number: None,
+            key_id: row.key_id,
+            sealed: row.sealed,
+            plain: row.plain,
+        })
+        .collect(),
+    })
 }
 
-/// One re-sealed row: its new value, and the key it was read under (`None`: plain).
+/// One row encrypted again: its new value, and the key it was read under (`None`: plain).
 #[derive(Debug)]
 pub struct Resealed {
     pub id: Uuid,
@@ -120,17 +125,22 @@ pub struct Resealed {
     pub sealed: Vec<u8>,
 }
 
-/// Writes re-sealed rows under `key_id`, each only if it is still as it was read (another
-/// re-encryption or an erasure may have got there first). Returns the rows written.
+/// Writes re-encrypted rows under `key_id`, each only if it is still under the key it was
+/// read under (another `reencrypt` may have got there first; an erasure or retention may have
+/// deleted it). Returns the rows written.
 pub async fn rewrite(
     conn: &mut PgConnection,
     table: Table,
     key_id: &str,
-    rows: &[Resealed],
+    resealed: &[Resealed],
 ) -> Result<u64, sqlx::Error> {
-    let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
-    let was: Vec<Option<&str>> = rows.iter().map(|row| row.was_key_id.as_deref()).collect();
-    let sealed: Vec<&[u8]> = rows.iter().map(|row| row.sealed.as_slice()).collect();
+    let ids: Vec<Uuid> = resealed.iter().map(|row| row.id).collect();
+    let was: Vec<Option<&str>> = resealed
+        .iter()
+        .map(|row| row.was_key_id.as_deref())
+        .collect();
+    let sealed: Vec<&[u8]> = resealed.iter().map(|row| row.sealed.as_slice()).collect();
+    // One statement per table: compile-time checked SQL names its table.
     let written = match table {
         Table::Attempts => {
             sqlx::query_scalar!(
@@ -177,10 +187,10 @@ pub async fn rewrite(
             .await?
         }
     };
-    Ok(u64::try_from(written).unwrap_or_default())
+    Ok(rows(written))
 }
 
-/// Rows of both tables not sealed under `current`.
+/// Rows of both tables not encrypted under `current`: (attempts, rejected deliveries).
 pub async fn count_stale(
     conn: &mut PgConnection,
     current: &str,
@@ -195,62 +205,61 @@ pub async fn count_stale(
     )
     .fetch_one(&mut *conn)
     .await?;
-    let count = |n: i64| u64::try_from(n).unwrap_or_default();
-    Ok((count(row.attempts), count(row.rejected)))
+    Ok((rows(row.attempts), rows(row.rejected)))
 }
 
-/// Unregisters every key but `current`, waits until no statement that may have relied on the
-/// old registration is in flight, then registers again the ids that rows still use (written
-/// meanwhile by a replica that still seals with an old key). Returns the ids no longer
-/// registered.
+/// Unregisters every key id but `current` that no row uses; returns them.
 ///
-/// The wait: every statement that seals holds ROW EXCLUSIVE on `payload_keys` until it
-/// commits; taking SHARE ROW EXCLUSIVE waits for them all. A statement that starts after the
-/// unregistration commits registers its key again itself.
+/// Which ids rows use is read first, without holding anything: a scan of both tables. Rows
+/// written meanwhile under an old key (a replica that still encrypts with it) are then found
+/// in one transaction that first waits for every statement that encrypts and is in flight
+/// (each holds ROW EXCLUSIVE on `payload_keys` until it commits; SHARE ROW EXCLUSIVE waits for
+/// them and holds new ones back) and looks only at rows received since the scan began, less
+/// `writes_last` (the longest a write's transaction can run: its statement timeout), through
+/// the `received_at` indexes. So the registry never loses an id a row uses, and ingest waits
+/// only for that short look-up. Interrupted, it changes nothing.
 pub async fn forget_unused(
-    database: &super::Database,
+    database: &Database,
     current: &str,
+    writes_last: Duration,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let unregistered = database
+    let scan = database
         .run(async |conn| {
-            sqlx::query_scalar!(
-                "DELETE FROM payload_keys WHERE key_id <> $1 RETURNING key_id",
-                current
+            sqlx::query!(
+                r#"
+                SELECT now() AS "started!: DateTime<Utc>",
+                       ARRAY(SELECT key_id FROM attempts WHERE key_id IS NOT NULL
+                             UNION
+                             SELECT key_id FROM rejected_deliveries WHERE key_id IS NOT NULL)
+                           AS "used!"
+                "#
             )
-            .fetch_all(&mut *conn)
+            .fetch_one(&mut *conn)
             .await
         })
         .await?;
+    let since = scan.started - chrono::Duration::from_std(writes_last).unwrap_or_default();
     database
         .transaction(async |conn| {
             sqlx::query!("LOCK TABLE payload_keys IN SHARE ROW EXCLUSIVE MODE")
                 .execute(&mut *conn)
-                .await
-        })
-        .await?;
-    let registered = database
-        .run(async |conn| {
-            sqlx::query!(
+                .await?;
+            sqlx::query_scalar!(
                 r#"
-                WITH used AS (
-                    SELECT DISTINCT key_id FROM attempts WHERE key_id <> $1
-                    UNION
-                    SELECT DISTINCT key_id FROM rejected_deliveries WHERE key_id <> $1
-                )
-                INSERT INTO payload_keys (key_id) SELECT key_id FROM used
-                ON CONFLICT DO NOTHING
+                DELETE FROM payload_keys k
+                WHERE k.key_id <> $1 AND k.key_id <> ALL($2)
+                  AND NOT EXISTS (SELECT 1 FROM attempts a
+                                  WHERE a.received_at >= $3 AND a.key_id = k.key_id)
+                  AND NOT EXISTS (SELECT 1 FROM rejected_deliveries r
+                                  WHERE r.received_at >= $3 AND r.key_id = k.key_id)
+                RETURNING key_id
                 "#,
-                current
+                current,
+                &scan.used,
+                since,
             )
-            .execute(&mut *conn)
-            .await?;
-            sqlx::query_scalar!("SELECT key_id FROM payload_keys")
-                .fetch_all(&mut *conn)
-                .await
+            .fetch_all(&mut *conn)
+            .await
         })
-        .await?;
-    Ok(unregistered
-        .into_iter()
-        .filter(|id| !registered.contains(id))
-        .collect())
+        .await
 }

@@ -24,6 +24,38 @@ pub use self::worker_pools::WorkerPools;
 use crate::at_rest::{KeyId, PayloadKeys};
 use crate::configuration::DatabaseSettings;
 
+/// The tables that hold identity data: what `reencrypt` and retention go through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Attempts,
+    RejectedDeliveries,
+}
+
+impl Table {
+    pub const ALL: [Self; 2] = [Self::Attempts, Self::RejectedDeliveries];
+
+    /// As people read it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Attempts => "attempts",
+            Self::RejectedDeliveries => "rejected deliveries",
+        }
+    }
+
+    /// As SQL and metric labels name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Attempts => "attempts",
+            Self::RejectedDeliveries => "rejected_deliveries",
+        }
+    }
+}
+
+/// A row count as PostgreSQL returns it (`bigint`), as the count it is.
+fn rows(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or_default()
+}
+
 /// The migrations of `migrations/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 

@@ -9,6 +9,8 @@
 
 use sqlx::PgConnection;
 
+use super::rows;
+
 /// The advisory lock of retention, the same for every replica: "idnow-at" in ASCII.
 const LOCK: i64 = 0x6964_6e6f_772d_6174;
 
@@ -26,10 +28,6 @@ pub enum Batch {
     Busy,
     /// Rows looked at and rows deleted; fewer looked at than the batch size means done.
     Done { walked: u64, deleted: u64 },
-}
-
-fn count(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or_default()
 }
 
 async fn lock(conn: &mut PgConnection, turn: Turn) -> Result<bool, sqlx::Error> {
@@ -62,8 +60,8 @@ pub async fn attempts_batch(
         .fetch_one(&mut *conn)
         .await?;
     Ok(Batch::Done {
-        walked: count(row.walked),
-        deleted: count(row.deleted),
+        walked: rows(row.walked),
+        deleted: rows(row.deleted),
     })
 }
 
@@ -96,8 +94,8 @@ pub async fn rejected_batch(
     .fetch_one(&mut *conn)
     .await?;
     Ok(Batch::Done {
-        walked: count(deleted),
-        deleted: count(deleted),
+        walked: rows(deleted),
+        deleted: rows(deleted),
     })
 }
 
@@ -110,9 +108,10 @@ pub async fn due(
     let row = sqlx::query!(
         r#"
         SELECT
-            (SELECT count(*) FROM attempts a, retention_marks m
-             WHERE m.name = 'attempts'
-               AND (a.received_at, a.seq) > (m.received_at, m.seq)
+            (SELECT count(*) FROM attempts a
+             WHERE (a.received_at, a.seq) > (
+                       (SELECT received_at FROM retention_marks WHERE name = 'attempts'),
+                       (SELECT seq FROM retention_marks WHERE name = 'attempts'))
                AND a.received_at < now() - make_interval(days => $1)
                AND NOT EXISTS (SELECT 1 FROM signings s
                                WHERE s.identification_id = a.transaction_number))
@@ -125,5 +124,5 @@ pub async fn due(
     )
     .fetch_one(&mut *conn)
     .await?;
-    Ok((count(row.attempts), count(row.rejected)))
+    Ok((rows(row.attempts), rows(row.rejected)))
 }

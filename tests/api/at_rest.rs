@@ -321,3 +321,52 @@ async fn a_tampered_or_swapped_payload_is_a_clean_500_naming_the_attempt(pool: P
         );
     }
 }
+
+/// A replica still encrypting with the old key after `reencrypt` (a roll-out not finished):
+/// its rows register the key again, so that readiness without it stays 503 until a second
+/// `reencrypt` has moved them.
+#[sqlx::test(migrations = false)]
+async fn a_replica_still_on_the_old_key_keeps_it_registered(pool: PgPool) {
+    let rotated = format!("{K2},{K1}");
+    let old = spawn_app_with(pool.clone(), with_keys(K1)).await;
+    let body = |minute: u32| {
+        webhook_body(
+            "tn-replica",
+            "ABORTED",
+            &format!("2026-10-01T10:{minute:02}:00Z"),
+        )
+    };
+    assert_eq!(old.deliver(&body(0)).await.status(), StatusCode::ACCEPTED);
+    let output = operator_command(
+        &pool,
+        &["reencrypt"],
+        &[("PAYLOAD_ENCRYPTION_KEYS", &rotated)],
+    )
+    .await;
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).contains("no row uses key id(s) k1 any more"));
+
+    // The old replica writes on, with k1.
+    assert_eq!(old.deliver(&body(1)).await.status(), StatusCode::ACCEPTED);
+    let new = spawn_app_with(pool.clone(), with_keys(K2)).await;
+    let response = new.get("/health/ready").await;
+    assert_error(
+        response,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+
+    // Once it is gone, a second run moves its rows and readiness follows.
+    drop(old);
+    let output = operator_command(
+        &pool,
+        &["reencrypt"],
+        &[("PAYLOAD_ENCRYPTION_KEYS", &rotated)],
+    )
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("attempts: 1 of 1 re-encrypted"), "{stdout}");
+    assert_eq!(new.get("/health/ready").await.status(), StatusCode::OK);
+}

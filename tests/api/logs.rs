@@ -62,6 +62,9 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
         app.list_as(WRITE_TOKEN, PERSON, "sig-2", "").await.status(),
         403
     );
+    // Erased, then a late delivery: acknowledged, and logged as such.
+    assert_eq!(app.erase_as(ERASE_TOKEN, PERSON).await.status(), 200);
+    assert_eq!(app.deliver(&fixture("success.json")).await.status(), 204);
 
     service.signal(Signal::SIGTERM);
     let (exit, log) = service.wait().await;
@@ -75,11 +78,12 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
             assert!(event["status"].is_u64(), "{event}");
         })
         .collect();
-    // 2 registrations, 5 deliveries of each of the 6 fixtures, 3 listings: one line each, and
-    // no other line about them (nothing here is a server error).
+    // 2 registrations, 5 deliveries of each of the 6 fixtures, 3 listings, an erasure and a
+    // late delivery: one line each, and no other line about them (nothing here is a server
+    // error).
     assert_eq!(
         completed.len(),
-        2 + 5 * FIXTURES.len() + 3,
+        2 + 5 * FIXTURES.len() + 3 + 2,
         "one line per request"
     );
     assert!(
@@ -110,6 +114,19 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
         .find(|event| event["status"] == 200 && event["total"].is_u64())
         .expect("a listing was logged");
     assert_eq!(listing["api_client"], "reader");
+    let erasure = completed
+        .iter()
+        .find(|event| event["http.route"] == "/v1/persons/{person_id}")
+        .expect("the erasure was logged");
+    assert_eq!(
+        (&erasure["status"], &erasure["api_client"]),
+        (&200.into(), &"eraser".into())
+    );
+    let late = completed.last().expect("the late delivery was logged last");
+    assert_eq!(
+        (&late["status"], &late["outcome"]),
+        (&204.into(), &"erased".into())
+    );
     assert_eq!(
         listing["http.route"],
         "/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts"
@@ -127,6 +144,8 @@ async fn a_full_run_logs_no_personal_data_or_secrets(pool: PgPool) {
             "cHJldmlvdXMtd2ViaG9vay1zZWNyZXQ",
             READ_TOKEN,
             WRITE_TOKEN,
+            ERASE_TOKEN,
+            PAYLOAD_KEYS.split_once(':').expect("id:key").1,
         ]
         .map(String::from),
     );

@@ -1,15 +1,18 @@
 -- One batch of retention over attempts: walks up to $2 attempts received more than $1 days
 -- ago, in arrival order from where the last batch stopped, deletes those no signing has
 -- claimed, and moves the mark past all it walked. Run under the retention lock.
-WITH mark AS (
-    SELECT received_at, seq FROM retention_marks WHERE name = 'attempts'
-),
-walked AS (
+--
+-- The mark goes in as scalar subqueries, so that it bounds the index scan: joined, it would
+-- only filter what a scan from the start of the index returns, and every batch would read
+-- again every claimed attempt the mark has passed.
+WITH walked AS (
     SELECT a.id, a.received_at, a.seq,
            EXISTS (SELECT 1 FROM signings s
                    WHERE s.identification_id = a.transaction_number) AS claimed
-    FROM attempts a, mark m
-    WHERE (a.received_at, a.seq) > (m.received_at, m.seq)
+    FROM attempts a
+    WHERE (a.received_at, a.seq) > (
+              (SELECT received_at FROM retention_marks WHERE name = 'attempts'),
+              (SELECT seq FROM retention_marks WHERE name = 'attempts'))
       AND a.received_at < now() - make_interval(days => $1)
     ORDER BY a.received_at, a.seq
     LIMIT $2
