@@ -166,10 +166,11 @@ async fn erasure_removes_a_person_counts_it_and_acknowledges_late_deliveries(poo
 }
 
 /// Many deliveries of one identification race its erasure: each is either erased with it
-/// (it was answered 201 before) or answered 204; none is left behind.
+/// (it was answered 201, or 422 and kept, before) or answered 204; none is left behind.
 #[sqlx::test(migrations = false)]
 async fn deliveries_racing_an_erasure_are_erased_with_it_or_acknowledged(pool: PgPool) {
     /// Senders at once; each sends distinct events until it has been answered 204 thrice.
+    /// Every fourth sends events without a result, refused 422 and kept.
     const SENDERS: usize = 16;
     let app = Arc::new(spawn_app(pool.clone()).await);
     app.register(PERSON, "sig-race", "tn-race").await;
@@ -180,7 +181,13 @@ async fn deliveries_racing_an_erasure_are_erased_with_it_or_acknowledged(pool: P
                 let mut answers = Vec::new();
                 for n in 0..3600 {
                     let time = format!("2026-10-01T{sender:02}:{:02}:{:02}Z", n / 60, n % 60);
-                    let body = webhook_body("tn-race", "ABORTED", &time);
+                    let mut body: serde_json::Value =
+                        serde_json::from_slice(&webhook_body("tn-race", "ABORTED", &time))
+                            .expect("JSON");
+                    if sender % 4 == 0 {
+                        body["identificationprocess"]["result"] = serde_json::Value::Null;
+                    }
+                    let body = serde_json::to_vec(&body).expect("JSON");
                     let status = app.deliver(&body).await.status();
                     answers.push(status);
                     if answers
@@ -200,18 +207,23 @@ async fn deliveries_racing_an_erasure_are_erased_with_it_or_acknowledged(pool: P
     wait_until(|| async { attempts_of(&pool, "tn-race").await >= 50 }).await;
     let erased = erase(&app, PERSON).await;
 
-    let mut created = 0;
-    for sender in senders {
-        let answers = sender.await.expect("the sender ends");
-        // Once a sender has been told "erased", it is never told "stored" again.
+    let (mut created, mut kept) = (0, 0);
+    for (sender, answers) in senders.into_iter().enumerate() {
+        let answers = answers.await.expect("the sender ends");
+        // Once a sender has been told "erased", it is never told "stored" or "kept" again.
         let first_erased = answers
             .iter()
             .position(|s| *s == StatusCode::NO_CONTENT)
             .expect("answered 204");
+        let before = if sender % 4 == 0 {
+            kept += first_erased;
+            StatusCode::UNPROCESSABLE_ENTITY
+        } else {
+            created += first_erased;
+            StatusCode::CREATED
+        };
         assert!(
-            answers[..first_erased]
-                .iter()
-                .all(|s| *s == StatusCode::CREATED),
+            answers[..first_erased].iter().all(|s| *s == before),
             "{answers:?}"
         );
         assert!(
@@ -220,12 +232,15 @@ async fn deliveries_racing_an_erasure_are_erased_with_it_or_acknowledged(pool: P
                 .all(|s| *s == StatusCode::NO_CONTENT),
             "{answers:?}"
         );
-        created += first_erased;
     }
-    assert!(created >= 50, "{created}");
+    assert!(created >= 50 && kept > 0, "{created} {kept}");
     assert_eq!(
         erased,
-        serde_json::json!({"signings": 1, "attempts": created, "rejected_deliveries": 0})
+        serde_json::json!({"signings": 1, "attempts": created, "rejected_deliveries": kept})
     );
     assert_eq!(attempts_of(&pool, "tn-race").await, 0, "none left behind");
+    assert!(
+        app.rejected_bodies().await.is_empty(),
+        "no kept body left behind"
+    );
 }
