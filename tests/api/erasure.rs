@@ -244,3 +244,30 @@ async fn deliveries_racing_an_erasure_are_erased_with_it_or_acknowledged(pool: P
         "no kept body left behind"
     );
 }
+
+/// A VACUUM of `attempts` (SHARE UPDATE EXCLUSIVE, as this lock) keeps the erasure from its
+/// lock: it gives up after its lock timeout with a 503 to retry, instead of holding ingest back
+/// behind it, and goes through once the table is free.
+#[sqlx::test(migrations = false)]
+async fn an_erasure_kept_from_its_lock_is_a_503_to_retry(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.register(PERSON, "sig-vacuum", "tn-vacuum").await;
+    let body = webhook_body("tn-vacuum", "SUCCESS", "2026-10-01T10:00:00Z");
+    assert_eq!(app.deliver(&body).await.status(), StatusCode::CREATED);
+
+    let vacuum = AttemptsLock::take(&pool.connect_options(), "SHARE UPDATE EXCLUSIVE").await;
+    let started = std::time::Instant::now();
+    assert_unavailable(app.erase_as(ERASE_TOKEN, PERSON).await).await;
+    let waited = started.elapsed();
+    assert!(waited < std::time::Duration::from_secs(5), "{waited:?}");
+    // Nothing was erased; ingest goes on.
+    assert_eq!(attempts_of(&pool, "tn-vacuum").await, 1);
+    let next = webhook_body("tn-vacuum", "SUCCESS", "2026-10-02T10:00:00Z");
+    assert_eq!(app.deliver(&next).await.status(), StatusCode::CREATED);
+    vacuum.release().await;
+
+    assert_eq!(
+        erase(&app, PERSON).await,
+        serde_json::json!({"signings": 1, "attempts": 2, "rejected_deliveries": 0})
+    );
+}
