@@ -9,15 +9,12 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use uuid::Uuid;
 
+use crate::at_rest::{Binding, OpenError, PayloadKeys};
 use crate::cli::Command;
 use crate::configuration::Settings;
-use crate::persistence;
-
-use crate::at_rest::{Binding, OpenError, PayloadKeys};
 use crate::persistence::attempts::StoredPayload;
 use crate::persistence::keys::{self, Resealed, Stale};
-use crate::persistence::Database;
-use crate::persistence::Table;
+use crate::persistence::{self, Database, Table};
 use crate::retention::{RetentionSettings, Turn};
 
 /// Rows re-encrypted per statement at most: about 1.5 MB of 3 KB payloads each way.
