@@ -4,7 +4,7 @@
 //! background; `idnow-attempts purge` runs one on demand.
 //!
 //! A pass deletes in batches of `batch_size` rows, each a short transaction of its own, and
-//! rests between batches three times as long as the batch took: it takes at most a quarter
+//! rests between batches seven times as long as the batch took: it takes at most an eighth
 //! of one connection's time, so that the listing and ingest beside it keep their latency
 //! (bench/RESULTS.md, "Retention beside live traffic").
 
@@ -16,7 +16,7 @@ use crate::persistence::retention::{self, Batch};
 use crate::persistence::{Database, Table};
 
 /// How long a pass rests after each batch, in multiples of the batch's own time.
-const REST: u32 = 3;
+const REST: u32 = 7;
 
 /// What a pass deleted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
