@@ -28,9 +28,9 @@ pub struct Erased {
 /// held back takes its snapshot once it has its lock, after the erasure committed, and so
 /// finds the identification erased. The wait is as long as the slowest insert in flight
 /// (milliseconds). The lock also waits for a VACUUM or ANALYZE of those tables, which the
-/// server cancels after `deadlock_timeout` (1 s) unless it prevents wraparound; past
-/// [`LOCK_TIMEOUT`] the erasure gives up (55P03, transient: 503 with Retry-After) rather than
-/// hold ingest back any longer. A person with no signing takes no lock.
+/// server cancels after `deadlock_timeout` (1 s) unless it prevents wraparound; past 2 s
+/// (`LOCK_TIMEOUT`) the erasure gives up (55P03, transient: 503 with Retry-After) rather
+/// than hold ingest back any longer. A person with no signing takes no lock.
 pub async fn erase(conn: &mut PgConnection, person_id: &PersonId) -> Result<Erased, sqlx::Error> {
     let signings = sqlx::query_scalar!(
         "SELECT count(*) AS \"signings!\" FROM
