@@ -10,6 +10,7 @@ import functools
 import hashlib
 import hmac
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -96,10 +97,13 @@ if __name__ == "__main__":
         Path(sys.argv[2]).write_text(statement("history", {
             1: ":signing", 2: ":person", 3: ":limit", 4: ":offset"}))
     elif command == "pgbench-insert":
-        # pgbench-insert SCRIPT PAYLOAD: the service's batch INSERT with one attempt per
+        # pgbench-insert SCRIPT SEALED: the service's batch INSERT with one attempt per
         # transaction: a fresh id and dedup key each, the transaction number of a loaded
-        # signing (-D signings=N); the ~3 KB payload goes to PAYLOAD, for
-        # `-D payload="$(cat PAYLOAD)"`: a bound parameter, as the service sends it.
+        # signing (-D signings=N) and its SHA-256 as the identification digest, under key id
+        # `bench`. SEALED gets what the service would store for a ~3 KB payload, as bytea
+        # text (`\x…`): format byte, nonce, ciphertext and tag, 1 + 12 + len(payload) + 16
+        # random bytes (incompressible, as ciphertext is), for `-D sealed="$(cat SEALED)"`: a
+        # bound parameter, as the service sends it.
         one = lambda expression: f"ARRAY[{expression}]"
         Path(sys.argv[2]).write_text("\\set tn random(0, :signings - 1)\n" + statement("insert", {
             1: one("gen_random_uuid()"),
@@ -110,8 +114,11 @@ if __name__ == "__main__":
             6: one("now()"),
             7: one("NULL::text"),
             8: one("sha256(convert_to(gen_random_uuid()::text, 'UTF8'))"),
-            9: one(":payload::text"),
+            9: one(":sealed::bytea"),
+            10: one("'bench'"),
+            11: one("sha256(convert_to('bench-tn-' || :tn::text, 'UTF8'))"),
         }))
-        Path(sys.argv[3]).write_text(payload("bench-tn-0", 7))
+        sealed = os.urandom(1 + 12 + len(payload("bench-tn-0", 7).encode()) + 16)
+        Path(sys.argv[3]).write_text("\\x" + sealed.hex())
     else:
         sys.exit(f"unknown command {command}")

@@ -49,7 +49,8 @@ def machine(pg_version):
             "PostgreSQL and the load generators share the machine")
 
 
-def table(results_path, mode, small_attempts, full_attempts, peak_rss_kib, pg_version):
+def table(results_path, mode, small_attempts, full_attempts, peak_rss_kib, pg_version,
+          durability="disposable PostgreSQL", plain_left="0"):
     runs = {}
     for line in Path(results_path).read_text().splitlines():
         run = json.loads(line)
@@ -99,7 +100,8 @@ def table(results_path, mode, small_attempts, full_attempts, peak_rss_kib, pg_ve
               if run.get("socket_errors") or run.get("non_2xx") or run.get("failed")]
     heading = "Benchmark results" + (" (smoke run: tiny data, not figures)" if mode == "smoke" else "")
     print(f"# {heading}\n")
-    print(f"`bench/run`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC. Machine: {machine(pg_version)}.\n")
+    print(f"`bench/run`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {durability}. "
+          f"Machine: {machine(pg_version)}.\n")
     print("| measure | service | baseline: pgbench, same statement | ratio | target | met |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
@@ -107,7 +109,11 @@ def table(results_path, mode, small_attempts, full_attempts, peak_rss_kib, pg_ve
     print("Ingest counts only 201 answers (each delivery is distinct and signed); its baseline is "
           "pgbench running the service's INSERT with the same payload at the same client count. "
           "Listing baselines run the service's SELECT with pgbench (-M prepared). "
-          "Latencies are per request as the load generator saw them.")
+          "Latencies are per request as the load generator saw them. "
+          "Payloads are stored sealed (AES-256-GCM): the loaded history is sealed by "
+          "`idnow-attempts reencrypt` before it is measured, and pgbench's INSERT stores a "
+          "sealed value of the same size"
+          + (f"; {int(plain_left):,} attempts were left in plaintext." if int(plain_left) else "."))
     if errors:
         print("\nErrors: " + "; ".join(errors))
 
@@ -117,6 +123,6 @@ if __name__ == "__main__":
     if command == "pgbench":
         pgbench(*sys.argv[2:6])
     elif command == "table":
-        table(*sys.argv[2:8])
+        table(*sys.argv[2:10])
     else:
         sys.exit(f"unknown command {command}")
