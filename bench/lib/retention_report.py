@@ -3,7 +3,9 @@
 import datetime
 import json
 import os
+import re
 import statistics
+from pathlib import Path
 
 env = os.environ
 windows = [json.loads(line) for line in open(env["R_RESULTS"])]
@@ -12,6 +14,8 @@ before, after = json.loads(env["R_COUNTS_BEFORE"]), json.loads(env["R_COUNTS_AFT
 sizes = json.loads(env["R_SIZES"])
 claimed, recent = int(env["R_CLAIMED"]), int(env["R_RECENT"])
 rest_rows, rest_seconds = int(env["R_REST_ROWS"]), float(env["R_REST_SECONDS"])
+# The rest factor of the source the binary was built from (this checkout, as a rule).
+rest = re.search(r"^const REST: u32 = (\d+);", (Path(__file__).resolve().parents[2] / "src/retention.rs").read_text(), re.M).group(1)
 rest_before, rest_after = json.loads(env["R_REST_BEFORE"]), json.loads(env["R_REST_AFTER"])
 live = json.loads(env["R_LIVE"])
 modes = env["R_MODES"].split()
@@ -105,7 +109,8 @@ print("Durability: PostgreSQL " + ", ".join(f"{k} = {settings[k]}" for k in [
         "autovacuum", "autovacuum_vacuum_cost_delay", "autovacuum_vacuum_cost_limit"])
     + f" (PostgreSQL {settings['server_version']}). The service sets no durability setting on "
     f"its sessions{overrides}: every commit, each purge batch's included, waits for its WAL "
-    f"flush. Retention: batch_size = {batch}, a rest of 3× each batch's time.")
+    f"flush. Retention: batch_size = {batch}, a rest of {rest}× each batch's time "
+    "(`REST` in src/retention.rs).")
 print()
 print("Each window (WAL, fsync and checkpoint figures are the server's, over the window; "
       "vacuum: seconds a vacuum was seen running, sampled once a second; load average: the "
