@@ -170,11 +170,6 @@ impl PayloadKeys {
         self.keys.iter().map(|(id, _)| id)
     }
 
-    /// Whether `id` is listed.
-    pub fn lists(&self, id: &str) -> bool {
-        self.ids().any(|known| known.as_str() == id)
-    }
-
     /// Seals `plaintext` for `binding` under the first key.
     pub fn seal(&self, binding: Binding<'_>, plaintext: &[u8]) -> Sealed<'_> {
         let (id, key) = &self.keys[0];

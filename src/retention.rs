@@ -23,8 +23,6 @@ const REST: u32 = 7;
 pub struct Purged {
     pub attempts: u64,
     pub rejected_deliveries: u64,
-    /// The pass stopped because another replica was purging.
-    pub yielded: bool,
 }
 
 impl RetentionSettings {
@@ -60,26 +58,13 @@ impl RetentionSettings {
         for table in Table::ALL {
             loop {
                 let started = Instant::now();
+                let days = match table {
+                    Table::Attempts => self.unregistered_days,
+                    Table::RejectedDeliveries => self.rejected_days,
+                };
                 let batch = database
-                    .transaction(async |conn| match table {
-                        Table::Attempts => {
-                            retention::attempts_batch(
-                                conn,
-                                turn,
-                                Self::days(self.unregistered_days),
-                                size,
-                            )
-                            .await
-                        }
-                        Table::RejectedDeliveries => {
-                            retention::rejected_batch(
-                                conn,
-                                turn,
-                                Self::days(self.rejected_days),
-                                size,
-                            )
-                            .await
-                        }
+                    .transaction(async |conn| {
+                        retention::batch(conn, table, turn, Self::days(days), size).await
                     })
                     .await?;
                 let Batch::Done {
@@ -87,7 +72,6 @@ impl RetentionSettings {
                     deleted: rows,
                 } = batch
                 else {
-                    purged.yielded = true;
                     return Ok(purged);
                 };
                 if rows > 0 {

@@ -9,7 +9,7 @@
 
 use sqlx::PgConnection;
 
-use super::rows;
+use super::{rows, Table};
 
 /// The advisory lock of retention, the same for every replica: "idnow-at" in ASCII.
 const LOCK: i64 = 0x6964_6e6f_772d_6174;
@@ -46,9 +46,11 @@ async fn lock(conn: &mut PgConnection, turn: Turn) -> Result<bool, sqlx::Error> 
     }
 }
 
-/// One batch over attempts unclaimed `days` after arrival. Run within a transaction.
-pub async fn attempts_batch(
+/// One batch over `table`: attempts unclaimed `days` after arrival, or rejected deliveries
+/// kept `days` after arrival. Run within a transaction: its lock is the transaction's.
+pub async fn batch(
     conn: &mut PgConnection,
+    table: Table,
     turn: Turn,
     days: i32,
     size: i64,
@@ -56,47 +58,42 @@ pub async fn attempts_batch(
     if !lock(conn, turn).await? {
         return Ok(Batch::Busy);
     }
-    let row = sqlx::query_file!("src/persistence/sql/purge_attempts.sql", days, size)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok(Batch::Done {
-        walked: rows(row.walked),
-        deleted: rows(row.deleted),
-    })
-}
-
-/// One batch over rejected deliveries kept `days` after arrival. Run within a transaction.
-pub async fn rejected_batch(
-    conn: &mut PgConnection,
-    turn: Turn,
-    days: i32,
-    size: i64,
-) -> Result<Batch, sqlx::Error> {
-    if !lock(conn, turn).await? {
-        return Ok(Batch::Busy);
-    }
-    let deleted = sqlx::query_scalar!(
-        r#"
-        WITH deleted AS (
-            DELETE FROM rejected_deliveries WHERE id IN (
-                SELECT id FROM rejected_deliveries
-                WHERE received_at < now() - make_interval(days => $1)
-                ORDER BY received_at
-                LIMIT $2
+    match table {
+        Table::Attempts => {
+            let row = sqlx::query_file!("src/persistence/sql/purge_attempts.sql", days, size)
+                .fetch_one(&mut *conn)
+                .await?;
+            Ok(Batch::Done {
+                walked: rows(row.walked),
+                deleted: rows(row.deleted),
+            })
+        }
+        Table::RejectedDeliveries => {
+            let deleted = sqlx::query_scalar!(
+                r#"
+                WITH deleted AS (
+                    DELETE FROM rejected_deliveries WHERE id IN (
+                        SELECT id FROM rejected_deliveries
+                        WHERE received_at < now() - make_interval(days => $1)
+                        ORDER BY received_at
+                        LIMIT $2
+                    )
+                    RETURNING 1
+                )
+                SELECT count(*) AS "deleted!" FROM deleted
+                "#,
+                days,
+                size,
             )
-            RETURNING 1
-        )
-        SELECT count(*) AS "deleted!" FROM deleted
-        "#,
-        days,
-        size,
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    Ok(Batch::Done {
-        walked: rows(deleted),
-        deleted: rows(deleted),
-    })
+            .fetch_one(&mut *conn)
+            .await?;
+            // Nothing is passed over: every row walked is deleted.
+            Ok(Batch::Done {
+                walked: rows(deleted),
+                deleted: rows(deleted),
+            })
+        }
+    }
 }
 
 /// What a purge would delete now: (attempts, rejected deliveries).
