@@ -15,13 +15,7 @@ const OTHER_PERSON: &str = "0b5e7c1d9a2f4e6b8c0d1e2f3a4b5c6dper";
 async fn erase(app: &TestApp, person: &str) -> serde_json::Value {
     let response = app.erase_as(ERASE_TOKEN, person).await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/json")
-    );
+    assert_eq!(content_type(&response), Some("application/json"));
     response.json().await.expect("a JSON body")
 }
 

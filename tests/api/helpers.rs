@@ -604,16 +604,18 @@ pub async fn assert_unavailable(response: Response) -> serde_json::Value {
     .await
 }
 
+/// The `Content-Type` of an answer, when it has a readable one.
+pub fn content_type(response: &Response) -> Option<&str> {
+    response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+}
+
 /// Asserts the contract's error body and returns its one error object.
 pub async fn assert_error(response: Response, status: StatusCode, code: &str) -> serde_json::Value {
     assert_eq!(response.status(), status);
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("application/json"),
-    );
+    assert_eq!(content_type(&response), Some("application/json"));
     let body: serde_json::Value = response.json().await.expect("json error body");
     let errors = body["errors"].as_array().expect("errors array");
     assert_eq!(errors.len(), 1, "{body}");

@@ -13,13 +13,7 @@ pub type Scrape = HashMap<String, f64>;
 pub async fn scrape(app: &TestApp) -> Scrape {
     let response = app.get("/metrics").await;
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .and_then(|v| v.to_str().ok()),
-        Some("text/plain; version=0.0.4")
-    );
+    assert_eq!(content_type(&response), Some("text/plain; version=0.0.4"));
     let text = response.text().await.expect("body");
     text.lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
