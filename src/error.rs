@@ -11,6 +11,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::api_auth::Denied;
@@ -275,17 +276,32 @@ impl ResponseError for ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorDocument<'a> {
+/// How the API description names [`ErrorDocument`]: its borrows do not matter there.
+pub type ErrorBody = ErrorDocument<'static>;
+
+/// The body of every error answer, on every route.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"errors": [{"id": "a95f2aaf-4e0c-4d49-8021-8a16a884ed86", "status": "403", "code": "unauthorized_action", "title": "Unauthorized Action", "detail": "Unauthorized action is not allowed."}]}))]
+pub struct ErrorDocument<'a> {
+    /// Always exactly one.
+    #[schema(value_type = Vec<ErrorObject<'static>>, min_items = 1, max_items = 1)]
     errors: [ErrorObject<'a>; 1],
 }
 
-#[derive(Serialize)]
-struct ErrorObject<'a> {
+/// One error.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorObject<'a> {
+    /// This answer's id, also on the request's log line.
     id: Uuid,
+    /// The HTTP status, as a string.
+    #[schema(pattern = "^[45][0-9]{2}$", example = "403")]
     status: &'a str,
+    /// Machine-readable, snake_case: what clients match on.
+    #[schema(pattern = "^[a-z][a-z0-9_]*$", example = "unauthorized_action")]
     code: &'a str,
+    #[schema(example = "Unauthorized Action")]
     title: &'a str,
+    /// For people; never reveals internals.
     detail: &'a str,
 }
 

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use sqlx::PgConnection;
+use utoipa::ToSchema;
 
 use super::rows;
 use crate::domain::PersonId;
@@ -10,7 +11,7 @@ use crate::domain::PersonId;
 const LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '2s'";
 
 /// What an erasure removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Erased {
     pub signings: u64,
     pub attempts: u64,

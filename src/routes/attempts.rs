@@ -4,13 +4,14 @@ use std::fmt::Write as _;
 
 use actix_web::http::header::{HeaderName, HeaderValue, LINK};
 use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa::ToSchema;
 
 use super::extract::{Authorized, SigningPath};
 use crate::api_auth::scopes;
 use crate::at_rest::Binding;
 use crate::domain::AttemptId;
 use crate::domain::{PageRequest, PersonId, SigningId};
-use crate::error::{ApiError, DbResultExt as _};
+use crate::error::{ApiError, DbResultExt as _, ErrorBody};
 use crate::persistence::attempts::{self, StoredAttempt};
 use crate::state::AppState;
 use crate::telemetry::RequestLog;
@@ -19,6 +20,36 @@ use crate::telemetry::RequestLog;
 static TOTAL: HeaderName = HeaderName::from_static("total");
 static PER_PAGE: HeaderName = HeaderName::from_static("per-page");
 
+/// A signing's attempt history, oldest attempt first (by
+/// `identificationprocess.identificationtime`, then by arrival).
+#[utoipa::path(
+    get,
+    path = "/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts",
+    tag = "attempts",
+    operation_id = "list_idnow_attempts",
+    params(
+        ("person_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,128}$", example = "dc1a6812a14f6cc338cd084208535bcdcper"),
+        ("signing_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,128}$"),
+        ("page[number]" = Option<i64>, Query, minimum = 1, maximum = 4294967295.0, description = "The page, from 1. Default 1."),
+        ("page[size]" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Attempts per page, 1 to 1000. Default 10."),
+    ),
+    responses(
+        (status = 200, description = "The page; `[]` past the end.", body = [Attempt],
+            headers(
+                ("Link" = String, description = "RFC 8288 links to the `first`, `prev`, `next` and `last` pages, where they exist."),
+                ("Total" = u64, description = "Attempts in the whole history."),
+                ("Per-Page" = u32, description = "The page size used."),
+            )),
+        (status = 400, description = "`invalid_path_parameter` or `invalid_pagination`.", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid bearer token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
+        (status = 403, description = "`unauthorized_action`: the token lacks scope `idnow_attempts:read`.", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such signing is registered for this person.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot answer now; retry.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+    ),
+    security(("bearer" = ["idnow_attempts:read"])),
+)]
 pub async fn list(
     _client: Authorized<scopes::IdnowAttemptsRead>,
     SigningPath {
@@ -85,6 +116,28 @@ pub async fn list(
         .content_type(mime::APPLICATION_JSON)
         .body(body))
 }
+
+/// An attempt of a signing's history.
+// Written by `render`, byte for byte; this is its description.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct Attempt {
+    #[schema(
+        pattern = "^[0-9a-f]{32}cida$",
+        example = "e1eeb07262b695dc0ee5d4ab9350c12dcida"
+    )]
+    id: String,
+    /// `identificationprocess.result`, as sent.
+    #[schema(example = "SUCCESS")]
+    result: String,
+    /// `identificationprocess.reason`, when the attempt has one.
+    reason: Option<String>,
+    /// The webhook's JSON object as received: the same keys, values and key order.
+    payload: Object,
+}
+
+/// Any JSON object.
+type Object = serde_json::Map<String, serde_json::Value>;
 
 /// An attempt of the page, its payload opened.
 struct Listed {

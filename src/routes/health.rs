@@ -2,18 +2,38 @@
 
 use actix_web::{web, HttpResponse};
 use serde_json::json;
+use utoipa::ToSchema;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::persistence::{self, Readiness};
 use crate::state::AppState;
 
-/// 200 while the process serves requests.
+/// Whether the process runs: 200 while it serves requests.
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    tag = "operations",
+    operation_id = "live",
+    responses((status = 200, description = "The process runs.", body = Status, example = json!({"status": "ok"}))),
+)]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// 200 only when the database answers, every migration is applied and every key rows are
-/// encrypted under is configured, and never again once the process has been asked to stop.
+/// Whether to send traffic here: 200 only when the database answers, every migration is
+/// applied and every key rows are encrypted under is configured; 503 otherwise, and once the
+/// process has been asked to stop.
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    tag = "operations",
+    operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready.", body = Status, example = json!({"status": "ready"})),
+        (status = 503, description = "`service_unavailable`: not ready; the log says why.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before asking again."))),
+    ),
+)]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.draining.is_draining() {
         return Err(ApiError::Unavailable(anyhow::anyhow!("shutting down")));
@@ -32,4 +52,12 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
             anyhow::Error::new(error).context("checking the database"),
         )),
     }
+}
+
+/// A health answer.
+#[derive(ToSchema)]
+#[allow(dead_code)] // A description of the answers, which `json!` writes.
+pub struct Status {
+    #[schema(example = "ok")]
+    status: String,
 }

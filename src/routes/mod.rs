@@ -4,6 +4,7 @@ mod attempts;
 mod extract;
 mod health;
 mod metrics;
+pub mod openapi;
 mod persons;
 mod signings;
 mod webhooks;
@@ -60,7 +61,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, request_timeout: Duration) {
         "GET",
         web::get().to(health::ready),
     ))
-    .service(resource("/metrics", "GET", web::get().to(metrics::scrape)));
+    .service(resource("/metrics", "GET", web::get().to(metrics::scrape)))
+    .service(resource(
+        "/openapi.json",
+        "GET",
+        web::get().to(openapi::document),
+    ));
 }
 
 /// The resource at `pattern`, served by `route`, which takes the method `allow` names: any

@@ -4,11 +4,33 @@ use actix_web::{web, HttpResponse};
 
 use super::extract::{Authorized, PersonPath};
 use crate::api_auth::scopes;
-use crate::error::{ApiError, DbResultExt as _};
-use crate::persistence::persons;
+use crate::error::{ApiError, DbResultExt as _, ErrorBody};
+use crate::persistence::persons::{self, Erased};
 use crate::state::AppState;
 
-/// `200 {"signings","attempts","rejected_deliveries"}`, zeros when nothing is held (again).
+/// Erases everything held for the person: their signings, every attempt of those signings'
+/// identifications and kept rejected deliveries of those identifications. The
+/// identifications are remembered as SHA-256 digests only, so that late webhooks are answered
+/// 204 and not stored again.
+#[utoipa::path(
+    delete,
+    path = "/v1/persons/{person_id}",
+    tag = "persons",
+    operation_id = "erase_person",
+    params(
+        ("person_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,128}$", example = "dc1a6812a14f6cc338cd084208535bcdcper"),
+    ),
+    responses(
+        (status = 200, description = "Erased: what was; zeros when nothing is held (again).", body = Erased),
+        (status = 400, description = "`invalid_path_parameter`.", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid bearer token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
+        (status = 403, description = "`unauthorized_action`: the token lacks scope `persons:erase`.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot take the erasure now; retry.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+    ),
+    security(("bearer" = ["persons:erase"])),
+)]
 pub async fn erase(
     _client: Authorized<scopes::PersonsErase>,
     PersonPath(person_id): PersonPath,

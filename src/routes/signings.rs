@@ -2,12 +2,13 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::extract::{Authorized, SigningPath};
 use crate::api_auth::scopes;
 use crate::domain::TransactionNumber;
 use crate::edge::body::read_json_body;
-use crate::error::{ApiError, DbResultExt as _};
+use crate::error::{ApiError, DbResultExt as _, ErrorBody};
 use crate::persistence::signings::{self, Registration};
 use crate::state::AppState;
 use crate::telemetry::RequestLog;
@@ -15,18 +16,66 @@ use crate::telemetry::RequestLog;
 /// A registration is a few dozen bytes; nothing larger is read.
 const BODY_LIMIT: usize = 16 * 1024;
 
-#[derive(Deserialize)]
-struct RegistrationBody {
+/// Which identification a signing uses.
+#[derive(Deserialize, ToSchema)]
+pub struct RegistrationBody {
+    /// The IDnow transaction number: up to 255 characters, no whitespace or control character.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$",
+        example = "b2d949eb12ecd6798fa8e2ae66fc4a5acidt"
+    )]
     identification_id: String,
 }
 
-#[derive(Serialize)]
-struct RegistrationView<'a> {
+/// The registration as it stands.
+#[derive(Serialize, ToSchema)]
+pub struct RegistrationView<'a> {
     person_id: &'a str,
     signing_id: &'a str,
     identification_id: &'a str,
 }
 
+/// How the API description names [`RegistrationView`].
+type Registered = RegistrationView<'static>;
+
+/// Registers which identification (IDnow transaction number) a signing uses. Attempts that
+/// arrived before join the signing at once.
+#[utoipa::path(
+    put,
+    path = "/v1/persons/{person_id}/signings/{signing_id}",
+    tag = "signings",
+    operation_id = "register_signing",
+    params(
+        ("person_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,128}$", example = "dc1a6812a14f6cc338cd084208535bcdcper"),
+        ("signing_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,128}$"),
+    ),
+    request_body(content = RegistrationBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The same registration again: nothing changed.", body = Registered,
+            links(
+                ("ListIdnowAttempts" = (operation_id = "list_idnow_attempts", parameters(("person_id" = "$request.path.person_id"), ("signing_id" = "$request.path.signing_id")))),
+                ("ErasePerson" = (operation_id = "erase_person", parameters(("person_id" = "$request.path.person_id")))),
+            )),
+        (status = 201, description = "Registered.", body = Registered,
+            links(
+                ("ListIdnowAttempts" = (operation_id = "list_idnow_attempts", parameters(("person_id" = "$request.path.person_id"), ("signing_id" = "$request.path.signing_id")))),
+                ("ErasePerson" = (operation_id = "erase_person", parameters(("person_id" = "$request.path.person_id")))),
+            )),
+        (status = 400, description = "`invalid_path_parameter`, or `invalid_json`: the body is not JSON.", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`: no valid bearer token.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
+        (status = 403, description = "`unauthorized_action`: the token lacks scope `signings:write`.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the signing is registered with another identification, or the identification belongs to another signing.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over 16 KiB.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a declared content type that is not JSON.", body = ErrorBody),
+        (status = 422, description = "`invalid_registration`: not an object with a valid string `identification_id`.", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot take the write now; retry.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+    ),
+    security(("bearer" = ["signings:write"])),
+)]
 pub async fn register(
     _client: Authorized<scopes::SigningsWrite>,
     SigningPath {

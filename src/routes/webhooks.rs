@@ -13,21 +13,54 @@ use std::time::SystemTime;
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::domain::{transaction_number_of, AttemptId, Delivery, DeliveryError, WebhookId};
 use crate::edge::body::read_json_body;
 use crate::edge::client_address::peer_of;
-use crate::error::{ApiError, DbResultExt as _};
+use crate::error::{ApiError, DbResultExt as _, ErrorBody};
 use crate::persistence::attempts::{NewAttempt, Stored};
 use crate::persistence::rejected::{self, Kept, RejectedDelivery};
 use crate::state::AppState;
 use crate::telemetry::RequestLog;
 
-#[derive(Serialize)]
-struct Acknowledgement {
+/// The answer to a stored or duplicate delivery.
+#[derive(Serialize, ToSchema)]
+pub struct Acknowledgement {
+    /// The attempt's id: the new one, or the original's for a duplicate.
+    #[schema(value_type = String, pattern = "^[0-9a-f]{32}cida$", example = "e1eeb07262b695dc0ee5d4ab9350c12dcida")]
     id: AttemptId,
 }
 
+/// Stores one attempt of an IDnow identification.
+///
+/// Checked in this order: the sender's address (403), the declared content type and coding
+/// (415), the size (413), the credentials (401), then the body (400/422), then the store. An
+/// authentic delivery that is refused (400, 409, 422) is kept verbatim for operators.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/idnow",
+    tag = "webhooks",
+    operation_id = "receive_idnow_webhook",
+    request_body(content = IdnowWebhook, content_type = "application/json"),
+    responses(
+        (status = 200, description = "A duplicate delivery of a stored attempt: nothing new is stored; the original attempt's id.", body = Acknowledgement),
+        (status = 201, description = "A new attempt stored (durably committed).", body = Acknowledgement),
+        (status = 202, description = "Stored, but no signing is registered yet for its transaction number; it joins the signing's history when one is.", body = Acknowledgement),
+        (status = 204, description = "The identification was erased: acknowledged, nothing stored."),
+        (status = 400, description = "`invalid_json`: the body is not JSON; `invalid_webhook_id`: an unusable `webhook-id`.", body = ErrorBody),
+        (status = 401, description = "`invalid_signature`: no enabled method accepted the delivery.", body = ErrorBody,
+            headers(("WWW-Authenticate" = String, description = "`Basic realm=\"idnow-webhooks\"` when `basic` is enabled."))),
+        (status = 403, description = "`forbidden_source`: sent from outside `WEBHOOK_ALLOWED_SOURCES`.", body = ErrorBody),
+        (status = 409, description = "`webhook_id_reused`: the `webhook-id` is stored already for a different event.", body = ErrorBody),
+        (status = 413, description = "`payload_too_large`: the body is over the limit (1 MiB by default).", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a declared content type that is not JSON, or a content coding other than identity.", body = ErrorBody),
+        (status = 422, description = "`invalid_webhook_payload`: JSON that is not a storable attempt (no `identificationprocess.result` or `.transactionnumber`, a value the store cannot hold, nesting over 32 levels).", body = ErrorBody),
+        (status = 503, description = "`service_unavailable`: the database cannot take the write now; retry.", body = ErrorBody,
+            headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
+    ),
+    security(("standardWebhooks" = []), ("hmac" = []), ("token" = []), ("basic" = [])),
+)]
 pub async fn receive(
     request: HttpRequest,
     payload: web::Payload,
@@ -193,4 +226,41 @@ impl Authentic<'_> {
         self.log.outcome("erased");
         HttpResponse::NoContent().finish()
     }
+}
+
+/// IDnow's result webhook, as the service reads it. Only `identificationprocess.result` and
+/// `identificationprocess.transactionnumber` are required; every other key (`customdata`,
+/// `contactdata`, `userdata`, `identificationdocument`, `attachments`, ...) is stored as sent,
+/// in its order. Nesting over 32 levels is refused with 422.
+#[derive(ToSchema)]
+#[schema(example = json!({"identificationprocess": {"result": "SUCCESS", "transactionnumber": "b2d949eb12ecd6798fa8e2ae66fc4a5acidt", "id": "TST-EABTZ", "identificationtime": "2019-03-27T16:47:59+01:00"}}))]
+#[allow(dead_code)] // A description of the body, never built.
+pub struct IdnowWebhook {
+    identificationprocess: IdentificationProcess,
+}
+
+/// The fields of `identificationprocess` the service reads; others are kept as sent.
+#[derive(ToSchema)]
+#[allow(dead_code)] // A description of the body, never built.
+pub struct IdentificationProcess {
+    /// Stored as sent: IDnow adds values over time. Not empty; no NUL character.
+    #[schema(min_length = 1, pattern = r"^[^\x00]*$", example = "SUCCESS")]
+    result: String,
+    /// IDnow's transaction number: up to 255 characters, no whitespace or control character.
+    #[schema(
+        min_length = 1,
+        max_length = 255,
+        pattern = r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$",
+        example = "b2d949eb12ecd6798fa8e2ae66fc4a5acidt"
+    )]
+    transactionnumber: String,
+    /// IDnow's ident code. No NUL character.
+    #[schema(pattern = r"^[^\x00]*$", example = "TST-EABTZ")]
+    id: Option<String>,
+    /// Why the attempt was aborted. No NUL character.
+    #[schema(pattern = r"^[^\x00]*$")]
+    reason: Option<String>,
+    /// RFC 3339; attempts are ordered by it. Any other string is kept and sorts by arrival.
+    #[schema(example = "2019-03-27T16:47:59+01:00")]
+    identificationtime: Option<String>,
 }

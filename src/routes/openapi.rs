@@ -1,0 +1,256 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description of every route, generated from the
+//! handlers' `#[utoipa::path]` attributes and the types they answer with, so that it cannot
+//! drift from them. The same document is committed as `openapi.json` at the repository's root
+//! for clients to generate from; a test fails when the two differ.
+
+use std::sync::LazyLock;
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{self, header::HeaderBuilder, ObjectBuilder, Type};
+use utoipa::{Modify, OpenApi};
+
+use super::{attempts, health, metrics, persons, signings, webhooks};
+use crate::error::{ErrorBody, ErrorObject};
+use crate::persistence::persons::Erased;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "idnow-attempts",
+        license(name = "UNLICENSED"),
+        description = "IDnow result webhooks in, authenticated and stored durably in PostgreSQL; \
+            a signing's identification attempts out. Every error, on every route, has the \
+            body `ErrorDocument`.",
+    ),
+    paths(
+        webhooks::receive,
+        attempts::list,
+        signings::register,
+        persons::erase,
+        health::live,
+        health::ready,
+        metrics::scrape,
+        document,
+    ),
+    components(schemas(ErrorBody, ErrorObject<'static>, Erased)),
+    modifiers(&SecuritySchemes, &EveryAnswer),
+    tags(
+        (name = "webhooks", description = "IDnow's result webhook."),
+        (name = "signings", description = "Which identification a signing uses."),
+        (name = "attempts", description = "A signing's attempt history."),
+        (name = "persons", description = "Erasure of a person's data."),
+        (name = "operations", description = "Health, metrics and this description."),
+    ),
+)]
+struct ApiDoc;
+
+/// The description as served and committed: pretty JSON, ending in a newline.
+pub fn document_json() -> String {
+    let mut document = ApiDoc::openapi();
+    // Cargo's `UNLICENSED` is not an SPDX identifier: the name alone says it.
+    if let Some(license) = &mut document.info.license {
+        license.identifier = None;
+    }
+    let mut document = serde_json::to_value(document)
+        .unwrap_or_else(|error| unreachable!("an OpenAPI document serialises: {error}"));
+    camel_case_links(&mut document);
+    let mut json = serde_json::to_string_pretty(&document)
+        .unwrap_or_else(|error| unreachable!("a JSON value serialises: {error}"));
+    json.push('\n');
+    json
+}
+
+/// utoipa 5.5 writes a Link Object's fields in snake case (`operation_id`); OpenAPI names
+/// them `operationId`, `operationRef` and `requestBody`, and tools (schemathesis among them)
+/// ignore a link spelled otherwise.
+fn camel_case_links(document: &mut serde_json::Value) {
+    const FIELDS: [(&str, &str); 3] = [
+        ("operation_id", "operationId"),
+        ("operation_ref", "operationRef"),
+        ("request_body", "requestBody"),
+    ];
+    let Some(paths) = document
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    else {
+        return;
+    };
+    let links = paths
+        .values_mut()
+        .filter_map(serde_json::Value::as_object_mut)
+        .flat_map(|item| item.values_mut())
+        .filter_map(|operation| operation.get_mut("responses")?.as_object_mut())
+        .flat_map(|responses| responses.values_mut())
+        .filter_map(|response| response.get_mut("links")?.as_object_mut())
+        .flat_map(|links| links.values_mut())
+        .filter_map(serde_json::Value::as_object_mut);
+    for link in links {
+        for (snake, camel) in FIELDS {
+            if let Some(value) = link.remove(snake) {
+                link.insert(camel.to_owned(), value);
+            }
+        }
+    }
+}
+
+/// Rendered once: it depends on nothing but the code.
+static DOCUMENT: LazyLock<String> = LazyLock::new(document_json);
+
+/// This description.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "operations",
+    operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 description of every route.", content_type = "application/json", body = Object)),
+)]
+pub async fn document() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(mime::APPLICATION_JSON)
+        .body(DOCUMENT.as_str())
+}
+
+/// The schemes of the contract's "Webhook authentication" and of the API's bearer tokens.
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let header = |name: &str, description: &str| {
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                name,
+                description,
+            )))
+        };
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API client's token (`API_KEYS`); each operation names the scope \
+                         it needs.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "standardWebhooks",
+            header(
+                "webhook-signature",
+                "Standard Webhooks (`WEBHOOK_AUTH=standard-webhooks`): space-separated \
+                 `v1,<base64 HMAC-SHA256>` of `{webhook-id}.{webhook-timestamp}.{raw body}` \
+                 under any of `IDNOW_WEBHOOK_SECRETS`, sent with the headers `webhook-id` \
+                 (1 to 1,024 visible ASCII characters, else 400 `invalid_webhook_id`; one id \
+                 used for two different events is 409 `webhook_id_reused`) and \
+                 `webhook-timestamp` (Unix seconds, within `WEBHOOK_TOLERANCE_SECONDS` of \
+                 now).",
+            ),
+        );
+        components.add_security_scheme(
+            "hmac",
+            header(
+                "X-Idnow-Signature",
+                "`WEBHOOK_AUTH=hmac`: `sha256=<lowercase hex HMAC-SHA256 of the raw body>` \
+                 under any of `IDNOW_WEBHOOK_SECRETS`.",
+            ),
+        );
+        components.add_security_scheme(
+            "token",
+            header(
+                "X-Auth-Token",
+                "`WEBHOOK_AUTH=token`: a static token whose SHA-256 is in `WEBHOOK_TOKENS`, \
+                 in the header named by `WEBHOOK_TOKEN_HEADER` (`X-Auth-Token` by default).",
+            ),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some(
+                        "`WEBHOOK_AUTH=basic`: a user of `WEBHOOK_BASIC_CREDENTIALS` and the \
+                         password whose SHA-256 is listed. (`WEBHOOK_AUTH=source` admits \
+                         senders by address alone, `WEBHOOK_ALLOWED_SOURCES`.)",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// What every operation may answer, said once: `X-Request-Id` on every answer, and 500.
+struct EveryAnswer;
+
+impl Modify for EveryAnswer {
+    fn modify(&self, openapi: &mut openapi::OpenApi) {
+        let request_id = HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(Type::String))
+            .description(Some(
+                "The request's id: the client's `X-Request-Id` when it is 1 to 128 visible \
+                 ASCII characters, else a generated one. On the request's log line.",
+            ))
+            .build();
+        let fault = openapi::ResponseBuilder::new()
+            .description("`generic_error`: a fault of the service; the detail reveals nothing.")
+            .content(
+                "application/json",
+                openapi::ContentBuilder::new()
+                    .schema(Some(openapi::Ref::from_schema_name("ErrorDocument")))
+                    .build(),
+            )
+            .build();
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+            ];
+            for operation in operations.into_iter().flatten() {
+                let responses = &mut operation.responses.responses;
+                responses
+                    .entry("500".to_owned())
+                    .or_insert_with(|| fault.clone().into());
+                for response in responses.values_mut() {
+                    if let openapi::RefOr::T(response) = response {
+                        response
+                            .headers
+                            .insert("X-Request-Id".to_owned(), request_id.clone());
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed description, which clients generate from.
+    const COMMITTED: &str = include_str!("../../openapi.json");
+
+    #[test]
+    fn the_committed_description_is_the_one_the_code_serves() {
+        let current = document_json();
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(
+                concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json"),
+                &current,
+            )
+            .expect("writing openapi.json");
+            return;
+        }
+        assert!(
+            current == COMMITTED,
+            "openapi.json differs from what the code describes; if the change is meant, \
+             run `UPDATE_OPENAPI=1 cargo test openapi` and commit openapi.json"
+        );
+    }
+}
