@@ -1,5 +1,11 @@
 //! Logs: JSON lines on stdout, one per request, with a request id.
 //!
+//! The request id is the client's `X-Request-Id` when it is a short visible-ASCII token (a
+//! gateway's or a caller's id, so that one id follows a request across services), else a
+//! fresh UUID; it goes back in the answer's `X-Request-Id`. A W3C `traceparent` contributes
+//! its trace id. Both are on the request's line, at the top level, and on every line logged
+//! while the request runs (in its span).
+//!
 //! What goes into a log line is chosen here and in what handlers tell through [`RequestLog`]:
 //! ids, results, status codes, error chains. Never bodies, headers' secrets or personal data.
 
@@ -12,6 +18,7 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use tracing::field::{debug, display};
@@ -139,6 +146,61 @@ impl FromRequest for RequestLog {
     }
 }
 
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// The longest client-given request id taken: a UUID is 36 characters, a trace id 32.
+const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// The request's id: the client's `X-Request-Id` when it is 1 to 128 visible ASCII characters
+/// (sent once), else a new UUID. Anything else a client sends is replaced, never logged.
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    let mut sent = headers.get_all(&REQUEST_ID);
+    if let (Some(id), None) = (sent.next(), sent.next()) {
+        let bytes = id.as_bytes();
+        if (1..=MAX_REQUEST_ID_LEN).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_graphic)
+        {
+            return id.clone();
+        }
+    }
+    let mut buffer = Uuid::encode_buffer();
+    let generated = Uuid::new_v4().hyphenated().encode_lower(&mut buffer);
+    HeaderValue::from_str(generated).unwrap_or_else(|_| unreachable!("a UUID is a header value"))
+}
+
+/// The trace id of a valid W3C `traceparent` (`{version}-{trace id}-{parent id}-{flags}`, in
+/// lowercase hex; an all-zero id or version `ff` is invalid), sent once.
+fn trace_id(headers: &HeaderMap) -> Option<&str> {
+    let mut sent = headers.get_all(&TRACEPARENT);
+    let (Some(value), None) = (sent.next(), sent.next()) else {
+        return None;
+    };
+    let value = value.to_str().ok()?;
+    let lower_hex = |field: &str, len: usize| {
+        field.len() == len
+            && field
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let mut fields = value.split('-');
+    let (version, trace, parent, flags) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    // Version 00 has exactly four fields; later versions may append more.
+    let valid = lower_hex(version, 2)
+        && version != "ff"
+        && (version != "00" || fields.next().is_none())
+        && lower_hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && lower_hex(parent, 16)
+        && parent.bytes().any(|b| b != b'0')
+        && lower_hex(flags, 2);
+    valid.then_some(trace)
+}
+
 /// The pattern of the resource that served a request, as its resource declares it.
 #[derive(Debug, Clone, Copy)]
 pub struct RoutePattern(pub &'static str);
@@ -152,16 +214,26 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
+    let request_id = request_id(request.headers());
+    // Visible ASCII, checked or generated: always a str.
+    let id = request_id.to_str().unwrap_or_default().to_owned();
+    let trace_id = trace_id(request.headers()).map(str::to_owned);
     // On every line logged while the request runs; what came of it goes on its last line.
     let span = tracing::info_span!(
         "HTTP request",
-        request_id = %Uuid::new_v4(),
+        request_id = %id,
+        trace_id = trace_id.as_deref(),
         http.method = %request.method(),
     );
     let log = RequestLog::default();
     request.extensions_mut().insert(log.clone());
 
-    let outcome = next.call(request).instrument(span.clone()).await;
+    let mut outcome = next.call(request).instrument(span.clone()).await;
+    if let Ok(response) = &mut outcome {
+        response
+            .headers_mut()
+            .insert(REQUEST_ID.clone(), request_id.clone());
+    }
 
     let elapsed = started.elapsed();
     let _entered = span.enter();
@@ -196,6 +268,8 @@ pub async fn observe(
         ($level:expr, $($rest:tt)*) => {
             tracing::event!(
                 $level,
+                request_id = %id,
+                trace_id = trace_id.as_deref(),
                 status = status.as_u16(),
                 elapsed_ms = elapsed.as_secs_f64() * 1e3,
                 http.route = route,

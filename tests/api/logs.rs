@@ -185,6 +185,59 @@ async fn a_server_error_is_logged_with_its_cause_under_the_id_the_client_got(poo
     );
 }
 
+/// A caller's `X-Request-Id` follows its request into our log and back in the answer; one
+/// that is not a short visible-ASCII token is replaced, never logged; a `traceparent`'s trace
+/// id is logged beside it.
+#[sqlx::test(migrations = false)]
+async fn request_ids_and_trace_ids_are_taken_echoed_and_logged(pool: PgPool) {
+    let service = ServiceProcess::start(&pool, &[]);
+    let client = reqwest::Client::new();
+    let live = service.app.url("/health/live");
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let taken = client
+        .get(&live)
+        .header("X-Request-Id", "gw-7f3c/1:abc")
+        .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(taken.headers()["x-request-id"], "gw-7f3c/1:abc");
+
+    let mut replaced = Vec::new();
+    for refused in ["has space".to_owned(), "x".repeat(129), String::new()] {
+        let response = client
+            .get(&live)
+            .header("X-Request-Id", refused.as_str())
+            .header("traceparent", format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)))
+            .send()
+            .await
+            .expect("request");
+        let id = response.headers()["x-request-id"].to_str().expect("ascii");
+        assert!(uuid::Uuid::try_parse(id).is_ok(), "{refused:?} replaced by a UUID: {id}");
+        replaced.push(id.to_owned());
+    }
+    // Every answer has one, errors too.
+    let missing = service.app.get("/no/such/route").await;
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert!(missing.headers().contains_key("x-request-id"));
+
+    service.signal(Signal::SIGTERM);
+    let (_, log) = service.wait().await;
+    let lines: Vec<serde_json::Value> = events(&log)
+        .into_iter()
+        .filter(|event| event["message"] == "request completed")
+        .collect();
+    assert_eq!(lines.len(), 5, "{log:?}");
+    assert_eq!(lines[0]["request_id"], "gw-7f3c/1:abc", "at the top level");
+    assert_eq!(lines[0]["trace_id"], trace);
+    for (line, id) in lines[1..4].iter().zip(&replaced) {
+        assert_eq!(line["request_id"], id.as_str());
+        assert!(line.get("trace_id").is_none(), "an all-zero trace id is invalid");
+    }
+    let log = log.join("\n");
+    assert!(!log.contains("has space") && !log.contains(&"x".repeat(129)));
+}
+
 /// Requests actix-http itself refuses before any route sees them: anyone can send these, so
 /// they must not each write an ERROR line. They are counted, and logged at DEBUG.
 #[sqlx::test(migrations = false)]
