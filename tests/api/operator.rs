@@ -197,6 +197,9 @@ async fn rejected_show_writes_the_kept_body_byte_for_byte_and_nothing_else(pool:
         .await;
         assert!(output.status.success(), "{output:?}");
         assert_eq!(output.stdout, body, "{output:?}");
+        let log = String::from_utf8_lossy(&output.stderr);
+        assert!(log.contains("\"level\":\"DEBUG\""), "{log}");
+        assert!(!log.contains("zeta") && !log.contains("TST-"), "{log}");
     }
 
     let unknown = Uuid::new_v4();
@@ -400,8 +403,18 @@ async fn replay_all_goes_through_every_kept_body_oldest_first_and_counts_the_out
     assert_eq!(kept.len(), 4);
     let attempts_before = app.attempt_count().await;
 
-    let output = run(&pool, &["rejected", "replay", "--all"]).await;
+    let output = operator_command(
+        &pool,
+        &["rejected", "replay", "--all"],
+        &[("RUST_LOG", "debug")],
+    )
+    .await;
     assert!(!output.status.success(), "one is still refused: {output:?}");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("still refused"), "{log}");
+    for personal in ["TROBOT", "solarisbank"] {
+        assert!(!log.contains(personal), "{log}");
+    }
     let lines = lines(&output);
     assert_eq!(lines.len(), 6, "{lines:#?}");
     assert_eq!(lines[0], REPLAY_HEADER);
