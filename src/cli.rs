@@ -47,21 +47,31 @@ pub enum Command {
     },
     /// Inspect and replay the kept rejected deliveries: authentic webhooks that were refused
     /// (400, 409, 422) and kept verbatim so that nothing IDnow sent is lost.
+    ///
+    /// `list` and `replay` print a header line, then one tab-separated line per row, times in
+    /// RFC 3339 UTC, an empty field for a value that is absent, control characters in values
+    /// escaped (`\t`, `\n`, `\\`). `show` prints the body alone. The log goes to stderr.
     Rejected {
         #[command(subcommand)]
         command: RejectedCommand,
     },
-    /// Print an identification's attempts, oldest first as the listing has them: id, result,
-    /// reason, identification and arrival time, and the signing they belong to (person and
-    /// signing id), empty while none is registered.
+    /// Print an identification's attempts and the signing they belong to.
+    ///
+    /// Oldest first, as the listing has them: id, result, reason, identification and arrival
+    /// time, and the person and signing id of its signing, empty while none is registered. A
+    /// header line, then one tab-separated line per attempt, times in RFC 3339 UTC, control
+    /// characters in values escaped (`\t`, `\n`, `\\`). The log goes to stderr.
     Attempts {
         /// The IDnow transaction number (the signing's identification_id).
         #[arg(value_parser = transaction_number)]
         transaction_number: TransactionNumber,
     },
-    /// Print the transaction numbers whose attempts no signing has claimed, with their count
-    /// of attempts and first and last arrival, the longest waiting first. Retention deletes
-    /// such attempts RETENTION_UNREGISTERED_DAYS after their arrival.
+    /// Print the transaction numbers whose attempts no signing has claimed.
+    ///
+    /// With their count of attempts and first and last arrival, the longest waiting first. A
+    /// header line, then one tab-separated line per transaction number, times in RFC 3339 UTC.
+    /// Retention deletes such attempts RETENTION_UNREGISTERED_DAYS after their arrival. The log
+    /// goes to stderr.
     Unregistered {
         /// Only transaction numbers whose every attempt arrived more than this many days ago.
         #[arg(long, value_name = "DAYS", value_parser = clap::value_parser!(u16).range(..=36500))]
@@ -83,7 +93,7 @@ impl Command {
 /// `idnow-attempts rejected …`.
 #[derive(Debug, Clone, Subcommand, PartialEq, Eq)]
 pub enum RejectedCommand {
-    /// Print the kept rejected deliveries, newest first: id, arrival time, the status and
+    /// Print the kept rejected deliveries, newest first: id, arrival time, and the status and
     /// error code their sender was answered.
     List {
         /// Only those that arrived at this time or later (RFC 3339, e.g.
@@ -92,17 +102,25 @@ pub enum RejectedCommand {
         since: Option<DateTime<Utc>>,
     },
     /// Write one kept body to stdout, byte for byte as it was received, and nothing else.
+    ///
+    /// Decrypted with PAYLOAD_ENCRYPTION_KEYS. It holds personal data. An unknown id, or a body
+    /// that does not open, exits non-zero with nothing on stdout.
     Show {
         /// The kept delivery's id, as `rejected list` prints it.
         id: Uuid,
     },
-    /// Run kept bodies through the same parse and store as a live delivery (with the
-    /// webhook-id they were kept with; one refused for its webhook-id was kept without it),
-    /// and print what became of each: stored, stored_unregistered or duplicate with the
-    /// attempt's id, erased, or refused with the status and code a sender would be answered.
-    /// Idempotent: a body stored before is a duplicate of that attempt. A replayed body stays
-    /// kept (retention deletes it), and one still refused is not kept again. Exits non-zero
-    /// when any is still refused.
+    /// Run kept bodies through the same parse and store as a live delivery, and print what
+    /// became of each.
+    ///
+    /// Each is replayed with the webhook-id it was kept with (one refused for its webhook-id
+    /// was kept without it). One line per delivery: its id, the outcome (stored,
+    /// stored_unregistered or duplicate, with the attempt's id; erased; refused, with the
+    /// status and code a sender would be answered, and for webhook_id_reused the attempt that
+    /// holds the id; unreadable, with why), the status a sender would be answered; then a
+    /// summary of the counts. Idempotent: a body stored before is reported as the duplicate of
+    /// that attempt. A replayed body stays kept (retention deletes it after
+    /// RETENTION_REJECTED_DAYS), and one still refused is not kept again. Exits non-zero when
+    /// any is still refused or unreadable, or the database fails.
     #[command(group(ArgGroup::new("which").required(true).args(["id", "all"])))]
     Replay {
         /// The kept delivery's id, as `rejected list` prints it.
