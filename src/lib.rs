@@ -9,6 +9,7 @@ pub mod digest;
 pub mod domain;
 pub mod edge;
 pub mod error;
+pub mod ingest;
 pub mod metrics;
 pub mod networks;
 pub mod operations;

@@ -22,14 +22,22 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = telemetry::init(&settings.log_filter) {
+    let command = cli.command.unwrap_or(Command::Serve);
+    // A command whose stdout is data (rows, a kept body) logs to stderr, so that nothing
+    // else lands in what it prints.
+    let logging = if command.prints_data() {
+        telemetry::init_with_writer(&settings.log_filter, std::io::stderr)
+    } else {
+        telemetry::init(&settings.log_filter)
+    };
+    if let Err(error) = logging {
         eprintln!("idnow-attempts: {error:#}");
         return ExitCode::from(2);
     }
     for warning in &settings.webhooks.warnings {
         tracing::warn!("{warning}");
     }
-    match run(cli.command.unwrap_or(Command::Serve), settings).await {
+    match run(command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "exiting on error");

@@ -1,19 +1,32 @@
-//! The commands besides `serve`: `migrate`, and the operator commands that repair data,
-//! `reencrypt` and `purge`. They run with the same configuration as `serve`, on a connection
-//! of their own without a statement timeout (they may read whole tables), print what they do
-//! on stdout, and fail with a non-zero exit and the reason in the log.
+//! The commands besides `serve`: `migrate`, the operator commands that repair data,
+//! `reencrypt`, `purge` and `rejected replay`, and those that look at it, `rejected list`,
+//! `rejected show`, `attempts` and `unregistered`. They run with the same configuration as
+//! `serve`, on a connection of their own without a statement timeout (they may read whole
+//! tables), print what they do on stdout, and fail with a non-zero exit and the reason in the
+//! log.
+//!
+//! What they print as rows is one header line, then one line per row, tab-separated, with
+//! times in RFC 3339 UTC and an empty field for a value that is absent: readable, and
+//! scriptable with `cut` or `awk -F'\t'`.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _};
+use chrono::{DateTime, SecondsFormat, Utc};
 use uuid::Uuid;
 
 use crate::at_rest::{Binding, OpenError, PayloadKeys};
-use crate::cli::Command;
+use crate::cli::{Command, RejectedCommand};
 use crate::configuration::Settings;
-use crate::persistence::attempts::StoredPayload;
+use crate::domain::TransactionNumber;
+use crate::ingest::{self, Outcome};
+use crate::persistence::attempts::{self, StoredPayload};
 use crate::persistence::keys::{self, Resealed, Stale};
+use crate::persistence::rejected;
+use crate::persistence::writer::AttemptWriter;
 use crate::persistence::{self, Database, Table};
 use crate::retention::{RetentionSettings, Turn};
 
@@ -49,6 +62,26 @@ pub async fn run(
             reencrypt(&database.0, &settings.payload_keys, writes_last, out).await
         }
         Command::Purge { dry_run } => purge(&database.0, &settings.retention, dry_run, out).await,
+        Command::Rejected { command } => {
+            let keys = &settings.payload_keys;
+            match command {
+                RejectedCommand::List { since } => rejected_list(&database.0, since, out).await,
+                RejectedCommand::Show { id } => rejected_show(&database.0, keys, id, out).await,
+                RejectedCommand::Replay { id, all: _ } => {
+                    // The store of live deliveries, on this command's one connection.
+                    let writer = AttemptWriter::start(
+                        database.0.clone(),
+                        1,
+                        settings.database.acquire_timeout,
+                    );
+                    rejected_replay(&database.0, &writer, keys, id, out).await
+                }
+            }
+        }
+        Command::Attempts { transaction_number } => {
+            identification_attempts(&database.0, &transaction_number, out).await
+        }
+        Command::Unregistered { older_than } => unregistered(&database.0, older_than, out).await,
     }
 }
 
@@ -214,4 +247,295 @@ pub async fn purge(
     writeln!(out, "{} {attempts_rule}", purged.attempts)?;
     writeln!(out, "{} {rejected_rule}", purged.rejected_deliveries)?;
     Ok(())
+}
+
+/// Prints the kept rejected deliveries that arrived at `since` or later (all without it),
+/// newest first.
+pub async fn rejected_list(
+    database: &Database,
+    since: Option<DateTime<Utc>>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let kept = database
+        .run(async |conn| rejected::list(conn, since).await)
+        .await
+        .context("reading the kept rejected deliveries")?;
+    writeln!(out, "id\treceived_at\tstatus\tcode")?;
+    for delivery in kept {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            delivery.id,
+            time(delivery.received_at),
+            delivery.status,
+            text(&delivery.error_code),
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes the body of the kept delivery `id` to `out`, byte for byte as it was received.
+pub async fn rejected_show(
+    database: &Database,
+    keys: &PayloadKeys,
+    id: Uuid,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let body = match read_kept(database, keys, id).await? {
+        Kept::Body { body, .. } => body,
+        Kept::Gone => bail!("no rejected delivery is kept with id {id}"),
+        Kept::Unreadable(error) => {
+            return Err(error).with_context(|| format!("opening the kept rejected delivery {id}"))
+        }
+    };
+    out.write_all(&body)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// A kept delivery as read for `show` and `replay`.
+enum Kept {
+    /// Its body opened, and the `webhook-id` it was kept with.
+    Body {
+        webhook_id: Option<String>,
+        body: Vec<u8>,
+    },
+    /// No delivery is kept with that id (perhaps deleted since it was listed).
+    Gone,
+    /// Its body does not open.
+    Unreadable(OpenError),
+}
+
+async fn read_kept(database: &Database, keys: &PayloadKeys, id: Uuid) -> anyhow::Result<Kept> {
+    let kept = database
+        .run(async |conn| rejected::body(conn, id).await)
+        .await
+        .with_context(|| format!("reading the kept rejected delivery {id}"))?;
+    let Some(kept) = kept else {
+        return Ok(Kept::Gone);
+    };
+    Ok(match kept.body.open(keys, Binding::Rejected { id }) {
+        Ok(body) => Kept::Body {
+            webhook_id: kept.webhook_id,
+            body,
+        },
+        Err(error) => Kept::Unreadable(error),
+    })
+}
+
+/// What `rejected replay` made of the kept deliveries, by outcome.
+#[derive(Debug, Default)]
+struct Replayed {
+    stored: u64,
+    stored_unregistered: u64,
+    duplicate: u64,
+    erased: u64,
+    refused: u64,
+    unreadable: u64,
+}
+
+/// Runs the kept delivery `id` (every one, oldest first, without it) through the parse and
+/// store of a live delivery ([`ingest::authentic`]) and prints what became of each: one line
+/// per delivery, then a summary. Keeps nothing: a kept delivery stays as it is, and one that
+/// is still refused is not kept again. Fails, after the summary, when any is still refused or
+/// does not open.
+pub async fn rejected_replay(
+    database: &Database,
+    writer: &AttemptWriter,
+    keys: &PayloadKeys,
+    id: Option<Uuid>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let ids = match id {
+        Some(id) => vec![id],
+        None => database
+            .run(async |conn| rejected::ids(conn).await)
+            .await
+            .context("reading the kept rejected deliveries")?,
+    };
+    writeln!(out, "rejected_id\toutcome\tattempt_id\tstatus\tcode")?;
+    let mut replayed = Replayed::default();
+    for kept_id in ids {
+        let (webhook_id, body) = match read_kept(database, keys, kept_id).await? {
+            Kept::Body { webhook_id, body } => (webhook_id, body),
+            Kept::Gone if id.is_some() => bail!("no rejected delivery is kept with id {kept_id}"),
+            // Deleted since it was listed (retention, erasure): nothing left to replay.
+            Kept::Gone => continue,
+            Kept::Unreadable(error) => {
+                replayed.unreadable += 1;
+                writeln!(out, "{kept_id}\tunreadable\t\t\t{error}")?;
+                continue;
+            }
+        };
+        let outcome = ingest::authentic(
+            writer,
+            keys,
+            webhook_id.as_deref().map(str::as_bytes),
+            &body,
+            |_| {},
+        )
+        .await
+        .with_context(|| format!("replaying the kept rejected delivery {kept_id}"))?;
+        let (outcome, attempt, status, code) = match outcome {
+            Outcome::Stored {
+                id,
+                signing_registered: true,
+                ..
+            } => {
+                replayed.stored += 1;
+                ("stored", Some(id), 201, "")
+            }
+            Outcome::Stored { id, .. } => {
+                replayed.stored_unregistered += 1;
+                ("stored_unregistered", Some(id), 202, "")
+            }
+            Outcome::Duplicate { id } => {
+                replayed.duplicate += 1;
+                ("duplicate", Some(id), 200, "")
+            }
+            Outcome::Erased => {
+                replayed.erased += 1;
+                ("erased", None, 204, "")
+            }
+            Outcome::Refused(refusal) => {
+                replayed.refused += 1;
+                ("refused", refusal.holder, refusal.status(), refusal.code())
+            }
+        };
+        let attempt = attempt.map(|id| id.to_string()).unwrap_or_default();
+        writeln!(out, "{kept_id}\t{outcome}\t{attempt}\t{status}\t{code}")?;
+    }
+    let Replayed {
+        stored,
+        stored_unregistered,
+        duplicate,
+        erased,
+        refused,
+        unreadable,
+    } = replayed;
+    let total = stored + stored_unregistered + duplicate + erased + refused + unreadable;
+    writeln!(
+        out,
+        "replayed {total}: {stored} stored, {stored_unregistered} stored_unregistered, \
+         {duplicate} duplicate, {erased} erased, {refused} refused, {unreadable} unreadable"
+    )?;
+    if refused + unreadable > 0 {
+        bail!("{refused} kept delivery(ies) still refused, {unreadable} unreadable");
+    }
+    Ok(())
+}
+
+/// Prints the attempts of the identification `transaction_number`, oldest first, with the
+/// signing they belong to, if any.
+pub async fn identification_attempts(
+    database: &Database,
+    transaction_number: &TransactionNumber,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let found = database
+        .run(async |conn| attempts::of_identification(conn, transaction_number).await)
+        .await
+        .context("reading the identification's attempts")?;
+    writeln!(
+        out,
+        "id\tresult\treason\tidentified_at\treceived_at\tperson_id\tsigning_id"
+    )?;
+    for attempt in found {
+        let (person_id, signing_id) = attempt.signing.unwrap_or_default();
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            attempt.id,
+            text(&attempt.result),
+            text(attempt.reason.as_deref().unwrap_or_default()),
+            attempt.identified_at.map(time).unwrap_or_default(),
+            time(attempt.received_at),
+            text(&person_id),
+            text(&signing_id),
+        )?;
+    }
+    Ok(())
+}
+
+/// Prints the transaction numbers with attempts no signing has claimed, the longest waiting
+/// first; with `older_than_days`, only those whose every attempt arrived more than that many
+/// days ago.
+pub async fn unregistered(
+    database: &Database,
+    older_than_days: Option<u16>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let unclaimed = database
+        .run(async |conn| attempts::unclaimed(conn, older_than_days).await)
+        .await
+        .context("reading the unclaimed attempts")?;
+    writeln!(
+        out,
+        "transaction_number\tattempts\tfirst_received_at\tlast_received_at"
+    )?;
+    for row in unclaimed {
+        writeln!(
+            out,
+            "{}\t{}\t{}\t{}",
+            text(&row.transaction_number),
+            row.attempts,
+            time(row.first_received_at),
+            time(row.last_received_at),
+        )?;
+    }
+    Ok(())
+}
+
+/// A time as the commands print it: RFC 3339 in UTC, to the microsecond PostgreSQL keeps, so
+/// that a printed time given back (`rejected list --since`) means exactly that time.
+fn time(time: DateTime<Utc>) -> String {
+    time.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A text value as one field of a tab-separated line: a backslash, tab, line break or any
+/// other control character (a sender's `result` or `reason` may hold them) is escaped, so
+/// that a value never splits its line or its field, nor reaches a terminal as a control.
+fn text(value: &str) -> Cow<'_, str> {
+    if !value.chars().any(|c| c == '\\' || c.is_control()) {
+        return Cow::Borrowed(value);
+    }
+    let mut escaped = String::with_capacity(value.len() + 8);
+    for c in value.chars() {
+        match c {
+            '\\' => escaped.push_str("\\\\"),
+            '\t' => escaped.push_str("\\t"),
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            c if c.is_control() => {
+                // Infallible: writing to a String.
+                let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
+            }
+            c => escaped.push(c),
+        }
+    }
+    Cow::Owned(escaped)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_fields_keep_to_their_field_and_line() {
+        assert_eq!(text("ABORTED"), "ABORTED");
+        assert!(matches!(text("ABORTED"), Cow::Borrowed(_)));
+        assert_eq!(
+            text("a\tb\nc\rd\\e\u{1b}[31mf\u{85}"),
+            "a\\tb\\nc\\rd\\\\e\\u{1b}[31mf\\u{85}"
+        );
+        assert_eq!(text("Käse ✓"), "Käse ✓");
+    }
+
+    #[test]
+    fn times_are_utc_to_the_microsecond() {
+        let time = DateTime::parse_from_rfc3339("2026-11-24T10:00:00.5+01:00")
+            .expect("a time")
+            .with_timezone(&Utc);
+        assert_eq!(super::time(time), "2026-11-24T09:00:00.500000Z");
+    }
 }

@@ -10,7 +10,9 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::at_rest::{Binding, OpenError, PayloadKeys};
-use crate::domain::{AttemptId, Delivery, PageRequest, PersonId, SigningId, WebhookId};
+use crate::domain::{
+    AttemptId, Delivery, PageRequest, PersonId, SigningId, TransactionNumber, WebhookId,
+};
 
 /// An attempt to store, owned, as the batch writer's task needs it, its payload sealed.
 #[derive(Debug)]
@@ -269,4 +271,93 @@ pub async fn history(
         transaction_number,
         attempts,
     }))
+}
+
+/// An attempt as `idnow-attempts attempts` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentificationAttempt {
+    pub id: AttemptId,
+    pub result: String,
+    pub reason: Option<String>,
+    pub identified_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    /// The person and signing ids of the signing the attempt belongs to, once one is
+    /// registered for its identification.
+    pub signing: Option<(String, String)>,
+}
+
+/// Every attempt of the identification `transaction_number`, oldest first as in the listing,
+/// each with its signing when one is registered.
+pub async fn of_identification(
+    conn: &mut PgConnection,
+    transaction_number: &TransactionNumber,
+) -> Result<Vec<IdentificationAttempt>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT a.id, a.result, a.reason, a.identified_at, a.received_at,
+               s.person_id AS "person_id?", s.signing_id AS "signing_id?"
+        FROM attempts a
+        LEFT JOIN signings s ON s.identification_id = a.transaction_number
+        WHERE a.transaction_number = $1
+        ORDER BY a.sort_at, a.seq
+        "#,
+        transaction_number.as_str(),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| IdentificationAttempt {
+            id: row.id.into(),
+            result: row.result,
+            reason: row.reason,
+            identified_at: row.identified_at,
+            received_at: row.received_at,
+            signing: row.person_id.zip(row.signing_id),
+        })
+        .collect())
+}
+
+/// A transaction number whose attempts no signing has claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unclaimed {
+    pub transaction_number: String,
+    pub attempts: u64,
+    pub first_received_at: DateTime<Utc>,
+    pub last_received_at: DateTime<Utc>,
+}
+
+/// The transaction numbers with attempts that no signing has claimed, the longest waiting
+/// first; with `older_than_days`, only those whose last attempt arrived more than that many
+/// days ago. Reads every attempt: for operators, not for requests.
+pub async fn unclaimed(
+    conn: &mut PgConnection,
+    older_than_days: Option<u16>,
+) -> Result<Vec<Unclaimed>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"
+        SELECT a.transaction_number,
+               count(*) AS "attempts!",
+               min(a.received_at) AS "first_received_at!",
+               max(a.received_at) AS "last_received_at!"
+        FROM attempts a
+        WHERE NOT EXISTS (SELECT 1 FROM signings s
+                          WHERE s.identification_id = a.transaction_number)
+        GROUP BY a.transaction_number
+        HAVING $1::int IS NULL OR max(a.received_at) < now() - make_interval(days => $1::int)
+        ORDER BY min(a.received_at), a.transaction_number
+        "#,
+        older_than_days.map(i32::from),
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Unclaimed {
+            transaction_number: row.transaction_number,
+            attempts: super::rows(row.attempts),
+            first_received_at: row.first_received_at,
+            last_received_at: row.last_received_at,
+        })
+        .collect())
 }

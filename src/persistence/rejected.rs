@@ -1,9 +1,11 @@
 //! The `rejected_deliveries` table: authentic webhooks that were refused (400/409/422), kept
 //! so that nothing IDnow sent is lost, their bodies sealed like payloads.
 
+use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use super::attempts::StoredPayload;
 use crate::at_rest::{Binding, PayloadKeys};
 use crate::domain::TransactionNumber;
 
@@ -66,4 +68,63 @@ pub async fn keep(
     .fetch_optional(&mut *conn)
     .await?;
     Ok(kept.map_or(Kept::Erased, Kept::Kept))
+}
+
+/// A kept delivery as `rejected list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptDelivery {
+    pub id: Uuid,
+    pub received_at: DateTime<Utc>,
+    /// The HTTP status its sender was answered.
+    pub status: i16,
+    /// The error code its sender was answered.
+    pub error_code: String,
+}
+
+/// The kept deliveries that arrived at `since` or later (all without it), newest first.
+pub async fn list(
+    conn: &mut PgConnection,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<KeptDelivery>, sqlx::Error> {
+    sqlx::query_as!(
+        KeptDelivery,
+        r#"
+        SELECT id, received_at, status, error_code
+        FROM rejected_deliveries
+        WHERE received_at >= coalesce($1, '-infinity'::timestamptz)
+        ORDER BY received_at DESC, id DESC
+        "#,
+        since,
+    )
+    .fetch_all(&mut *conn)
+    .await
+}
+
+/// The ids of every kept delivery, oldest first.
+pub async fn ids(conn: &mut PgConnection) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT id FROM rejected_deliveries ORDER BY received_at, id")
+        .fetch_all(&mut *conn)
+        .await
+}
+
+/// A kept delivery's body, and the `webhook-id` it was kept with.
+#[derive(Debug)]
+pub struct KeptBody {
+    pub webhook_id: Option<String>,
+    /// Sealed for [`Binding::Rejected`], or plain when kept before encryption.
+    pub body: StoredPayload,
+}
+
+/// The body of the kept delivery `id`; `None` when none is kept with that id.
+pub async fn body(conn: &mut PgConnection, id: Uuid) -> Result<Option<KeptBody>, sqlx::Error> {
+    let row = sqlx::query!(
+        "SELECT webhook_id, key_id, sealed, body FROM rejected_deliveries WHERE id = $1",
+        id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|row| KeptBody {
+        webhook_id: row.webhook_id,
+        body: StoredPayload::from_columns(row.key_id, row.sealed, row.body),
+    }))
 }

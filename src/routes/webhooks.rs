@@ -3,7 +3,8 @@
 //! The order of checks is the contract's: the source address (403), before anything else of
 //! the request is read; content type and coding (415), size (413), credentials (401), then
 //! `webhook-id` and shape (400/422), then the store (2xx; 409 for a reused `webhook-id`; 422
-//! for a value the database refuses). Nothing is read as JSON before the sender is verified;
+//! for a value the database refuses). What follows authentication is `ingest`'s, which
+//! `rejected replay` runs too. Nothing is read as JSON before the sender is verified;
 //! an authentic delivery that is refused is kept verbatim; a 2xx is sent only once the
 //! attempt is committed. A delivery for an erased identification is answered 204 and neither
 //! stored nor kept.
@@ -15,11 +16,11 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::domain::{transaction_number_of, AttemptId, Delivery, DeliveryError, WebhookId};
+use crate::domain::{transaction_number_of, AttemptId, WebhookId};
 use crate::edge::body::read_json_body;
 use crate::edge::client_address::peer_of;
 use crate::error::{ApiError, DbResultExt as _, ErrorBody};
-use crate::persistence::attempts::{NewAttempt, Stored};
+use crate::ingest::{self, Outcome};
 use crate::persistence::rejected::{self, Kept, RejectedDelivery};
 use crate::state::AppState;
 use crate::telemetry::RequestLog;
@@ -95,83 +96,45 @@ pub async fn receive(
         body: &body,
     };
 
-    let webhook_id = match verified.webhook_id.map(WebhookId::parse).transpose() {
-        Ok(webhook_id) => webhook_id,
-        Err(error) => {
-            let error = ApiError::bad_request("invalid_webhook_id", format!("webhook-id {error}"));
-            return authentic.refuse(None, error).await;
-        }
-    };
-    let delivery = match Delivery::parse(&body) {
-        Ok(delivery) => delivery,
-        Err(error) => return authentic.refuse(webhook_id.as_ref(), refusal(error)).await,
-    };
-
-    log.transaction_number(delivery.transaction_number.as_str());
-    let stored = match state
-        .writer
-        .store(NewAttempt::new(
-            &delivery,
-            webhook_id.as_ref(),
-            &state.payload_keys,
-        ))
-        .await
-    {
-        Err(error) if error.is_unstorable() => {
-            // The parser refuses every value known to fail the store; this is the net for
-            // one it does not know, so that the delivery is kept and its sender told.
-            let (sqlstate, constraint) = error.refusal().unzip();
-            tracing::warn!(
-                sqlstate,
-                constraint = constraint.flatten(),
-                "the database refused a value of an authentic delivery"
-            );
-            let error = ApiError::unprocessable(
-                "invalid_webhook_payload",
-                "The delivery holds a value that cannot be stored.",
-            );
-            return authentic.refuse(webhook_id.as_ref(), error).await;
-        }
-        stored => stored.db_context("storing the attempt")?,
-    };
-    let (mut response, id, outcome) = match stored {
-        Stored::New {
+    let outcome = ingest::authentic(
+        &state.writer,
+        &state.payload_keys,
+        verified.webhook_id,
+        &body,
+        |transaction_number| log.transaction_number(transaction_number.as_str()),
+    )
+    .await
+    .db_context("storing the attempt")?;
+    let (mut response, id, outcome) = match outcome {
+        Outcome::Stored {
             id,
             signing_registered,
+            result,
         } => {
-            state.metrics.attempt_stored(&delivery.result);
+            state.metrics.attempt_stored(&result);
             if signing_registered {
                 (HttpResponse::Created(), id, "stored")
             } else {
                 (HttpResponse::Accepted(), id, "stored_unregistered")
             }
         }
-        Stored::Duplicate { id } => {
+        Outcome::Duplicate { id } => {
             state.metrics.duplicate();
             (HttpResponse::Ok(), id, "duplicate")
         }
-        Stored::WebhookIdReused { holder } => {
-            log.attempt_id(holder);
+        Outcome::Refused(refusal) => {
+            if let Some(holder) = refusal.holder {
+                log.attempt_id(holder);
+            }
             return authentic
-                .refuse(webhook_id.as_ref(), ApiError::WebhookIdReused)
+                .refuse(refusal.webhook_id.as_ref(), refusal.error)
                 .await;
         }
-        Stored::Erased => return Ok(authentic.erased()),
+        Outcome::Erased => return Ok(authentic.erased()),
     };
     log.attempt_id(id);
     log.outcome(outcome);
     Ok(response.json(Acknowledgement { id }))
-}
-
-fn refusal(error: DeliveryError) -> ApiError {
-    match error {
-        DeliveryError::NotJson(_) => {
-            ApiError::bad_request("invalid_json", "The body is not valid JSON.")
-        }
-        DeliveryError::Unprocessable(detail) => {
-            ApiError::unprocessable("invalid_webhook_payload", detail)
-        }
-    }
 }
 
 /// An authentic delivery, kept verbatim if it is refused.
