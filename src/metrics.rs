@@ -7,7 +7,8 @@
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{
-    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 use crate::edge::body::BodyBudget;
@@ -32,8 +33,79 @@ const LATENCY_BUCKETS: [f64; 14] = [
     0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The codes an authentic delivery is refused and kept with (`ingest`).
+const REJECTION_CODES: [&str; 4] = [
+    "invalid_json",
+    "invalid_webhook_id",
+    "invalid_webhook_payload",
+    "webhook_id_reused",
+];
+
+/// Attempts per batch: 1 when idle, up to `MAX_BATCH` (64) under load.
+const BATCH_SIZE_BUCKETS: [f64; 8] = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 48.0, 64.0];
+
+/// The release: Cargo.toml's version, and the revision the build was given
+/// (`IDNOW_ATTEMPTS_REVISION`, set by the Dockerfile's `REVISION`), else `unknown`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const REVISION: &str = match option_env!("IDNOW_ATTEMPTS_REVISION") {
+    Some(revision) => revision,
+    None => "unknown",
+};
+
+/// What the batch writer (`persistence::writer`) reports: the queue in front of it, the
+/// batches in flight, their sizes and how long each took. Shared by every worker's writer.
+#[derive(Debug, Clone)]
+pub struct WriterMetrics {
+    pub queue_depth: IntGauge,
+    pub batches_in_flight: IntGauge,
+    pub batch_size: Histogram,
+    pub batch_duration: Histogram,
+}
+
+impl WriterMetrics {
+    /// Writer metrics that no registry serves: for a writer outside `serve` (a replay).
+    pub fn detached() -> Self {
+        Self::new().unwrap_or_else(|error| unreachable!("fixed metric options are valid: {error}"))
+    }
+
+    fn new() -> prometheus::Result<Self> {
+        Ok(Self {
+            queue_depth: IntGauge::new(
+                "idnow_writer_queue_depth",
+                "Attempts waiting for the batch writer.",
+            )?,
+            batches_in_flight: IntGauge::new(
+                "idnow_writer_batches_in_flight",
+                "Batches of attempts being inserted and committed.",
+            )?,
+            batch_size: Histogram::with_opts(
+                HistogramOpts::new(
+                    "idnow_writer_batch_size",
+                    "Attempts per INSERT statement of the batch writer.",
+                )
+                .buckets(BATCH_SIZE_BUCKETS.to_vec()),
+            )?,
+            batch_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "idnow_writer_batch_duration_seconds",
+                    "Time of one batch: connection, INSERT and commit.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )?,
+        })
+    }
+
+    fn register(&self, registry: &Registry) -> prometheus::Result<()> {
+        registry.register(Box::new(self.queue_depth.clone()))?;
+        registry.register(Box::new(self.batches_in_flight.clone()))?;
+        registry.register(Box::new(self.batch_size.clone()))?;
+        registry.register(Box::new(self.batch_duration.clone()))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Metrics {
+    pub writer: WriterMetrics,
     registry: Registry,
     requests: IntCounterVec,
     request_duration: HistogramVec,
@@ -123,6 +195,15 @@ impl Metrics {
             ),
             &["table"],
         )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "idnow_attempts_build_info",
+                "1, labelled with the running release's version and revision.",
+            ),
+            &["version", "revision"],
+        )?;
+        build_info.with_label_values(&[VERSION, REVISION]).set(1);
+        let writer = WriterMetrics::new()?;
         let pool = PoolCollector::new(pools)?;
         let body_bytes = BodyBytesCollector::new(body_budget)?;
 
@@ -136,6 +217,8 @@ impl Metrics {
         registry.register(Box::new(erased_deliveries.clone()))?;
         registry.register(Box::new(erasures.clone()))?;
         registry.register(Box::new(retention_deleted.clone()))?;
+        registry.register(Box::new(build_info))?;
+        writer.register(&registry)?;
         registry.register(Box::new(pool))?;
         registry.register(Box::new(body_bytes))?;
         registry.register(Box::new(PROTOCOL_REFUSALS.clone()))?;
@@ -162,8 +245,12 @@ impl Metrics {
         for table in Table::ALL {
             retention_deleted.with_label_values(&[table.label()]);
         }
+        for code in REJECTION_CODES {
+            rejected.with_label_values(&[code]);
+        }
 
         Ok(Self {
+            writer,
             registry,
             requests,
             request_duration,
@@ -363,5 +450,24 @@ mod tests {
         assert!(text.contains("process_resident_memory_bytes "));
         assert!(text.contains("http_request_body_bytes_in_flight 0\n"));
         assert!(text.contains("http_protocol_refusals_total{kind=\"malformed_request\"} "));
+    }
+
+    #[tokio::test]
+    async fn the_release_the_writer_and_every_rejection_code_are_there_from_the_start() {
+        let (metrics, _workers) = metrics();
+        let text = metrics.render().expect("renders");
+        let build_info = format!(
+            "idnow_attempts_build_info{{revision=\"{REVISION}\",version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&build_info), "{text}");
+        for code in REJECTION_CODES {
+            let series = format!("idnow_webhook_rejected_total{{code=\"{code}\"}} 0\n");
+            assert!(text.contains(&series), "{series}");
+        }
+        assert!(text.contains("idnow_writer_queue_depth 0\n"));
+        assert!(text.contains("idnow_writer_batches_in_flight 0\n"));
+        assert!(text.contains("idnow_writer_batch_size_count 0\n"));
+        assert!(text.contains("idnow_writer_batch_duration_seconds_bucket{le=\"0.5\"} 0\n"));
     }
 }

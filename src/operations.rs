@@ -23,6 +23,7 @@ use crate::cli::{Command, RejectedCommand};
 use crate::configuration::Settings;
 use crate::domain::TransactionNumber;
 use crate::ingest::{self, Outcome};
+use crate::metrics::WriterMetrics;
 use crate::persistence::attempts::{self, StoredPayload};
 use crate::persistence::keys::{self, Resealed, Stale};
 use crate::persistence::rejected;
@@ -73,6 +74,7 @@ pub async fn run(
                         database.0.clone(),
                         1,
                         settings.database.acquire_timeout,
+                        WriterMetrics::detached(),
                     );
                     rejected_replay(&database.0, &writer, keys, id, out).await
                 }

@@ -174,6 +174,7 @@ fn serve(
                 database.clone(),
                 database_settings.write_concurrency,
                 database_settings.acquire_timeout,
+                metrics.writer.clone(),
             ),
             database,
             webhook_auth: webhook_auth.clone(),

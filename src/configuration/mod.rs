@@ -380,10 +380,18 @@ impl TryFrom<FileSettings> for Settings {
                 acquire_timeout: Duration::from_millis(database.acquire_timeout_ms),
                 statement_timeout: Duration::from_millis(database.statement_timeout_ms),
                 idle_timeout: Duration::from_secs(database.idle_timeout_seconds),
-                // One batch in flight per worker while the next gathers: in A/B runs of
-                // the benchmark's ingest, at 16 and 64 connections, that stored 20-28% more
-                // webhooks a second than four per worker, at a quarter of the p99.
-                write_concurrency: database.write_concurrency.unwrap_or(workers.get()).max(1),
+                // Up to every connection but one per worker (kept for reads): batches in
+                // flight follow the queue (persistence::writer), so more slots cost nothing
+                // while one batch at a time keeps up, and let commits overlap when the
+                // database's commit latency, not its CPU, limits ingest.
+                write_concurrency: database
+                    .write_concurrency
+                    .unwrap_or_else(|| {
+                        usize::try_from(database.max_connections)
+                            .unwrap_or(usize::MAX)
+                            .saturating_sub(workers.get())
+                    })
+                    .max(workers.get()),
             },
             http: HttpSettings {
                 host: file.host,

@@ -6,8 +6,15 @@
 //! [`MAX_BATCH`]), and stores them with one statement that commits on its own; only then does
 //! any of the handlers answer. Under light load every batch holds one attempt and nothing
 //! waits longer than it would alone; under load, batches grow while earlier ones run, so
-//! the database does one round trip and one commit for many webhooks. At most
-//! `concurrency` batches run at once, each on a pooled connection.
+//! the database does one round trip and one commit for many webhooks.
+//!
+//! Batches in flight follow the queue, up to `concurrency` (by default the pool's connections
+//! less one for reads), each on a pooled connection. One batch always may run. Another starts
+//! beside those in flight only once [`SHARED_BATCH`] attempts wait for it; until then it
+//! gathers, or starts when a batch in flight ends. So a queue that one batch at a time drains
+//! keeps the large batches that make ingest cheap per row, while a queue that outgrows them
+//! (commits slow, senders many) gets more commits in flight, and ingest follows what the
+//! database can commit rather than the number of workers.
 //!
 //! Duplicates keep their meaning: the unique constraints decide, also between two attempts
 //! of the same batch (`ON CONFLICT DO NOTHING` skips the second), and a skipped attempt is
@@ -18,15 +25,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
-use tokio::time::timeout;
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::time::{timeout, Instant};
 
 use super::attempts::{self, NewAttempt, Stored};
 use super::failure::{is_conflict, is_unstorable, refusal, Transient};
 use super::Database;
+use crate::metrics::WriterMetrics;
 
 /// Attempts per statement at most: bounds the statement's size (about 3 KB an attempt).
 pub const MAX_BATCH: usize = 64;
+
+/// Attempts that must wait before a batch starts beside others in flight: a quarter of a full
+/// batch, so that a second commit is worth its round trip.
+const SHARED_BATCH: usize = MAX_BATCH / 4;
 
 /// Why an attempt was not stored.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -81,6 +93,7 @@ type Reply = oneshot::Sender<Outcome>;
 #[derive(Debug, Clone)]
 pub struct AttemptWriter {
     queue: mpsc::UnboundedSender<(NewAttempt, Reply)>,
+    metrics: WriterMetrics,
 }
 
 impl AttemptWriter {
@@ -88,63 +101,126 @@ impl AttemptWriter {
     ///
     /// An attempt waits at most about `acquire_timeout` for a free slot, as a request waits
     /// for a pooled connection; then it is answered [`WriteError::Busy`] (503).
-    pub fn start(database: Database, concurrency: usize, acquire_timeout: Duration) -> Self {
+    pub fn start(
+        database: Database,
+        concurrency: usize,
+        acquire_timeout: Duration,
+        metrics: WriterMetrics,
+    ) -> Self {
         let (queue, waiting) = mpsc::unbounded_channel();
-        tokio::spawn(run(database, waiting, concurrency.max(1), acquire_timeout));
-        Self { queue }
+        let writer = Writer {
+            database,
+            slots: Arc::new(Semaphore::new(concurrency.max(1))),
+            concurrency: concurrency.max(1),
+            ended: Arc::new(Notify::new()),
+            metrics: metrics.clone(),
+        };
+        tokio::spawn(writer.run(waiting, acquire_timeout));
+        Self { queue, metrics }
     }
 
     /// Stores the attempt, unless the same event is stored already; returns once committed.
     pub async fn store(&self, attempt: NewAttempt) -> Outcome {
         let (reply, outcome) = oneshot::channel();
-        self.queue
-            .send((attempt, reply))
-            .map_err(|_| WriteError::Stopped)?;
+        self.metrics.queue_depth.inc();
+        if self.queue.send((attempt, reply)).is_err() {
+            self.metrics.queue_depth.dec();
+            return Err(WriteError::Stopped);
+        }
         outcome.await.map_err(|_| WriteError::Stopped)?
     }
 }
 
-async fn run(
+/// The writer's task and what its batches share.
+struct Writer {
     database: Database,
-    mut waiting: mpsc::UnboundedReceiver<(NewAttempt, Reply)>,
+    /// One permit per batch that may be in flight.
+    slots: Arc<Semaphore>,
     concurrency: usize,
-    acquire_timeout: Duration,
-) {
-    let slots = Arc::new(Semaphore::new(concurrency));
-    loop {
-        // A free slot first: while every slot is busy, attempts gather in the queue.
-        let slot = match timeout(acquire_timeout, slots.clone().acquire_owned()).await {
-            Ok(Ok(slot)) => slot,
-            Ok(Err(_closed)) => return,
-            Err(_elapsed) => {
-                // The database holds every slot: those waiting are told to retry, as a
-                // request that cannot get a connection is.
-                while let Ok((_, reply)) = waiting.try_recv() {
-                    drop(reply.send(Err(WriteError::Busy)));
+    /// Told whenever a batch ends.
+    ended: Arc<Notify>,
+    metrics: WriterMetrics,
+}
+
+type Waiting = mpsc::UnboundedReceiver<(NewAttempt, Reply)>;
+
+impl Writer {
+    async fn run(self, mut waiting: Waiting, acquire_timeout: Duration) {
+        loop {
+            // A free slot first: while every slot is busy, attempts gather in the queue.
+            let slot = match timeout(acquire_timeout, self.slots.clone().acquire_owned()).await {
+                Ok(Ok(slot)) => slot,
+                Ok(Err(_closed)) => return,
+                Err(_elapsed) => {
+                    // The database holds every slot: those waiting are told to retry, as a
+                    // request that cannot get a connection is.
+                    while let Ok((_, reply)) = waiting.try_recv() {
+                        self.metrics.queue_depth.dec();
+                        drop(reply.send(Err(WriteError::Busy)));
+                    }
+                    continue;
                 }
-                continue;
+            };
+            let Some(first) = waiting.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            self.gather(&mut batch, &mut waiting);
+            // Beside batches in flight, a small batch waits to grow, or for one of them to
+            // end (then it is the one batch a quiet queue would have started anyway).
+            while self.in_flight_besides_one() > 0 && batch.len() < SHARED_BATCH {
+                tokio::select! {
+                    () = self.ended.notified() => break,
+                    next = waiting.recv() => match next {
+                        Some(next) => {
+                            batch.push(next);
+                            self.gather(&mut batch, &mut waiting);
+                        }
+                        None => break,
+                    },
+                }
             }
-        };
-        let Some(first) = waiting.recv().await else {
-            return;
-        };
-        let mut batch = vec![first];
+            self.metrics
+                .queue_depth
+                .sub(i64::try_from(batch.len()).unwrap_or(i64::MAX));
+            let database = self.database.clone();
+            let ended = self.ended.clone();
+            let metrics = self.metrics.clone();
+            tokio::spawn(async move {
+                metrics.batches_in_flight.inc();
+                let started = Instant::now();
+                let (attempts, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+                let outcomes = store_batch(&database, &attempts).await;
+                drop(slot);
+                ended.notify_one();
+                metrics.batches_in_flight.dec();
+                metrics
+                    .batch_duration
+                    .observe(started.elapsed().as_secs_f64());
+                // Counts as f64: a batch holds at most 64 attempts.
+                #[allow(clippy::cast_precision_loss)]
+                metrics.batch_size.observe(attempts.len() as f64);
+                for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                    // A handler that gave up (request timeout) no longer listens.
+                    drop(reply.send(outcome));
+                }
+            });
+        }
+    }
+
+    /// Adds what already waits to `batch`, up to [`MAX_BATCH`].
+    fn gather(&self, batch: &mut Vec<(NewAttempt, Reply)>, waiting: &mut Waiting) {
         while batch.len() < MAX_BATCH {
             match waiting.try_recv() {
                 Ok(next) => batch.push(next),
                 Err(_) => break,
             }
         }
-        let database = database.clone();
-        tokio::spawn(async move {
-            let (attempts, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let outcomes = store_batch(&database, &attempts).await;
-            drop(slot);
-            for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                // A handler that gave up (request timeout) no longer listens.
-                drop(reply.send(outcome));
-            }
-        });
+    }
+
+    /// Batches in flight, not counting the one this loop holds a slot for.
+    fn in_flight_besides_one(&self) -> usize {
+        self.concurrency - self.slots.available_permits() - 1
     }
 }
 
