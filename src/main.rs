@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use idnow_attempts::cli::{Cli, Command};
 use idnow_attempts::configuration::Settings;
 use idnow_attempts::startup::Application;
-use idnow_attempts::{operations, telemetry};
+use idnow_attempts::{metrics, operations, telemetry};
 
 /// mimalloc rather than glibc's malloc: a request allocates and frees many small buffers
 /// across two worker threads, where glibc spent 5 % of the service's CPU (bench/RESULTS.md).
@@ -34,6 +34,12 @@ async fn main() -> ExitCode {
         eprintln!("idnow-attempts: {error:#}");
         return ExitCode::from(2);
     }
+    // Which release runs, first: Cargo.toml's version, and the revision it was built from.
+    tracing::info!(
+        version = metrics::VERSION,
+        revision = metrics::REVISION,
+        "idnow-attempts starting"
+    );
     for warning in &settings.webhooks.warnings {
         tracing::warn!("{warning}");
     }

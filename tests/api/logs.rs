@@ -208,12 +208,18 @@ async fn request_ids_and_trace_ids_are_taken_echoed_and_logged(pool: PgPool) {
         let response = client
             .get(&live)
             .header("X-Request-Id", refused.as_str())
-            .header("traceparent", format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)))
+            .header(
+                "traceparent",
+                format!("00-{}-00f067aa0ba902b7-01", "0".repeat(32)),
+            )
             .send()
             .await
             .expect("request");
         let id = response.headers()["x-request-id"].to_str().expect("ascii");
-        assert!(uuid::Uuid::try_parse(id).is_ok(), "{refused:?} replaced by a UUID: {id}");
+        assert!(
+            uuid::Uuid::try_parse(id).is_ok(),
+            "{refused:?} replaced by a UUID: {id}"
+        );
         replaced.push(id.to_owned());
     }
     // Every answer has one, errors too.
@@ -223,8 +229,13 @@ async fn request_ids_and_trace_ids_are_taken_echoed_and_logged(pool: PgPool) {
 
     service.signal(Signal::SIGTERM);
     let (_, log) = service.wait().await;
-    let lines: Vec<serde_json::Value> = events(&log)
-        .into_iter()
+    let events = events(&log);
+    // The release comes first, as Cargo.toml has it.
+    assert_eq!(events[0]["message"], "idnow-attempts starting");
+    assert_eq!(events[0]["version"], env!("CARGO_PKG_VERSION"));
+    assert!(events[0]["revision"].is_string());
+    let lines: Vec<&serde_json::Value> = events
+        .iter()
         .filter(|event| event["message"] == "request completed")
         .collect();
     assert_eq!(lines.len(), 5, "{log:?}");
@@ -232,7 +243,10 @@ async fn request_ids_and_trace_ids_are_taken_echoed_and_logged(pool: PgPool) {
     assert_eq!(lines[0]["trace_id"], trace);
     for (line, id) in lines[1..4].iter().zip(&replaced) {
         assert_eq!(line["request_id"], id.as_str());
-        assert!(line.get("trace_id").is_none(), "an all-zero trace id is invalid");
+        assert!(
+            line.get("trace_id").is_none(),
+            "an all-zero trace id is invalid"
+        );
     }
     let log = log.join("\n");
     assert!(!log.contains("has space") && !log.contains(&"x".repeat(129)));
