@@ -10,7 +10,7 @@
 //!
 //! Batches in flight follow the queue, up to `concurrency` (by default the pool's connections
 //! less one for reads), each on a pooled connection. One batch always may run. Another starts
-//! beside those in flight only once [`SHARED_BATCH`] attempts wait for it; until then it
+//! beside those in flight only once `SHARED_BATCH` (16) attempts wait for it; until then it
 //! gathers, or starts when a batch in flight ends. So a queue that one batch at a time drains
 //! keeps the large batches that make ingest cheap per row, while a queue that outgrows them
 //! (commits slow, senders many) gets more commits in flight, and ingest follows what the
