@@ -358,6 +358,61 @@ mod tests {
         database.close();
     }
 
+    /// Polls `condition` until it holds: the writer's gauges move on its own task.
+    async fn until(condition: impl Fn() -> bool) {
+        timeout(Duration::from_secs(10), async {
+            while !condition() {
+                tokio::task::yield_now().await;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        })
+        .await
+        .expect("the writer got there within 10 s");
+    }
+
+    /// With commits held back (a lock), one batch runs; attempts queue behind it, and a second
+    /// batch starts only once `SHARED_BATCH` of them wait. Released, every attempt is stored.
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn batches_in_flight_follow_the_queue(pool: PgPool) {
+        let mut holder = pool.begin().await.expect("a transaction");
+        sqlx::query("LOCK TABLE attempts IN ACCESS EXCLUSIVE MODE")
+            .execute(&mut *holder)
+            .await
+            .expect("locked");
+        let metrics = WriterMetrics::detached();
+        let writer =
+            AttemptWriter::start(database(&pool), 4, Duration::from_secs(30), metrics.clone());
+        let send = |minute: u32| {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.store(attempt(minute, "SUCCESS")).await })
+        };
+        let mut stores = vec![send(0)];
+        until(|| metrics.batches_in_flight.get() == 1 && metrics.queue_depth.get() == 0).await;
+
+        // Fewer than SHARED_BATCH waiting: they gather behind the batch in flight.
+        let minutes = u32::try_from(SHARED_BATCH).expect("small");
+        stores.extend((1..minutes).map(send));
+        until(|| metrics.queue_depth.get() == i64::from(minutes - 1)).await;
+        assert_eq!(metrics.batches_in_flight.get(), 1);
+
+        // The SHARED_BATCH-th: a second batch starts beside the first.
+        stores.push(send(minutes));
+        until(|| metrics.batches_in_flight.get() == 2 && metrics.queue_depth.get() == 0).await;
+
+        holder.rollback().await.expect("released");
+        for store in stores {
+            let stored = store.await.expect("joined");
+            assert!(matches!(stored, Ok(Stored::New { .. })), "{stored:?}");
+        }
+        until(|| metrics.batches_in_flight.get() == 0).await;
+        assert_eq!(metrics.batch_size.get_sample_count(), 2);
+        assert_eq!(
+            metrics.batch_size.get_sample_sum(),
+            f64::from(minutes + 1),
+            "one, then the others together"
+        );
+    }
+
     #[sqlx::test(migrator = "MIGRATOR")]
     async fn a_failed_database_fails_every_attempt_of_the_batch_as_transient(pool: PgPool) {
         let database = database(&pool);
