@@ -23,6 +23,7 @@ use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use tracing::field::{debug, display};
 use tracing::{Instrument as _, Level};
+use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
@@ -34,6 +35,10 @@ use crate::edge::refusals::ProtocolRefusals;
 use crate::error::{ApiError, ErrorAnswer};
 use crate::metrics::Metrics;
 use crate::webhook_auth::{ForbiddenSource, MethodName, Refused};
+
+mod json_lines;
+
+use json_lines::JsonLines;
 
 /// Installs the global subscriber: JSON to stdout, filtered by `filter` (`RUST_LOG` syntax).
 pub fn init(filter: &str) -> anyhow::Result<()> {
@@ -47,10 +52,8 @@ where
     let filter = EnvFilter::try_new(filter)
         .map_err(|e| anyhow::anyhow!("RUST_LOG is not a valid log filter: {e}"))?;
     tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(true)
-        .with_span_list(false)
+        .fmt_fields(JsonFields::new())
+        .event_format(JsonLines)
         .with_env_filter(filter)
         .with_writer(writer)
         .finish()
