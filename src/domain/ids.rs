@@ -179,15 +179,26 @@ impl From<Uuid> for AttemptId {
     }
 }
 
+impl AttemptId {
+    /// The id as shown, written without the formatting machinery: a listing shows one per
+    /// attempt, and `collect_str` through `Display` cost 700 instructions each (callgrind).
+    fn encode<'b>(&self, buffer: &'b mut [u8; 36]) -> &'b str {
+        let (hex, suffix) = buffer.split_at_mut(32);
+        suffix.copy_from_slice(Self::SUFFIX.as_bytes());
+        self.0.simple().encode_lower(hex);
+        std::str::from_utf8(buffer).unwrap_or_else(|_| unreachable!("hex and `cida` are ASCII"))
+    }
+}
+
 impl fmt::Display for AttemptId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.0.simple(), Self::SUFFIX)
+        f.write_str(self.encode(&mut [0; 36]))
     }
 }
 
 impl serde::Serialize for AttemptId {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
+        serializer.serialize_str(self.encode(&mut [0; 36]))
     }
 }
 
@@ -204,7 +215,15 @@ mod tests {
         assert!(id[..32]
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-        assert_eq!(AttemptId::parse(&id).map(|a| a.to_string()), Some(id));
+        assert_eq!(
+            AttemptId::parse(&id).map(|a| a.to_string()),
+            Some(id.clone())
+        );
+        let parsed = AttemptId::parse(&id).expect("valid");
+        assert_eq!(
+            serde_json::to_string(&parsed).ok(),
+            Some(format!("\"{id}\""))
+        );
     }
 
     #[test]
