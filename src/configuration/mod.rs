@@ -380,16 +380,15 @@ impl TryFrom<FileSettings> for Settings {
                 acquire_timeout: Duration::from_millis(database.acquire_timeout_ms),
                 statement_timeout: Duration::from_millis(database.statement_timeout_ms),
                 idle_timeout: Duration::from_secs(database.idle_timeout_seconds),
-                // Up to every connection but one per worker (kept for reads): batches in
-                // flight follow the queue (persistence::writer), so more slots cost nothing
-                // while one batch at a time keeps up, and let commits overlap when the
-                // database's commit latency, not its CPU, limits ingest.
+                // Up to half the connections (the other half kept for reads: listings,
+                // registrations, readiness): batches in flight follow the queue
+                // (persistence::writer), so more slots cost nothing while one batch at a
+                // time keeps up, and let commits overlap when the database's commit latency,
+                // not its CPU, limits ingest.
                 write_concurrency: database
                     .write_concurrency
                     .unwrap_or_else(|| {
-                        usize::try_from(database.max_connections)
-                            .unwrap_or(usize::MAX)
-                            .saturating_sub(workers.get())
+                        usize::try_from(database.max_connections).unwrap_or(usize::MAX) / 2
                     })
                     .max(workers.get()),
             },
@@ -1069,13 +1068,18 @@ mod tests {
             );
         }
 
-        // Workers own shares of the connections: never more workers than connections, and
-        // by default one batch of webhooks in flight per worker.
+        // Workers own shares of the connections: never more workers than connections. By
+        // default batches of webhooks may take half the connections, at least one a worker.
         for (file, workers, write_concurrency) in [
             (
                 "[database]\nmax_connections = 3\n[http]\nworkers = 8\n",
                 3,
                 3,
+            ),
+            (
+                "[database]\nmax_connections = 16\n[http]\nworkers = 2\n",
+                2,
+                8,
             ),
             (
                 "[database]\nwrite_concurrency = 5\n[http]\nworkers = 2\n",
