@@ -13,6 +13,7 @@ use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
+use tracing_log::NormalizeEvent as _;
 use tracing_subscriber::fmt::format::{JsonFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -31,7 +32,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
-        let metadata = event.metadata();
+        // Events of the `log` crate name their own target and level, not `log`'s.
+        let normalized = event.normalized_metadata();
+        let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let mut line = Line(Vec::with_capacity(512));
         line.0.extend_from_slice(b"{\"timestamp\":\"");
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ");
@@ -43,7 +46,13 @@ where
         event.record(&mut line);
         line.key("target");
         line.string(metadata.target());
-        if let Some(span) = context.lookup_current() {
+        // An event's explicit parent, else the span it was logged in.
+        let span = match event.parent() {
+            Some(id) => context.span(id),
+            None if event.is_contextual() => context.lookup_current(),
+            None => None,
+        };
+        if let Some(span) = span {
             line.key("span");
             let extensions = span.extensions();
             let fields = extensions
@@ -90,41 +99,67 @@ impl Line {
     }
 }
 
+impl Line {
+    /// Starts `field`, unless it is metadata of a `log` record (`log.target`, `log.file`, …),
+    /// written as the event's own already, as tracing-subscriber's JSON format does.
+    fn field(&mut self, field: &Field) -> bool {
+        if field.name().starts_with("log.") {
+            return false;
+        }
+        self.key(field.name());
+        true
+    }
+}
+
 impl Visit for Line {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.key(field.name());
+        if !self.field(field) {
+            return;
+        }
         self.string(value);
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field.name());
+        if !self.field(field) {
+            return;
+        }
         let _ = serde_json::to_writer(&mut self.0, &value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field.name());
+        if !self.field(field) {
+            return;
+        }
         let _ = serde_json::to_writer(&mut self.0, &value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field.name());
+        if !self.field(field) {
+            return;
+        }
         // Not finite: null, as serde_json writes it.
         let _ = serde_json::to_writer(&mut self.0, &value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field.name());
+        if !self.field(field) {
+            return;
+        }
         self.0
             .extend_from_slice(if value { b"true" } else { b"false" });
     }
 
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.key(field.name());
+        if !self.field(field) {
+            return;
+        }
         self.display(value);
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.key(field.name());
+        if !self.field(field) {
+            return;
+        }
         let mut text = String::new();
         let _ = write!(text, "{value:?}");
         self.string(&text);
@@ -206,8 +241,16 @@ mod tests {
             let empty = tracing::info_span!("quiet");
             let _inner = empty.enter();
             tracing::info!("inside a span without fields");
+            let other = tracing::info_span!("other");
+            tracing::info!(parent: &other, "with an explicit parent");
+            let record = log::Record::builder()
+                .target("sqlx::postgres::notice")
+                .level(log::Level::Warn)
+                .args(format_args!("from the log crate"))
+                .build();
+            tracing_log::format_trace(&record).expect("dispatched");
         });
-        assert_eq!(lines.len(), 3);
+        assert_eq!(lines.len(), 5);
         let (text, first) = &lines[0];
         // The order of tracing-subscriber's JSON format.
         let at = |key: &str| text.find(&format!("\"{key}\":")).expect(key);
@@ -242,5 +285,20 @@ mod tests {
         );
         assert_eq!(second["status"], 200);
         assert_eq!(lines[2].1["span"], serde_json::json!({"name": "quiet"}));
+        assert_eq!(lines[3].1["span"], serde_json::json!({"name": "other"}));
+        let from_log = &lines[4].1;
+        assert_eq!(
+            (
+                &from_log["target"],
+                &from_log["level"],
+                &from_log["message"]
+            ),
+            (
+                &"sqlx::postgres::notice".into(),
+                &"WARN".into(),
+                &"from the log crate".into()
+            )
+        );
+        assert!(from_log.get("log.target").is_none(), "{from_log}");
     }
 }
