@@ -45,7 +45,7 @@ static PER_PAGE: HeaderName = HeaderName::from_static("per-page");
             headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
         (status = 403, description = "`unauthorized_action`: the token lacks scope `idnow_attempts:read`.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such signing is registered for this person.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot answer now; retry.", body = ErrorBody,
+        (status = 503, description = "`service_unavailable`: the service cannot answer now (the database is away or slow, the request took longer than the request timeout, or the process is shutting down); retry.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
     ),
     security(("bearer" = ["idnow_attempts:read"])),
@@ -130,7 +130,8 @@ pub struct Attempt {
     /// `identificationprocess.result`, as sent.
     #[schema(example = "SUCCESS")]
     result: String,
-    /// `identificationprocess.reason`, when the attempt has one.
+    /// `identificationprocess.reason`, `null` when the attempt has none.
+    #[schema(required = true)]
     reason: Option<String>,
     /// The webhook's JSON object as received: the same keys, values and key order.
     payload: Object,

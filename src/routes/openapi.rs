@@ -180,7 +180,9 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// What every operation may answer, said once: `X-Request-Id` on every answer, and 500.
+/// What every operation may answer, said once: `X-Request-Id` on every answer; 405 with
+/// `Allow` for another method on its path, 431 for oversized header fields and 500; and 408
+/// where a body is read.
 struct EveryAnswer;
 
 impl Modify for EveryAnswer {
@@ -201,7 +203,49 @@ impl Modify for EveryAnswer {
                     .build(),
             )
             .build();
+        let error = |description: &str| {
+            openapi::ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    openapi::ContentBuilder::new()
+                        .schema(Some(openapi::Ref::from_schema_name("ErrorDocument")))
+                        .build(),
+                )
+        };
+        let header_fields_too_large = error(
+            "`request_header_fields_too_large`: the request's header fields are over 16 KiB \
+             in all (more than 96 fields are refused by the HTTP layer before routing).",
+        )
+        .build();
+        let body_timeout = error(
+            "`request_timeout`: the body did not arrive within the body read timeout; \
+             nothing was stored.",
+        )
+        .build();
         for item in openapi.paths.paths.values_mut() {
+            // The methods of this path, as the 405 answer's `Allow` names them.
+            let methods = [
+                ("GET", item.get.is_some()),
+                ("PUT", item.put.is_some()),
+                ("POST", item.post.is_some()),
+                ("DELETE", item.delete.is_some()),
+            ]
+            .into_iter()
+            .filter_map(|(method, served)| served.then_some(method))
+            .collect::<Vec<_>>()
+            .join(", ");
+            let method_not_allowed = error(&format!(
+                "`method_not_allowed`: a method other than {methods} on this path."
+            ))
+            .header(
+                "Allow",
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some(format!("`{methods}`")))
+                    .build(),
+            )
+            .build();
             let operations = [
                 &mut item.get,
                 &mut item.put,
@@ -213,7 +257,19 @@ impl Modify for EveryAnswer {
                 &mut item.trace,
             ];
             for operation in operations.into_iter().flatten() {
+                let reads_body = operation.request_body.is_some();
                 let responses = &mut operation.responses.responses;
+                responses
+                    .entry("405".to_owned())
+                    .or_insert_with(|| method_not_allowed.clone().into());
+                responses
+                    .entry("431".to_owned())
+                    .or_insert_with(|| header_fields_too_large.clone().into());
+                if reads_body {
+                    responses
+                        .entry("408".to_owned())
+                        .or_insert_with(|| body_timeout.clone().into());
+                }
                 responses
                     .entry("500".to_owned())
                     .or_insert_with(|| fault.clone().into());

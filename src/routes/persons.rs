@@ -26,7 +26,7 @@ use crate::state::AppState;
         (status = 401, description = "`unauthenticated`: no valid bearer token.", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
         (status = 403, description = "`unauthorized_action`: the token lacks scope `persons:erase`.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot take the erasure now; retry.", body = ErrorBody,
+        (status = 503, description = "`service_unavailable`: the service cannot erase now (the database is away or slow, the erasure waited over 2 s for its lock, the request timeout passed, or the process is shutting down); retry.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
     ),
     security(("bearer" = ["persons:erase"])),

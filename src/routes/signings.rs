@@ -71,7 +71,7 @@ type Registered = RegistrationView<'static>;
         (status = 413, description = "`payload_too_large`: the body is over 16 KiB.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: a declared content type that is not JSON.", body = ErrorBody),
         (status = 422, description = "`invalid_registration`: not an object with a valid string `identification_id`.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot take the write now; retry.", body = ErrorBody,
+        (status = 503, description = "`service_unavailable`: the service cannot take the request now (the database is away or slow, the process holds as many request bodies as it allows itself, the request timeout passed, or the process is shutting down); retry.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
     ),
     security(("bearer" = ["signings:write"])),

@@ -57,7 +57,7 @@ pub struct Acknowledgement {
         (status = 413, description = "`payload_too_large`: the body is over the limit (1 MiB by default).", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: a declared content type that is not JSON, or a content coding other than identity.", body = ErrorBody),
         (status = 422, description = "`invalid_webhook_payload`: JSON that is not a storable attempt (no `identificationprocess.result` or `.transactionnumber`, a value the store cannot hold, nesting over 32 levels).", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the database cannot take the write now; retry.", body = ErrorBody,
+        (status = 503, description = "`service_unavailable`: the service cannot take the delivery now (the database is away or slow, the process holds as many request bodies as it allows itself, the request timeout passed, or the process is shutting down); retry.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
     ),
     security(("standardWebhooks" = []), ("hmac" = []), ("token" = []), ("basic" = [])),
