@@ -45,21 +45,45 @@ def machine(pg_version):
     except OSError:
         mem_kib = 0
     return (f"{os.cpu_count()} × {cpu}, {mem_kib / 1024 / 1024:.0f} GiB RAM, "
-            f"Linux {platform.release()}, {pg_version.strip()} (pgbench), wrk; service, "
-            "PostgreSQL and the load generators share the machine")
+            f"Linux {platform.release()}, {pg_version.strip()} (pgbench), wrk, bench/openloop")
 
 
-def table(results_path, mode, small_attempts, full_attempts, peak_rss_kib, pg_version,
-          durability="disposable PostgreSQL", plain_left="0"):
+def instruction_figures(instructions_path, baseline_path):
+    """Per measure: the lowest window's instructions per request and every window's; and the
+    reference build's figures from the baseline file's `# reference COMMIT name=value…`."""
+    windows = {}
+    path = Path(instructions_path)
+    for line in (path.read_text().splitlines() if path.exists() else []):
+        w = json.loads(line)
+        windows.setdefault(w["measure"], []).append(w["instructions"] / w["requests"])
+    reference, commit = {}, None
+    path = Path(baseline_path)
+    for line in (path.read_text().splitlines() if path.exists() else []):
+        m = re.match(r"^#\s*reference\s+(\S+)\s+(.*)$", line)
+        if m:
+            commit = m.group(1)
+            reference = {k: int(v) for k, v in re.findall(r"([a-z0-9-]+)=(\d+)", m.group(2))}
+    return windows, commit, reference
+
+
+def table(results_path, mode, small_attempts, full_attempts, pg_version, durability,
+          plain_left, pinning, instructions_path, baseline_path):
     runs = {}
     for line in Path(results_path).read_text().splitlines():
         run = json.loads(line)
         runs[run["name"]] = run
+    windows, reference_commit, reference = instruction_figures(instructions_path, baseline_path)
+    instructions = {name: min(per) for name, per in windows.items()}
 
     def rate(run):
         if "tps" in run:
             return run["tps"]
         return run["requests"] / run["seconds"]
+
+    def cpu_us(run, who):
+        """CPU µs per request of `who` over the run; ingest counts stored webhooks."""
+        answered = run.get("created") or run["requests"]
+        return 1e6 * run[f"{who}_cpu_ticks"] / run["ticks_per_second"] / max(1, answered)
 
     rows = []
 
@@ -92,16 +116,82 @@ def table(results_path, mode, small_attempts, full_attempts, peak_rss_kib, pg_ve
         f"{full['p50_ms']:.3f} ms (p99 {full['p99_ms']:.3f})",
         f"{small['p50_ms']:.3f} ms (p99 {small['p99_ms']:.3f})",
         f"{ratio:.2f}×", "≤ 1.3×", ratio <= 1.3)
-    rss_mib = int(peak_rss_kib) / 1024
-    row("peak RSS of the service, whole run", f"{rss_mib:.1f} MiB", "", "", "≤ 64 MiB", rss_mib <= 64)
+    service_runs = [r for r in runs.values() if "peak_rss_kib" in r and not r["name"].startswith("pgbench")]
+    rss_mib = max(r["peak_rss_kib"] for r in service_runs) / 1024
+    row("peak RSS of the service, highest of any run", f"{rss_mib:.1f} MiB", "", "",
+        "≤ 64 MiB", rss_mib <= 64)
+
+    # CPU per request, for every run of the service; PostgreSQL's for the same statement
+    # when pgbench sends it, beside.
+    open_listing, open_ingest = runs["open-listing"], runs["open-ingest"]
+    cpu_rows = [
+        ("ingest, 16 connections", "ingest-c16", "pgbench-insert-c16", "ingest", 0.4),
+        ("ingest, 64 connections", "ingest-c64", "pgbench-insert-c64", "ingest", 0.4),
+        ("listing, 5 attempts, 16 connections", "listing-5-c16", "pgbench-listing-5-c16",
+         "listing", 0.5),
+        ("listing, 200 attempts, page of 100, 16 connections", "listing-200-c16",
+         "pgbench-listing-200-c16", "listing-100", None),
+        (f"listing, 5 attempts, 1 connection, {int(small_attempts):,} attempts loaded",
+         "scale-small", None, "listing", None),
+        (f"listing, 5 attempts, 1 connection, {int(full_attempts):,} attempts loaded",
+         "scale-full", None, "listing", None),
+        (f"open loop: listing, 5 attempts, {open_listing['rate']:,.0f}/s",
+         "open-listing", None, "listing", None),
+        (f"open loop: ingest, {open_ingest['rate']:,.0f}/s", "open-ingest", None, "ingest", None),
+    ]
+    cpu_table = ["| run | answers/s | p99 | service CPU per request | PostgreSQL CPU per request "
+                 "| service ÷ PostgreSQL | target | met | PostgreSQL CPU per request, pgbench "
+                 "sending the same statement | service instructions per request | peak RSS |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for label, name, baseline, kind, target in cpu_rows:
+        r = runs[name]
+        answered = (r.get("created") if kind == "ingest" else None) or r["requests"]
+        service, postgres = cpu_us(r, "service"), cpu_us(r, "postgres")
+        ratio = service / postgres if postgres else float("nan")
+        met = "" if target is None else ("yes" if ratio <= target else "**no**")
+        base = f"{cpu_us(runs[baseline], 'postgres'):.0f} µs" if baseline else ""
+        instr = f"{instructions[kind]:,.0f}" if kind in instructions else "not counted"
+        cpu_table.append(
+            f"| {label} | {answered / r['seconds']:,.0f}/s | {r['p99_ms']:.2f} ms "
+            f"| {service:.0f} µs | {postgres:.0f} µs | {ratio:.2f}× "
+            f"| {'' if target is None else f'≤ {target}×'} | {met} | {base} | {instr} "
+            f"| {r['peak_rss_kib'] / 1024:.1f} MiB |")
+
+    instr_table = []
+    if instructions:
+        label = {"ingest": "ingest: a signed ~3 KB webhook, stored",
+                 "listing": "listing, 5 attempts", "listing-100": "listing, page of 100 of 200"}
+        instr_table = [f"| measure | this build | every window | {reference_commit or 'reference'} "
+                       f"| this ÷ {reference_commit or 'reference'} | target | met |",
+                       "|---|---|---|---|---|---|---|"]
+        for name, per in windows.items():
+            ref = reference.get(name)
+            ratio = instructions[name] / ref if ref else None
+            target = "≤ 0.5×" if name == "listing" else ""
+            met = ("yes" if ratio is not None and ratio <= 0.5 else "**no**") if target else ""
+            instr_table.append(
+                f"| {label.get(name, name)} | {instructions[name]:,.0f} "
+                f"| {', '.join(f'{p:,.0f}' for p in per)} | {f'{ref:,}' if ref else ''} "
+                f"| {f'{ratio:.2f}×' if ratio else ''} | {target} | {met} |")
+
+    open_table = ["| run | rate: half the closed-loop maximum | connections | answered | p50 "
+                  "| p99 | p99.9 | max | p99 without the correction | target | met |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for label, r in (("listing, 5 attempts", open_listing), ("ingest, stored webhooks", open_ingest)):
+        open_table.append(
+            f"| {label} | {r['rate']:,.0f}/s | {r['connections']} | {r['requests']:,} "
+            f"({r['requests'] / r['seconds']:,.0f}/s) | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms "
+            f"| {r['p999_ms']:.2f} ms | {r['max_ms']:.2f} ms | {r['uncorrected_p99_ms']:.2f} ms "
+            f"| p99 ≤ 5 ms | {'yes' if r['p99_ms'] <= 5 else '**no**'} |")
 
     errors = [f"{name}: {run.get('socket_errors', 0)} socket errors, {run.get('non_2xx', 0)} non-2xx"
+              + (f", {run['failed']} failed" if run.get("failed") else "")
               for name, run in runs.items()
               if run.get("socket_errors") or run.get("non_2xx") or run.get("failed")]
     heading = "Benchmark results" + (" (smoke run: tiny data, not figures)" if mode == "smoke" else "")
     print(f"# {heading}\n")
     print(f"`bench/run`, {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {durability}. "
-          f"Machine: {machine(pg_version)}.\n")
+          f"Machine: {machine(pg_version)}; {pinning}. The service runs 2 HTTP workers.\n")
     print("| measure | service | baseline: pgbench, same statement | ratio | target | met |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
@@ -114,6 +204,37 @@ def table(results_path, mode, small_attempts, full_attempts, peak_rss_kib, pg_ve
           "`idnow-attempts reencrypt` before it is measured, and pgbench's INSERT stores a "
           "sealed value of the same size"
           + (f"; {int(plain_left):,} attempts were left in plaintext." if int(plain_left) else "."))
+    print("\n## CPU per request\n")
+    print("\n".join(cpu_table))
+    print()
+    print("CPU time from `/proc` over each run (utime + stime, in clock ticks): the service's "
+          "process; PostgreSQL's is every process of the cluster: the postmaster, its live "
+          "children (backends, WAL writer, checkpointer, …) and those it reaped during the run "
+          "(the postmaster's cutime + cstime). Per answered request; ingest per stored webhook. "
+          "The target column is issue 16's: the service's CPU per request against "
+          "PostgreSQL's for the same requests in the same run. The pgbench column is "
+          "PostgreSQL's CPU per transaction when pgbench sends the service's statement "
+          "(ingest: one row per INSERT, where the service stores batches). Peak RSS is the "
+          "service's VmHWM over that run (reset before it through `clear_refs`).")
+    if instr_table:
+        print("\n## Instructions per request\n")
+        print("\n".join(instr_table))
+        print()
+        print("`bench/instructions`: the same binary under valgrind's callgrind with 2 "
+              "workers, in a fresh database of the same cluster, sequential requests on one "
+              "keep-alive connection (so one delivery per stored batch), counters zeroed after "
+              "set-up and warm-up; each measure's lowest of its windows. Counts, not times: "
+              "they repeat on a busy machine. The reference figures are the same harness on "
+              f"{reference_commit}, from `bench/instructions.baseline`; issue 16's target is "
+              "the listing at most half of them.")
+    print("\n## Open loop\n")
+    print("\n".join(open_table))
+    print()
+    print("`bench/openloop`: requests at a fixed rate whatever the answers do, each one's "
+          "latency from when it was due, not from when its connection was free to send it "
+          "(the correction for coordinated omission, as wrk2's and oha's "
+          "`--latency-correction`); the uncorrected p99 is from sending to the answer. Ingest "
+          "sends distinct signed deliveries, each once.")
     if errors:
         print("\nErrors: " + "; ".join(errors))
 
@@ -123,6 +244,6 @@ if __name__ == "__main__":
     if command == "pgbench":
         pgbench(*sys.argv[2:6])
     elif command == "table":
-        table(*sys.argv[2:10])
+        table(*sys.argv[2:12])
     else:
         sys.exit(f"unknown command {command}")
