@@ -14,6 +14,7 @@ mod listing;
 mod logs;
 mod memory;
 mod metrics;
+mod openapi;
 mod operator;
 mod outage;
 mod poison;
