@@ -6,15 +6,20 @@
 # (PostgreSQL's defaults), so that every commit waits for its WAL flush, as the contract's 2xx
 # promises. BENCH_DURABLE=0 starts the tests' disposable cluster instead (all three off): its
 # figures measure commits that are not durable, and every report says so.
+# BENCH_PG_OPTIONS adds server settings to either, as `-c name=value ...`, and the reports
+# name them: e.g. `-c commit_delay=2000 -c commit_siblings=1` holds every commit's WAL flush
+# back 2 ms, as a slower disk would, for runs where commit latency rather than CPU should set
+# the rate.
 
 bench_pg_start() {
     if bench_pg_durable; then
         PG_DISPOSABLE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/idnow-attempts-pg.XXXXXX")
         trap 'pg_stop "$PG_DISPOSABLE_DIR"; rm -rf "$PG_DISPOSABLE_DIR"' EXIT
+        # shellcheck disable=SC2086 # settings, split on purpose
         pg_start "$PG_DISPOSABLE_DIR" -c fsync=on -c synchronous_commit=on \
-            -c full_page_writes=on -c max_connections=200
+            -c full_page_writes=on -c max_connections=200 ${BENCH_PG_OPTIONS:-}
     else
-        pg_start_disposable
+        pg_start_disposable ${BENCH_PG_OPTIONS:-}
     fi
 }
 
@@ -29,7 +34,7 @@ bench_pg_durable() {
 # One line for the reports: how the cluster was started.
 bench_pg_durability() {
     if bench_pg_durable; then
-        echo "durable PostgreSQL (fsync, synchronous_commit, full_page_writes on)"
+        echo "durable PostgreSQL (fsync, synchronous_commit, full_page_writes on${BENCH_PG_OPTIONS:+; $BENCH_PG_OPTIONS})"
     else
         echo "**NON-DURABLE** PostgreSQL (BENCH_DURABLE=0: fsync, synchronous_commit, full_page_writes off; not what production commits)"
     fi

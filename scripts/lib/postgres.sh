@@ -113,10 +113,11 @@ pg_stop_checked() {
 }
 
 # Starts a cluster that lives as long as the calling script, for tests: durability settings
-# off (a test database is disposable) and room for the test harness' connections.
+# off (a test database is disposable) and room for the test harness' connections; extra
+# arguments are more server options.
 pg_start_disposable() {
     PG_DISPOSABLE_DIR=$(mktemp -d "${TMPDIR:-/tmp}/idnow-attempts-pg.XXXXXX")
     trap 'pg_stop "$PG_DISPOSABLE_DIR"; rm -rf "$PG_DISPOSABLE_DIR"' EXIT
     pg_start "$PG_DISPOSABLE_DIR" -c fsync=off -c synchronous_commit=off \
-        -c full_page_writes=off -c max_connections=200
+        -c full_page_writes=off -c max_connections=200 "$@"
 }
