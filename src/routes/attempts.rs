@@ -7,6 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::ToSchema;
 
 use super::extract::{Authorized, SigningPath};
+use super::openapi::ResourceId;
 use crate::api_auth::scopes;
 use crate::at_rest::Binding;
 use crate::domain::AttemptId;
@@ -28,8 +29,8 @@ static PER_PAGE: HeaderName = HeaderName::from_static("per-page");
     tag = "attempts",
     operation_id = "list_idnow_attempts",
     params(
-        ("person_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,128}$", example = "dc1a6812a14f6cc338cd084208535bcdcper"),
-        ("signing_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,128}$"),
+        ("person_id" = ResourceId, Path, description = "The person's id."),
+        ("signing_id" = ResourceId, Path, description = "The signing's id."),
         ("page[number]" = Option<i64>, Query, minimum = 1, maximum = 4294967295.0, description = "The page, from 1. Default 1."),
         ("page[size]" = Option<i64>, Query, minimum = 1, maximum = 1000, description = "Attempts per page, 1 to 1000. Default 10."),
     ),

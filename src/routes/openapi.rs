@@ -3,12 +3,13 @@
 //! drift from them. The same document is committed as `openapi.json` at the repository's root
 //! for clients to generate from; a test fails when the two differ.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use actix_web::HttpResponse;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{self, header::HeaderBuilder, ObjectBuilder, Type};
-use utoipa::{Modify, OpenApi};
+use utoipa::openapi::{self, header::HeaderBuilder, ObjectBuilder, RefOr, Schema, Type};
+use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 
 use super::{attempts, health, metrics, persons, signings, webhooks};
 use crate::error::{ErrorBody, ErrorObject};
@@ -109,6 +110,60 @@ pub async fn document() -> HttpResponse {
     HttpResponse::Ok()
         .content_type(mime::APPLICATION_JSON)
         .body(DOCUMENT.as_str())
+}
+
+/// A person's or a signing's id in a path: what `PersonId::parse` and `SigningId::parse`
+/// take, as an ECMA-262 pattern (a test holds the two together).
+pub const RESOURCE_ID_PATTERN: &str = "^[A-Za-z0-9_-]{1,128}$";
+
+/// An IDnow transaction number: what `TransactionNumber::parse` takes (1 to 255 characters,
+/// none of them whitespace or a control character, as Rust's `char` defines them), as an
+/// ECMA-262 pattern; `maxLength` counts the characters. A test holds the two together.
+pub const TRANSACTION_NUMBER_PATTERN: &str =
+    r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$";
+
+/// The schema `ResourceId`: person and signing ids.
+#[derive(Debug)]
+pub struct ResourceId;
+
+impl PartialSchema for ResourceId {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(RESOURCE_ID_PATTERN))
+            .description(Some("Letters, digits, `-` and `_`, 1 to 128 of them."))
+            .examples([serde_json::json!("dc1a6812a14f6cc338cd084208535bcdcper")])
+            .into()
+    }
+}
+
+impl ToSchema for ResourceId {}
+
+/// The schema `TransactionNumber`: an identification's IDnow transaction number (the domain's
+/// `TransactionNumber` is what parses one).
+#[derive(Debug)]
+pub struct TransactionNumberText;
+
+impl PartialSchema for TransactionNumberText {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .min_length(Some(1))
+            .max_length(Some(255))
+            .pattern(Some(TRANSACTION_NUMBER_PATTERN))
+            .description(Some(
+                "IDnow's transaction number: 1 to 255 characters, no whitespace or control \
+                 character.",
+            ))
+            .examples([serde_json::json!("b2d949eb12ecd6798fa8e2ae66fc4a5acidt")])
+            .into()
+    }
+}
+
+impl ToSchema for TransactionNumberText {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("TransactionNumber")
+    }
 }
 
 /// The schemes of the contract's "Webhook authentication" and of the API's bearer tokens.
@@ -287,7 +342,40 @@ impl Modify for EveryAnswer {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use regex::Regex;
+
     use super::*;
+    use crate::domain::{PersonId, TransactionNumber};
+
+    /// Characters where the rules change: controls, whitespace of every kind, ASCII, and
+    /// letters beyond it.
+    fn text() -> impl Strategy<Value = String> {
+        let edges = prop::sample::select(vec![
+            '\0', '\t', '\n', ' ', '\u{1f}', '\u{7f}', '\u{85}', '\u{9f}', '\u{a0}', '\u{a1}',
+            '\u{1680}', '\u{180e}', '\u{2000}', '\u{200a}', '\u{200b}', '\u{2028}', '\u{2029}',
+            '\u{202f}', '\u{205f}', '\u{3000}', '\u{feff}', 'a', 'Z', '0', '-', '_', '.', '/', 'é',
+            '€', '😀',
+        ]);
+        let character = prop_oneof![edges, any::<char>()];
+        proptest::collection::vec(character, 0..300).prop_map(|chars| chars.into_iter().collect())
+    }
+
+    proptest! {
+        /// The description's patterns are the parsers' rules: what a client generated from it
+        /// sends is taken, and what it refuses is refused.
+        #[test]
+        fn the_patterns_take_what_the_parsers_take(raw in text()) {
+            // ECMA-262's `\xHH` and `\uHHHH` mean in Rust's regex what they mean there.
+            let transaction_number = Regex::new(TRANSACTION_NUMBER_PATTERN).expect("a regex");
+            let described = transaction_number.is_match(&raw)
+                && (1..=255).contains(&raw.chars().count());
+            prop_assert_eq!(described, TransactionNumber::parse(&raw).is_ok(), "{:?}", raw);
+
+            let resource_id = Regex::new(RESOURCE_ID_PATTERN).expect("a regex");
+            prop_assert_eq!(resource_id.is_match(&raw), PersonId::parse(&raw).is_ok(), "{:?}", raw);
+        }
+    }
 
     /// The committed description, which clients generate from.
     const COMMITTED: &str = include_str!("../../openapi.json");

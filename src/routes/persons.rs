@@ -3,6 +3,7 @@
 use actix_web::{web, HttpResponse};
 
 use super::extract::{Authorized, PersonPath};
+use super::openapi::ResourceId;
 use crate::api_auth::scopes;
 use crate::error::{ApiError, DbResultExt as _, ErrorBody};
 use crate::persistence::persons::{self, Erased};
@@ -18,7 +19,7 @@ use crate::state::AppState;
     tag = "persons",
     operation_id = "erase_person",
     params(
-        ("person_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,128}$", example = "dc1a6812a14f6cc338cd084208535bcdcper"),
+        ("person_id" = ResourceId, Path, description = "The person's id."),
     ),
     responses(
         (status = 200, description = "Erased: what was; zeros when nothing is held (again).", body = Erased),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{Authorized, SigningPath};
+use super::openapi::{ResourceId, TransactionNumberText};
 use crate::api_auth::scopes;
 use crate::domain::TransactionNumber;
 use crate::edge::body::read_json_body;
@@ -19,13 +20,8 @@ const BODY_LIMIT: usize = 16 * 1024;
 /// Which identification a signing uses.
 #[derive(Deserialize, ToSchema)]
 pub struct RegistrationBody {
-    /// The IDnow transaction number: up to 255 characters, no whitespace or control character.
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$",
-        example = "b2d949eb12ecd6798fa8e2ae66fc4a5acidt"
-    )]
+    /// The IDnow transaction number.
+    #[schema(value_type = TransactionNumberText)]
     identification_id: String,
 }
 
@@ -48,8 +44,8 @@ type Registered = RegistrationView<'static>;
     tag = "signings",
     operation_id = "register_signing",
     params(
-        ("person_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,128}$", example = "dc1a6812a14f6cc338cd084208535bcdcper"),
-        ("signing_id" = String, Path, pattern = "^[A-Za-z0-9_-]{1,128}$"),
+        ("person_id" = ResourceId, Path, description = "The person's id."),
+        ("signing_id" = ResourceId, Path, description = "The signing's id."),
     ),
     request_body(content = RegistrationBody, content_type = "application/json"),
     responses(

@@ -16,6 +16,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError as _};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::openapi::TransactionNumberText;
 use crate::domain::{transaction_number_of, AttemptId, WebhookId};
 use crate::edge::body::read_json_body;
 use crate::edge::client_address::peer_of;
@@ -209,13 +210,7 @@ pub struct IdentificationProcess {
     /// Stored as sent: IDnow adds values over time. Not empty; no NUL character.
     #[schema(min_length = 1, pattern = r"^[^\x00]*$", example = "SUCCESS")]
     result: String,
-    /// IDnow's transaction number: up to 255 characters, no whitespace or control character.
-    #[schema(
-        min_length = 1,
-        max_length = 255,
-        pattern = r"^[^\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]+$",
-        example = "b2d949eb12ecd6798fa8e2ae66fc4a5acidt"
-    )]
+    #[schema(value_type = TransactionNumberText)]
     transactionnumber: String,
     /// IDnow's ident code. No NUL character.
     #[schema(pattern = r"^[^\x00]*$", example = "TST-EABTZ")]
