@@ -34,7 +34,7 @@ use crate::persistence::persons::Erased;
         metrics::scrape,
         document,
     ),
-    components(schemas(ErrorBody, ErrorObject<'static>, Erased)),
+    components(schemas(ErrorBody, ErrorObject<'static>, Erased, ResourceId, TransactionNumberText)),
     modifiers(&SecuritySchemes, &EveryAnswer),
     tags(
         (name = "webhooks", description = "IDnow's result webhook."),
@@ -359,6 +359,38 @@ mod tests {
         ]);
         let character = prop_oneof![edges, any::<char>()];
         proptest::collection::vec(character, 0..300).prop_map(|chars| chars.into_iter().collect())
+    }
+
+    /// Every `$ref` names a schema the document has.
+    #[test]
+    fn every_reference_resolves() {
+        fn references<'a>(value: &'a serde_json::Value, found: &mut Vec<&'a str>) {
+            match value {
+                serde_json::Value::Object(fields) => {
+                    if let Some(serde_json::Value::String(target)) = fields.get("$ref") {
+                        found.push(target);
+                    }
+                    fields.values().for_each(|value| references(value, found));
+                }
+                serde_json::Value::Array(items) => {
+                    items.iter().for_each(|value| references(value, found));
+                }
+                _ => {}
+            }
+        }
+        let document: serde_json::Value = serde_json::from_str(&document_json()).expect("JSON");
+        let mut found = Vec::new();
+        references(&document, &mut found);
+        assert!(found.len() > 10, "{found:?}");
+        for target in found {
+            let name = target
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("a local schema: {target}"));
+            assert!(
+                document["components"]["schemas"][name].is_object(),
+                "{target} resolves"
+            );
+        }
     }
 
     proptest! {
