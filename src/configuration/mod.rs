@@ -214,7 +214,7 @@ struct DatabaseFile {
     acquire_timeout_ms: u64,
     statement_timeout_ms: u64,
     idle_timeout_seconds: u64,
-    /// Default: one per HTTP worker.
+    /// Default: half of `max_connections`, at least one per HTTP worker.
     #[serde(default)]
     write_concurrency: Option<usize>,
 }
