@@ -219,7 +219,7 @@ pub async fn observe(
     let started = Instant::now();
     let request_id = request_id(request.headers());
     // Visible ASCII, checked or generated: always a str.
-    let id = request_id.to_str().unwrap_or_default().to_owned();
+    let id = request_id.to_str().unwrap_or_default();
     let trace_id = trace_id(request.headers()).map(str::to_owned);
     // On every line logged while the request runs; what came of it goes on its last line.
     let span = tracing::info_span!(
