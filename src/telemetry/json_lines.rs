@@ -109,6 +109,14 @@ impl Line {
         self.key(field.name());
         true
     }
+
+    /// `field` with a number as serde_json writes it.
+    fn number(&mut self, field: &Field, value: impl serde::Serialize) {
+        if self.field(field) {
+            // Writing a number into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut self.0, &value);
+        }
+    }
 }
 
 impl Visit for Line {
@@ -120,25 +128,16 @@ impl Visit for Line {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if !self.field(field) {
-            return;
-        }
-        let _ = serde_json::to_writer(&mut self.0, &value);
+        self.number(field, value);
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if !self.field(field) {
-            return;
-        }
-        let _ = serde_json::to_writer(&mut self.0, &value);
+        self.number(field, value);
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if !self.field(field) {
-            return;
-        }
         // Not finite: null, as serde_json writes it.
-        let _ = serde_json::to_writer(&mut self.0, &value);
+        self.number(field, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
