@@ -14,7 +14,7 @@ use std::future::{ready, Ready};
 use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
@@ -22,7 +22,7 @@ use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{FromRequest, HttpMessage as _, HttpRequest};
 use tracing::field::{debug, display};
-use tracing::{Instrument as _, Level};
+use tracing::Level;
 use tracing_subscriber::fmt::format::JsonFields;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -38,7 +38,7 @@ use crate::webhook_auth::{ForbiddenSource, MethodName, Refused};
 
 mod json_lines;
 
-use json_lines::JsonLines;
+use json_lines::{JsonLines, RequestSpan};
 
 /// Installs the global subscriber: JSON to stdout, filtered by `filter` (`RUST_LOG` syntax).
 pub fn init(filter: &str) -> anyhow::Result<()> {
@@ -217,34 +217,40 @@ pub async fn observe(
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
-    let request_id = request_id(request.headers());
-    // Visible ASCII, checked or generated: always a str.
-    let id = request_id.to_str().unwrap_or_default();
-    let trace_id = trace_id(request.headers()).map(str::to_owned);
     // On every line logged while the request runs; what came of it goes on its last line.
-    let span = tracing::info_span!(
-        "HTTP request",
-        request_id = %id,
-        trace_id = trace_id.as_deref(),
-        http.method = %request.method(),
-    );
+    let span = Rc::new(RequestSpan {
+        request_id: request_id(request.headers()),
+        trace_id: trace_id(request.headers()).map(Box::from),
+        method: request.method().clone(),
+    });
     let log = RequestLog::default();
     request.extensions_mut().insert(log.clone());
 
-    let mut outcome = next.call(request).instrument(span.clone()).await;
+    let mut outcome = span.clone().scope(next.call(request)).await;
     if let Ok(response) = &mut outcome {
         response
             .headers_mut()
-            .insert(REQUEST_ID.clone(), request_id.clone());
+            .insert(REQUEST_ID.clone(), span.request_id.clone());
     }
-
     let elapsed = started.elapsed();
-    let _entered = span.enter();
-    let response = match &outcome {
+    span.clone()
+        .sync_scope(|| log_request(&metrics, &span, &log, &outcome, elapsed));
+    outcome
+}
+
+/// The request's one line, and its count and time in `metrics`.
+fn log_request(
+    metrics: &Metrics,
+    span: &RequestSpan,
+    log: &RequestLog,
+    outcome: &Result<ServiceResponse<impl MessageBody>, actix_web::Error>,
+    elapsed: Duration,
+) {
+    let response = match outcome {
         Ok(response) => response,
         Err(error) => {
             tracing::error!(error = %error, "request failed before a response");
-            return outcome;
+            return;
         }
     };
     // Requests that match no route share one label, so a scan of random paths adds no series.
@@ -254,6 +260,8 @@ pub async fn observe(
         .map_or("unmatched", |pattern| pattern.0);
     let status = response.status();
     metrics.observe(route, status.as_str(), elapsed.as_secs_f64());
+    // Visible ASCII, checked or generated: always a str.
+    let id = span.request_id.to_str().unwrap_or_default();
     let reported = log.0.borrow();
     let error = response
         .response()
@@ -272,7 +280,7 @@ pub async fn observe(
             tracing::event!(
                 $level,
                 request_id = %id,
-                trace_id = trace_id.as_deref(),
+                trace_id = span.trace_id.as_deref(),
                 status = status.as_u16(),
                 elapsed_ms = elapsed.as_secs_f64() * 1e3,
                 http.route = route,
@@ -305,5 +313,4 @@ pub async fn observe(
     } else {
         request_line!(Level::INFO, "request completed");
     }
-    outcome
 }
