@@ -30,6 +30,7 @@ def pgbench(name, clients, stdout_path, log_dir):
     print(json.dumps({
         "name": name, "connections": int(clients), "requests": len(latencies), "tps": tps,
         "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+        "p999_ms": percentile(latencies, 99.9), "max_ms": latencies[-1] if latencies else 0,
         "failed": int(failed.group(1)) if failed else 0,
     }))
 
@@ -184,6 +185,21 @@ def table(results_path, mode, small_attempts, full_attempts, pg_version, durabil
             f"| {r['p999_ms']:.2f} ms | {r['max_ms']:.2f} ms | {r['uncorrected_p99_ms']:.2f} ms "
             f"| p99 ≤ 5 ms | {'yes' if r['p99_ms'] <= 5 else '**no**'} |")
 
+    # Poisson arrivals at the same rates, against pgbench --rate on the same schedule.
+    poisson_table = ["| run | rate | connections | service p50 | service p99 | service p99.9 "
+                     "| pgbench p50 | pgbench p99 | pgbench p99.9 | p99 ÷ pgbench's |",
+                     "|---|---|---|---|---|---|---|---|---|---|"]
+    for label, service, baseline in (
+            ("listing, 5 attempts", "open-listing-poisson", "pgbench-open-listing"),
+            ("ingest, stored webhooks", "open-ingest-poisson", "pgbench-open-ingest")):
+        if service not in runs or baseline not in runs:
+            continue
+        r, b = runs[service], runs[baseline]
+        poisson_table.append(
+            f"| {label} | {r['rate']:,.0f}/s | {r['connections']} | {r['p50_ms']:.2f} ms "
+            f"| {r['p99_ms']:.2f} ms | {r['p999_ms']:.2f} ms | {b['p50_ms']:.2f} ms "
+            f"| {b['p99_ms']:.2f} ms | {b['p999_ms']:.2f} ms | {r['p99_ms'] / b['p99_ms']:.2f}× |")
+
     errors = [f"{name}: {run.get('socket_errors', 0)} socket errors, {run.get('non_2xx', 0)} non-2xx"
               + (f", {run['failed']} failed" if run.get("failed") else "")
               for name, run in runs.items()
@@ -235,6 +251,13 @@ def table(results_path, mode, small_attempts, full_attempts, pg_version, durabil
           "(the correction for coordinated omission, as wrk2's and oha's "
           "`--latency-correction`); the uncorrected p99 is from sending to the answer. Ingest "
           "sends distinct signed deliveries, each once.")
+    if len(poisson_table) > 2:
+        print("\nThe same rates with Poisson arrivals (bursts, as independent senders make "
+              "them), against PostgreSQL's own tail: pgbench `--rate` sending the service's "
+              "statement on as many connections, on the same kind of schedule, its latencies "
+              "too from when each transaction was due (ingest's baseline commits one row per "
+              "transaction; the service batches).\n")
+        print("\n".join(poisson_table))
     if errors:
         print("\nErrors: " + "; ".join(errors))
 

@@ -10,10 +10,14 @@
 //! is sent twice; oha, which can only pick bodies at random under one fixed set of headers,
 //! cannot send distinct signed deliveries.
 //!
+//! With `--arrivals poisson`, each connection's requests come as a Poisson process of rate
+//! `rate / C` instead (exponential gaps, a fixed seed per connection), the schedule of
+//! `pgbench --rate`, so that the two tails compare: bursts as independent senders make them.
+//!
 //! Prints one JSON line: the figures bench/run keeps (milliseconds; `created` counts 201s).
 //!
 //!   openloop HOST:PORT --rate N --seconds S --connections C [--header 'Name: value']…
-//!            (--get PATH | --deliveries FILE)
+//!            [--arrivals even|poisson] (--get PATH | --deliveries FILE)
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
@@ -29,6 +33,36 @@ struct Args {
     connections: usize,
     headers: Vec<String>,
     target: Target,
+    arrivals: Arrivals,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Arrivals {
+    /// Request `i` due at `i / rate`.
+    Even,
+    /// Each connection's requests a Poisson process of rate `rate / connections`.
+    Poisson,
+}
+
+/// SplitMix64: a fixed, seeded sequence of uniform numbers, so that runs repeat their
+/// schedule. A dozen lines instead of a dependency for a benchmark's schedule.
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// An exponentially distributed gap of mean `1 / rate` seconds.
+    fn exponential(&mut self, rate: f64) -> f64 {
+        // Uniform in [0, 1) from the top 53 bits; 1 - u is in (0, 1], so its log is finite.
+        let uniform = (self.next() >> 11) as f64 / (1u64 << 53) as f64;
+        -(1.0 - uniform).ln() / rate
+    }
 }
 
 enum Target {
@@ -98,7 +132,7 @@ fn main() -> ExitCode {
     all.service.sort_unstable();
     let ms = |values: &[u64], p: f64| percentile(values, p) as f64 / 1000.0;
     println!(
-        "{{\"requests\":{},\"seconds\":{:.3},\"rate\":{},\"connections\":{},\
+        "{{\"requests\":{},\"seconds\":{:.3},\"rate\":{},\"connections\":{},\"arrivals\":\"{}\",\
          \"p50_ms\":{:.3},\"p90_ms\":{:.3},\"p99_ms\":{:.3},\"p999_ms\":{:.3},\"max_ms\":{:.3},\
          \"uncorrected_p99_ms\":{:.3},\"ok\":{},\"created\":{},\"non_2xx\":{},\
          \"socket_errors\":{},\"late\":{},\"ran_out_of_deliveries\":{}}}",
@@ -106,6 +140,10 @@ fn main() -> ExitCode {
         elapsed,
         args.rate,
         args.connections,
+        match args.arrivals {
+            Arrivals::Even => "even",
+            Arrivals::Poisson => "poisson",
+        },
         ms(&all.corrected, 50.0),
         ms(&all.corrected, 90.0),
         ms(&all.corrected, 99.0),
@@ -149,10 +187,19 @@ fn connection(
     let mut request = Vec::with_capacity(8192);
     let mut body = Vec::with_capacity(8192);
     let mut i = c;
+    let mut arrivals = SplitMix64(c as u64);
+    let mut poisson_due = 0.0;
     while i < total {
         request.clear();
         write_request(args, i, &mut request, &mut tally);
-        let due = start + Duration::from_secs_f64(i as f64 / args.rate);
+        let due = start
+            + Duration::from_secs_f64(match args.arrivals {
+                Arrivals::Even => i as f64 / args.rate,
+                Arrivals::Poisson => {
+                    poisson_due += arrivals.exponential(args.rate / args.connections as f64);
+                    poisson_due
+                }
+            });
         let now = Instant::now();
         if now < due {
             thread::sleep(due - now);
@@ -300,7 +347,7 @@ fn parse_args(args: Vec<String>) -> Result<Args, String> {
     let mut args = args.into_iter();
     let address = args.next().ok_or("usage: see bench/openloop/src/main.rs")?;
     let (mut rate, mut seconds, mut connections) = (None, None, 16);
-    let (mut headers, mut target) = (Vec::new(), None);
+    let (mut headers, mut target, mut arrivals) = (Vec::new(), None, Arrivals::Even);
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -308,6 +355,13 @@ fn parse_args(args: Vec<String>) -> Result<Args, String> {
             "--seconds" => seconds = Some(value()?.parse::<f64>().map_err(|e| e.to_string())?),
             "--connections" => connections = value()?.parse().map_err(|_| "--connections")?,
             "--header" => headers.push(value()?),
+            "--arrivals" => {
+                arrivals = match value()?.as_str() {
+                    "even" => Arrivals::Even,
+                    "poisson" => Arrivals::Poisson,
+                    other => return Err(format!("--arrivals even|poisson, not {other}")),
+                }
+            }
             "--get" => target = Some(Target::Get(value()?)),
             "--deliveries" => {
                 let path = value()?;
@@ -341,5 +395,6 @@ fn parse_args(args: Vec<String>) -> Result<Args, String> {
         connections,
         headers,
         target,
+        arrivals,
     })
 }
