@@ -11,13 +11,18 @@
 //!
 //! A request's span is not a tracing span but a [`RequestSpan`] in a tokio task-local, which
 //! [`RequestSpan::scope`] sets around the request's future, and which this format writes as
-//! the `span` of every line logged while the request runs, in the same shape. A tracing span
+//! the `span` of every line logged while the request runs (unless a tracing span inside it is
+//! innermost), in the same shape. A tracing span
 //! is entered and left at every poll of the future it instruments, and of every future that
 //! captures it: sqlx's row stream re-enters the current span at each poll, 9 times for a
 //! 5-attempt listing. Each time through the registry's slab and `EnvFilter`'s lock, which
 //! every worker thread shares. A task-local costs a swap of a pointer per poll of the
-//! request: the service's CPU per listing went down 9% and per stored webhook 6%
-//! (`bench/compare`), its instructions per listing 11% (`bench/instructions`).
+//! request. With the timestamp written without `format` (below), the service's CPU per
+//! listing went down 9% and per stored webhook 6% (`bench/compare`, medians of 3 runs), its
+//! instructions per listing from 192,935 to 171,543 (`bench/instructions`, same day).
+//! STYLE.md's request span of tracing-actix-web is left for this reason: `RUST_LOG`
+//! directives on the request span no longer match, and a tracing layer added later (say,
+//! OpenTelemetry) would not see requests as spans without one.
 
 use std::fmt::{self, Write as _};
 use std::future::Future;
@@ -63,15 +68,16 @@ where
         event.record(&mut line);
         line.key("target");
         line.string(metadata.target());
-        // The request it was logged for, else its explicit parent, else the span it was
-        // logged in.
-        let request = REQUEST.try_with(|request| request.write(&mut line));
+        // The innermost span, as tracing's format writes it: the event's explicit parent,
+        // else the tracing span it was logged in, else the request it was logged for.
         let span = match event.parent() {
-            _ if request.is_ok() => None,
             Some(id) => context.span(id),
             None if event.is_contextual() => context.lookup_current(),
             None => None,
         };
+        if span.is_none() {
+            let _outside_any_request = REQUEST.try_with(|request| request.write(&mut line));
+        }
         if let Some(span) = span {
             line.key("span");
             let extensions = span.extensions();
@@ -381,10 +387,11 @@ mod tests {
             runtime.block_on(span(Some("4bf92f3577b34da6a3ce929d0e0e4736")).scope(async {
                 tracing::info!("before a pause");
                 tokio::task::yield_now().await;
-                // A tracing span inside the request does not hide it.
-                let inner = tracing::info_span!("inner");
-                let _entered = inner.enter();
                 tracing::info!("after it");
+                // Inside the request, the innermost span is written, as tracing's format does.
+                let inner = tracing::info_span!("inner", step = 2);
+                let _entered = inner.enter();
+                tracing::info!("in a span of its own");
             }));
             span(None).sync_scope(|| tracing::info!("the request's line"));
             tracing::info!("outside any request");
@@ -401,6 +408,7 @@ mod tests {
             [
                 traced.clone(),
                 traced,
+                serde_json::json!({"step": 2, "name": "inner"}),
                 serde_json::json!({"request_id": "req-\"1\"", "http.method": "POST", "name": "HTTP request"}),
                 serde_json::Value::Null,
             ]
