@@ -254,9 +254,10 @@ def table(results_path, mode, small_attempts, full_attempts, pg_version, durabil
     if len(poisson_table) > 2:
         print("\nThe same rates with Poisson arrivals (bursts, as independent senders make "
               "them), against PostgreSQL's own tail: pgbench `--rate` sending the service's "
-              "statement on as many connections, on the same kind of schedule, its latencies "
-              "too from when each transaction was due (ingest's baseline commits one row per "
-              "transaction; the service batches).\n")
+              "statement on as many connections, one thread each, so that each connection of "
+              "either has a Poisson schedule of its own; pgbench's latencies too run from when "
+              "each transaction was due (ingest's baseline commits one row per transaction; "
+              "the service batches).\n")
         print("\n".join(poisson_table))
     if errors:
         print("\nErrors: " + "; ".join(errors))

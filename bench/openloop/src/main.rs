@@ -12,7 +12,10 @@
 //!
 //! With `--arrivals poisson`, each connection's requests come as a Poisson process of rate
 //! `rate / C` instead (exponential gaps, a fixed seed per connection), the schedule of
-//! `pgbench --rate`, so that the two tails compare: bursts as independent senders make them.
+//! `pgbench --rate` with one thread per client (`-j` = `-c`), so that the two tails compare:
+//! bursts as independent senders make them. Each connection still sends its share of the
+//! requests, so connections end at slightly different times (a spread of about
+//! `sqrt(n) / (rate / C)` seconds for `n` requests each): the last second's rate tails off.
 //!
 //! Prints one JSON line: the figures bench/run keeps (milliseconds; `created` counts 201s).
 //!
