@@ -12,10 +12,9 @@
 //! A request's span is not a tracing span but a [`RequestSpan`] in a tokio task-local, which
 //! [`RequestSpan::scope`] sets around the request's future, and which this format writes as
 //! the `span` of every line logged while the request runs (unless a tracing span inside it is
-//! innermost), in the same shape. A tracing span
-//! is entered and left at every poll of the future it instruments, and of every future that
-//! captures it: sqlx's row stream re-enters the current span at each poll, 9 times for a
-//! 5-attempt listing. Each time through the registry's slab and `EnvFilter`'s lock, which
+//! innermost), in the same shape. A tracing span is entered and left at every poll of the
+//! future it instruments, and of every future that captures it: sqlx's row stream re-enters
+//! the current span at each poll, 9 times for a 5-attempt listing. Each time through the registry's slab and `EnvFilter`'s lock, which
 //! every worker thread shares. A task-local costs a swap of a pointer per poll of the
 //! request. With the timestamp written without `format` (below), the service's CPU per
 //! listing went down 9% and per stored webhook 6% (`bench/compare`, medians of 3 runs), its
@@ -76,7 +75,8 @@ where
             None => None,
         };
         if span.is_none() {
-            let _outside_any_request = REQUEST.try_with(|request| request.write(&mut line));
+            // An error only outside any request, where a line has no span.
+            let _ = REQUEST.try_with(|request| request.write(&mut line));
         }
         if let Some(span) = span {
             line.key("span");
