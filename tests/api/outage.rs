@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 use idnow_attempts::configuration::Settings;
 use reqwest::StatusCode;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
 
 use crate::helpers::*;
 
@@ -51,4 +52,69 @@ async fn an_unreachable_database_is_503_with_retry_after_within_the_acquire_time
             "{name}: no internals in the body"
         );
     }
+}
+
+/// The server is up but refuses the service's connections: a role it does not know (a
+/// credential rotated on one side only), a database it does not have (renamed, not yet
+/// restored), a database closed to connections (maintenance). As much an outage as a server
+/// that is away: 503 with Retry-After, so that IDnow retries, never a 500.
+#[sqlx::test]
+async fn a_database_server_that_refuses_the_connection_is_503_with_retry_after(pool: PgPool) {
+    let closed = format!("idnow_attempts_closed_{}", std::process::id());
+    sqlx::query(&format!("CREATE DATABASE {closed}"))
+        .execute(&pool)
+        .await
+        .expect("create the closed database");
+    sqlx::query(&format!("ALTER DATABASE {closed} ALLOW_CONNECTIONS false"))
+        .execute(&pool)
+        .await
+        .expect("close it");
+
+    let options = pool.connect_options();
+    let refusing = [
+        (
+            "unknown role",
+            options
+                .as_ref()
+                .clone()
+                .username("idnow_attempts_no_such_role"),
+        ),
+        (
+            "unknown database",
+            options
+                .as_ref()
+                .clone()
+                .database("idnow_attempts_no_such_db"),
+        ),
+        (
+            "closed database",
+            options.as_ref().clone().database(&closed),
+        ),
+    ];
+    for (case, refused) in refusing {
+        let mut environment = test_environment();
+        environment.insert("MIGRATE_ON_START".into(), "false".into());
+        let mut settings = Settings::from_env_map(&environment).expect("valid settings");
+        settings.database.acquire_timeout = Duration::from_millis(500);
+        let app =
+            spawn_app_with_settings(PgPoolOptions::new().connect_lazy_with(refused), settings)
+                .await;
+        for (route, response) in [
+            ("webhook", app.deliver(&fixture("success.json")).await),
+            ("listing", app.list(PERSON, "sig-1", "").await),
+        ] {
+            let error = assert_unavailable(response).await.to_string();
+            for internal in ["idnow_attempts_no_such", &closed, "postgres"] {
+                assert!(
+                    !error.contains(internal),
+                    "{case}, {route}: no internals in the body: {error}"
+                );
+            }
+        }
+    }
+
+    sqlx::query(&format!("DROP DATABASE {closed}"))
+        .execute(&pool)
+        .await
+        .expect("drop the closed database");
 }
