@@ -154,10 +154,12 @@ pub async fn reencrypt(
                     }
                 }
             }
-            written += database
-                .run(async |conn| keys::rewrite(conn, table, current, &resealed).await)
-                .await
-                .with_context(|| format!("writing {}", table.name()))?;
+            if !resealed.is_empty() {
+                written += database
+                    .run(async |conn| keys::rewrite(conn, table, current, &resealed).await)
+                    .await
+                    .with_context(|| format!("writing {}", table.name()))?;
+            }
             writeln!(out, "{}: {written} of {total} re-encrypted", table.name())?;
         }
     }

@@ -128,6 +128,10 @@ pub struct Resealed {
 /// Writes re-encrypted rows under `key_id`, each only if it is still under the key it was
 /// read under (another `reencrypt` may have got there first; an erasure or retention may have
 /// deleted it). Returns the rows written.
+///
+/// `key_id` is registered in the same statement, and only when a row was written under it:
+/// a `reencrypt` run with keys that open nothing (the wrong `PAYLOAD_ENCRYPTION_KEYS`) must
+/// leave no id behind that every replica's readiness would then ask for.
 pub async fn rewrite(
     conn: &mut PgConnection,
     table: Table,
@@ -145,14 +149,15 @@ pub async fn rewrite(
         Table::Attempts => {
             sqlx::query_scalar!(
                 r#"
-            WITH registered AS (
-                INSERT INTO payload_keys (key_id) VALUES ($1) ON CONFLICT DO NOTHING
-            ),
-            written AS (
+            WITH written AS (
                 UPDATE attempts a SET key_id = $1, sealed = u.sealed, payload = NULL
                 FROM UNNEST($2::uuid[], $3::text[], $4::bytea[]) AS u(id, was, sealed)
                 WHERE a.id = u.id AND a.key_id IS NOT DISTINCT FROM u.was
                 RETURNING 1
+            ),
+            registered AS (
+                INSERT INTO payload_keys (key_id) SELECT $1 WHERE EXISTS (SELECT FROM written)
+                ON CONFLICT DO NOTHING
             )
             SELECT count(*) AS "written!" FROM written
             "#,
@@ -167,14 +172,15 @@ pub async fn rewrite(
         Table::RejectedDeliveries => {
             sqlx::query_scalar!(
                 r#"
-            WITH registered AS (
-                INSERT INTO payload_keys (key_id) VALUES ($1) ON CONFLICT DO NOTHING
-            ),
-            written AS (
+            WITH written AS (
                 UPDATE rejected_deliveries r SET key_id = $1, sealed = u.sealed, body = NULL
                 FROM UNNEST($2::uuid[], $3::text[], $4::bytea[]) AS u(id, was, sealed)
                 WHERE r.id = u.id AND r.key_id IS NOT DISTINCT FROM u.was
                 RETURNING 1
+            ),
+            registered AS (
+                INSERT INTO payload_keys (key_id) SELECT $1 WHERE EXISTS (SELECT FROM written)
+                ON CONFLICT DO NOTHING
             )
             SELECT count(*) AS "written!" FROM written
             "#,

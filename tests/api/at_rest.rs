@@ -401,3 +401,35 @@ async fn a_replica_still_on_the_old_key_keeps_it_registered(pool: PgPool) {
     assert!(stdout.contains("attempts: 1 of 1 re-encrypted"), "{stdout}");
     assert_eq!(new.get("/health/ready").await.status(), StatusCode::OK);
 }
+
+/// `reencrypt` run with keys that open no row (an operator's wrong PAYLOAD_ENCRYPTION_KEYS)
+/// fails, changes no row, and leaves nothing behind: the replicas that hold the right keys
+/// stay ready, as no row is under the key it was given.
+#[sqlx::test(migrations = false)]
+async fn reencrypt_with_the_wrong_keys_fails_and_leaves_the_replicas_ready(pool: PgPool) {
+    const K3: &str = "k3:MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";
+    let app = spawn_app_with(pool.clone(), with_keys(K1)).await;
+    let body = webhook_body("tn-wrong-keys", "SUCCESS", "2026-10-01T10:00:00Z");
+    assert_eq!(app.deliver(&body).await.status(), StatusCode::ACCEPTED);
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+
+    let output = operator_command(&pool, &["reencrypt"], &[("PAYLOAD_ENCRYPTION_KEYS", K3)]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{output:?}");
+    assert!(stdout.contains("attempts: 0 of 1 re-encrypted"), "{stdout}");
+
+    let keys: Vec<String> = sqlx::query_scalar("SELECT key_id FROM payload_keys ORDER BY 1")
+        .fetch_all(&pool)
+        .await
+        .expect("registered keys");
+    assert_eq!(keys, ["k1"]);
+    let rows: Vec<Option<String>> = sqlx::query_scalar("SELECT key_id FROM attempts")
+        .fetch_all(&pool)
+        .await
+        .expect("rows");
+    assert_eq!(rows, [Some("k1".to_owned())]);
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    app.register(PERSON, "sig-wrong-keys", "tn-wrong-keys")
+        .await;
+    assert_listed_byte_for_byte(&app, &[("sig-wrong-keys", vec![body])]).await;
+}
