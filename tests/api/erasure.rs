@@ -265,3 +265,47 @@ async fn an_erasure_kept_from_its_lock_is_a_503_to_retry(pool: PgPool) {
         serde_json::json!({"signings": 1, "attempts": 2, "rejected_deliveries": 0})
     );
 }
+
+/// An erased identification stays erased: its late webhooks are dropped (204), so a signing
+/// registered with it again, for the same person or another, would stay empty for ever. The
+/// registration is refused instead, and an identification never erased is still taken.
+#[sqlx::test(migrations = false)]
+async fn an_erased_identification_cannot_be_registered_again(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    assert_eq!(
+        app.register(PERSON, "sig-erased", "tn-erased")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+    let body = webhook_body("tn-erased", "SUCCESS", "2026-10-01T10:00:00Z");
+    assert_eq!(app.deliver(&body).await.status(), StatusCode::CREATED);
+    erase(&app, PERSON).await;
+
+    for (person, signing) in [(OTHER_PERSON, "sig-again"), (PERSON, "sig-erased")] {
+        let response = app.register(person, signing, "tn-erased").await;
+        let error = assert_error(response, StatusCode::CONFLICT, "conflict").await;
+        assert!(
+            error["detail"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("erased"),
+            "{error}"
+        );
+    }
+    let registered: i64 = sqlx::query_scalar("SELECT count(*) FROM signings")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    assert_eq!(registered, 0, "nothing registered");
+    let late = webhook_body("tn-erased", "ABORTED", "2026-10-01T11:00:00Z");
+    assert_eq!(app.deliver(&late).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(attempts_of(&pool, "tn-erased").await, 0);
+
+    assert_eq!(
+        app.register(OTHER_PERSON, "sig-other", "tn-never-erased")
+            .await
+            .status(),
+        StatusCode::CREATED
+    );
+}
