@@ -156,10 +156,18 @@ mod tests {
             .after_help(configuration::help())
             .render_help()
             .to_string();
+        for variable in &configuration::VARIABLES {
+            // Its own line, its description apart from it, however long the name.
+            let line = format!("\n  {}  ", variable.name);
+            assert!(
+                help.contains(&line),
+                "{} not on a line of its own: {help}",
+                variable.name
+            );
+        }
         // As read: wrapped lines joined.
         let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
         for variable in &configuration::VARIABLES {
-            assert!(help.contains(variable.name), "{} missing", variable.name);
             if let Some(default) = variable.default_value() {
                 let default = format!("[default: {default}]");
                 assert!(help.contains(&default), "{default} missing: {help}");

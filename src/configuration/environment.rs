@@ -266,8 +266,15 @@ impl Variable {
 
 /// The configuration reference of `--help`: the layers, then every variable with its default.
 pub fn help() -> String {
-    const INDENT: usize = 29;
     const WIDTH: usize = 96;
+    // The descriptions start two columns after the longest name.
+    let indent = VARIABLES
+        .iter()
+        .map(|variable| variable.name.len())
+        .chain(["APP_CONFIG".len()])
+        .max()
+        .unwrap_or_default()
+        + 4;
     let mut text = wrap(
         "Configuration, each layer overriding the one before: built-in defaults (the shipped \
          config/default.toml), config/default.toml relative to the working directory, the \
@@ -288,8 +295,8 @@ pub fn help() -> String {
         (variable.name, format!("{}{default}", variable.help))
     });
     for (name, description) in described.chain([app_config]) {
-        let _ = write!(text, "  {name:<width$}", width = INDENT - 2);
-        text.push_str(wrap(&description, INDENT, WIDTH).trim_start());
+        let _ = write!(text, "  {name:<width$}", width = indent - 2);
+        text.push_str(wrap(&description, indent, WIDTH).trim_start());
     }
     text.trim_end().to_owned()
 }
