@@ -291,3 +291,115 @@ async fn a_client_that_takes_no_answers_is_disconnected_after_the_send_timeout(p
     // The service goes on serving everyone else.
     assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
 }
+
+const PIPELINED_LIVE: &[u8] = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+const PIPELINED_UNKNOWN: &[u8] = b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// Many requests pipelined in one write, by a client that reads: every one is answered, in
+/// order. (The HTTP/1 dispatcher stops decoding at 16 queued requests, vendor/README.md; the
+/// rest waits in its buffer, and none may be lost or reordered.)
+#[sqlx::test(migrations = false)]
+async fn pipelined_requests_are_all_answered_in_order(pool: PgPool) {
+    const REQUESTS: usize = 2_000;
+    let app = spawn_app(pool).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connects");
+    let mut pipelined = Vec::new();
+    for n in 0..REQUESTS {
+        pipelined.extend_from_slice(if n % 3 == 2 {
+            PIPELINED_UNKNOWN
+        } else {
+            PIPELINED_LIVE
+        });
+    }
+    let (mut reader, mut writer) = stream.split();
+    let (written, answers) = tokio::join!(writer.write_all(&pipelined), async {
+        let mut answers = Vec::new();
+        let mut buffer = vec![0; 64 * 1024];
+        let mut counted: (usize, usize) = (0, 0); // answers seen, bytes searched
+        while counted.0 < REQUESTS {
+            let n = reader.read(&mut buffer).await.expect("reads");
+            assert!(n > 0, "the connection ended after {} answers", counted.0);
+            answers.extend_from_slice(&buffer[..n]);
+            // Only what arrived, and the few bytes before it that a status line may span.
+            let from = counted.1.saturating_sub(STATUS_LINE.len() - 1);
+            counted.0 += answers[from..]
+                .windows(STATUS_LINE.len())
+                .filter(|w| *w == STATUS_LINE)
+                .count();
+            counted.1 = answers.len();
+        }
+        answers
+    });
+    written.expect("written");
+    let statuses: Vec<&str> = std::str::from_utf8(&answers)
+        .expect("ASCII heads, JSON bodies")
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|answer| &answer[..3])
+        .collect();
+    let expected: Vec<&str> = (0..REQUESTS)
+        .map(|n| if n % 3 == 2 { "404" } else { "200" })
+        .collect();
+    assert_eq!(statuses, expected);
+}
+
+const STATUS_LINE: &[u8] = b"HTTP/1.1 ";
+
+/// Clients that pipeline tiny requests and read none of the answers make the process hold a
+/// bounded buffer each, not the thousands of request heads actix-http 3.20 decoded ahead of
+/// the answers (30 to 70 MiB for one such connection, measured), and none of them makes the
+/// process spin: once they fill their connections' buffers, the service stops reading them,
+/// so their writes stall, and it goes on serving others.
+#[sqlx::test(migrations = false)]
+async fn clients_pipelining_without_reading_hold_a_bounded_buffer_each(pool: PgPool) {
+    const CLIENTS: usize = 16;
+    // Without the request lines: each request answered before the socket fills is one.
+    let service = ServiceProcess::start(
+        &pool,
+        &[("RUST_LOG", "info,idnow_attempts::telemetry=warn")],
+    );
+    let app = &service.app;
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    let idle = service.rss_bytes();
+
+    let chunk = PIPELINED_LIVE.repeat(4_000);
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        let stream = TcpStream::connect(("127.0.0.1", service.port()))
+            .await
+            .expect("connects");
+        let (reader, mut writer) = stream.into_split();
+        // Written until a write stalls: the service no longer reads this connection.
+        let stalled = tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let write = tokio::time::timeout(Duration::from_secs(1), writer.write_all(&chunk));
+                match write.await {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(error)) => panic!("the connection ended early: {error}"),
+                    Err(_) => break,
+                }
+            }
+        })
+        .await;
+        assert!(
+            stalled.is_ok(),
+            "the service stopped reading the connection"
+        );
+        clients.push((reader, writer));
+    }
+    let held = service.rss_bytes();
+    assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
+    eprintln!(
+        "memory: idle {:.1} MiB, {CLIENTS} pipelining clients {:.1} MiB",
+        idle as f64 / MIB as f64,
+        held as f64 / MIB as f64
+    );
+    assert!(
+        held.saturating_sub(idle) < 2 * MIB * CLIENTS as u64,
+        "{CLIENTS} pipelining clients cost {} MiB",
+        held.saturating_sub(idle) / MIB
+    );
+    drop(clients);
+}
