@@ -8,9 +8,10 @@
 //! client that takes nothing within the send timeout loses its connection, and with it what
 //! actix had buffered for it.
 //!
-//! What this does not bound: actix-http decodes every complete request in a connection's
-//! 128 KiB read buffer before the first is served (17 to 33 MiB of request heads for tiny
-//! pipelined requests, measured with a heap profile), before any middleware runs.
+//! What actix-http holds for such a connection before any middleware runs, its read buffer
+//! (at most 128 KiB) and up to 16 decoded requests, is bounded by our patch of it
+//! (vendor/README.md): unpatched, it decoded every request in that buffer, thousands of
+//! heads for tiny pipelined requests.
 
 use std::any::Any;
 use std::cell::OnceCell;

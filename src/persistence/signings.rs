@@ -21,10 +21,6 @@ pub enum ConflictReason {
     SigningHasOtherPerson,
     #[error("The identification already belongs to another signing.")]
     IdentificationTaken,
-    /// Its signing was erased: the webhooks that still come for it are dropped (204), so a
-    /// signing registered with it again would never see an attempt.
-    #[error("The identification belonged to an erased person and cannot be registered again.")]
-    IdentificationErased,
 }
 
 /// Registers a signing idempotently. Under concurrency the unique constraints decide; the
@@ -38,9 +34,7 @@ pub async fn register(
     let inserted = sqlx::query_scalar!(
         r#"
         INSERT INTO signings (signing_id, person_id, identification_id)
-        SELECT $1, $2, $3
-        WHERE NOT EXISTS (SELECT FROM erased_identifications
-                          WHERE digest = sha256(convert_to($3, 'UTF8')))
+        VALUES ($1, $2, $3)
         ON CONFLICT DO NOTHING
         RETURNING signing_id
         "#,
@@ -73,15 +67,7 @@ pub async fn register(
             ConflictReason::SigningHasOtherIdentification
         }
         Some(_) => return Ok(Registration::Unchanged),
-        None if existing
-            .iter()
-            .any(|row| row.identification_id == identification_id.as_str()) =>
-        {
-            ConflictReason::IdentificationTaken
-        }
-        // Nothing stood in the way but the erased identification (or an erasure that took
-        // the conflicting signing since the INSERT: erased as well).
-        None => ConflictReason::IdentificationErased,
+        None => ConflictReason::IdentificationTaken,
     };
     Ok(Registration::Conflict(reason))
 }

@@ -63,7 +63,7 @@ type Registered = RegistrationView<'static>;
         (status = 401, description = "`unauthenticated`: no valid bearer token.", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
         (status = 403, description = "`unauthorized_action`: the token lacks scope `signings:write`.", body = ErrorBody),
-        (status = 409, description = "`conflict`: the signing is registered with another identification, or the identification belongs to another signing or to an erased person.", body = ErrorBody),
+        (status = 409, description = "`conflict`: the signing is registered with another identification, or the identification belongs to another signing.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is over 16 KiB.", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`: a declared content type that is not JSON.", body = ErrorBody),
         (status = 422, description = "`invalid_registration`: not an object with a valid string `identification_id`.", body = ErrorBody),

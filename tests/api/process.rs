@@ -108,6 +108,25 @@ impl ServiceProcess {
         kib * 1024
     }
 
+    /// The CPU time the process has used so far (user and system), from `/proc`.
+    pub fn cpu_time(&self) -> Duration {
+        let pid = self.child.as_ref().expect("the process runs").id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .expect("the process' stat is readable");
+        // The fields after the command name, which is in parentheses and may hold spaces:
+        // utime and stime are the 12th and 13th, in clock ticks of USER_HZ, which Linux
+        // reports as 100 a second whatever the kernel's own tick.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .expect("a stat line")
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 =
+            fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+        Duration::from_millis(ticks * 10)
+    }
+
     pub fn signal(&self, signal: Signal) {
         let child = self.child.as_ref().expect("the process runs");
         let pid = i32::try_from(child.id()).expect("a pid fits in i32");

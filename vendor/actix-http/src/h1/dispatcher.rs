@@ -936,6 +936,15 @@ where
 
         // decode from read buf as many full requests as possible
         loop {
+            // PATCHED (idnow-attempts, vendor/README.md): no further request head once the
+            // pipeline queue is full; the rest stays in the read buffer, as bytes, until the
+            // queue drains. Decoding all of a 128 KiB buffer of tiny pipelined requests held
+            // thousands of request heads per connection. The body of the last request queued
+            // is still decoded (`payload` is its sender): the stop falls between requests.
+            if this.messages.len() >= MAX_PIPELINED_MESSAGES && this.payload.is_none() {
+                break;
+            }
+
             match this.codec.decode(this.read_buf) {
                 Ok(Some(msg)) => {
                     updated = true;
@@ -982,15 +991,6 @@ where
                                 this = self.as_mut().project();
                             } else {
                                 this.messages.push_back(DispatcherMessage::Item(req));
-
-                                // PATCHED (idnow-attempts, vendor/README.md): stop decoding
-                                // once the pipeline queue is full. The rest stays in the read
-                                // buffer, as bytes, until the queue drains; decoding all of a
-                                // 128 KiB buffer of tiny pipelined requests held thousands of
-                                // request heads per connection.
-                                if this.messages.len() >= MAX_PIPELINED_MESSAGES {
-                                    break;
-                                }
                             }
                         }
 
@@ -1400,6 +1400,14 @@ where
                     }
 
                     inner.as_mut().poll_request(cx)?;
+
+                    // PATCHED (idnow-attempts, vendor/README.md): the client has closed its
+                    // side, but requests it sent may still wait undecoded behind a full
+                    // pipeline queue; they are served first. The end of the stream is read
+                    // again once the queue drains (a closed socket reads as ended for good).
+                    let should_disconnect = should_disconnect
+                        && !(inner.messages.len() >= MAX_PIPELINED_MESSAGES
+                            && !inner.read_buf.is_empty());
 
                     if should_disconnect {
                         // I/O stream should to be closed
