@@ -26,19 +26,12 @@ impl Transient for sqlx::Error {
                     // in progress); 42P01: undefined table, i.e. migrations not yet applied during
                     // a roll-out; 55P03: lock not available within lock_timeout. And lost
                     // conflicts (is_conflict).
-                    // The server refusing a new connection is as much an outage as its absence:
-                    // 28: the role or its password refused (a credential rotated on one side
-                    // only); 3D000: no such database (renamed, not yet restored); 55000: the
-                    // database does not accept connections (ALLOW_CONNECTIONS false, as during a
-                    // maintenance). None says anything about the request, so it may be retried.
+                    // (A server that refuses a new connection is an outage too, whatever its
+                    // SQLSTATE: see `pool::pool_error`.)
                     code.starts_with("08")
                         || code.starts_with("53")
                         || code.starts_with("57P")
-                        || code.starts_with("28")
-                        || matches!(
-                            code.as_ref(),
-                            "57014" | "25006" | "42P01" | "55P03" | "3D000" | "55000"
-                        )
+                        || matches!(code.as_ref(), "57014" | "25006" | "42P01" | "55P03")
                 }) || is_conflict(self)
             }
             _ => false,

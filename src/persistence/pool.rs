@@ -179,6 +179,16 @@ pub(super) fn status_of(pool: &managed::Pool<Manager>) -> PoolStatus {
 
 fn pool_error(error: PoolError<sqlx::Error>) -> sqlx::Error {
     match error {
+        // Only `Manager::create` gives deadpool a backend error: the server refused a new
+        // connection (an unknown role or password after a credential rotated on one side, a
+        // database renamed or closed to connections for maintenance: SQLSTATE 28xxx, 3D000,
+        // 55000, ...). That is an outage, to retry (503), as a server that is away is; the
+        // same SQLSTATEs from a statement are not, so they are told apart here, where the
+        // connect step is known.
+        PoolError::Backend(sqlx::Error::Database(error)) => sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            format!("the database server refused the connection: {error}"),
+        )),
         PoolError::Backend(error) => error,
         PoolError::Closed => sqlx::Error::PoolClosed,
         PoolError::Timeout(_) => sqlx::Error::PoolTimedOut,

@@ -61,6 +61,11 @@ async fn an_unreachable_database_is_503_with_retry_after_within_the_acquire_time
 #[sqlx::test]
 async fn a_database_server_that_refuses_the_connection_is_503_with_retry_after(pool: PgPool) {
     let closed = format!("idnow_attempts_closed_{}", std::process::id());
+    // One a failed run of this test left behind goes first.
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {closed}"))
+        .execute(&pool)
+        .await
+        .expect("drop a leftover");
     sqlx::query(&format!("CREATE DATABASE {closed}"))
         .execute(&pool)
         .await
