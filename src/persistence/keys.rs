@@ -269,3 +269,59 @@ pub async fn forget_unused(
         })
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persistence::MIGRATOR;
+    use sqlx::PgPool;
+
+    async fn registered(pool: &PgPool) -> Vec<String> {
+        sqlx::query_scalar("SELECT key_id FROM payload_keys ORDER BY key_id")
+            .fetch_all(pool)
+            .await
+            .expect("registered keys")
+    }
+
+    /// A row is written only if it is still under the key it was read under, and the key id
+    /// is registered only with a row written under it: a run that writes nothing (another run
+    /// got there first, or it opened nothing) leaves the registry as it was.
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn rewrite_registers_its_key_only_with_a_row_written_under_it(pool: PgPool) {
+        // A plain row, as stored before encryption.
+        let id: Uuid = sqlx::query_scalar(
+            "INSERT INTO attempts (id, transaction_number, result, dedup_key, payload)
+             VALUES (gen_random_uuid(), 'tn-rewrite', 'SUCCESS', sha256('rewrite'), '{}')
+             RETURNING id",
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("a plain row");
+        let mut conn = pool.acquire().await.expect("a connection");
+        let read_under = |was: Option<&str>| Resealed {
+            id,
+            was_key_id: was.map(str::to_owned),
+            sealed: vec![1, 2, 3],
+        };
+
+        let written = rewrite(&mut conn, Table::Attempts, "k9", &[read_under(Some("k0"))])
+            .await
+            .expect("rewritten");
+        assert_eq!(written, 0, "the row is not under k0");
+        assert!(
+            registered(&pool).await.is_empty(),
+            "nothing written, nothing registered"
+        );
+
+        let written = rewrite(&mut conn, Table::Attempts, "k9", &[read_under(None)])
+            .await
+            .expect("rewritten");
+        assert_eq!(written, 1);
+        assert_eq!(registered(&pool).await, ["k9"]);
+        let key: Option<String> = sqlx::query_scalar("SELECT key_id FROM attempts")
+            .fetch_one(&pool)
+            .await
+            .expect("the row");
+        assert_eq!(key.as_deref(), Some("k9"));
+    }
+}
