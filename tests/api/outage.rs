@@ -20,14 +20,19 @@ fn unreachable_database() -> PgConnectOptions {
         .username("postgres")
 }
 
-#[tokio::test]
-async fn an_unreachable_database_is_503_with_retry_after_within_the_acquire_timeout() {
+/// The service on a database reached through `options`, connecting only when a request needs
+/// it, and waiting 500 ms for a connection before it answers.
+async fn app_on(options: PgConnectOptions) -> TestApp {
     let mut environment = test_environment();
     environment.insert("MIGRATE_ON_START".into(), "false".into());
     let mut settings = Settings::from_env_map(&environment).expect("valid settings");
     settings.database.acquire_timeout = Duration::from_millis(500);
-    let pool = PgPoolOptions::new().connect_lazy_with(unreachable_database());
-    let app = spawn_app_with_settings(pool, settings).await;
+    spawn_app_with_settings(PgPoolOptions::new().connect_lazy_with(options), settings).await
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_503_with_retry_after_within_the_acquire_timeout() {
+    let app = app_on(unreachable_database()).await;
 
     let live = app.get("/health/live").await;
     assert_eq!(live.status(), StatusCode::OK, "alive, if not ready");
@@ -97,13 +102,7 @@ async fn a_database_server_that_refuses_the_connection_is_503_with_retry_after(p
         ),
     ];
     for (case, refused) in refusing {
-        let mut environment = test_environment();
-        environment.insert("MIGRATE_ON_START".into(), "false".into());
-        let mut settings = Settings::from_env_map(&environment).expect("valid settings");
-        settings.database.acquire_timeout = Duration::from_millis(500);
-        let app =
-            spawn_app_with_settings(PgPoolOptions::new().connect_lazy_with(refused), settings)
-                .await;
+        let app = app_on(refused).await;
         for (route, response) in [
             ("webhook", app.deliver(&fixture("success.json")).await),
             ("listing", app.list(PERSON, "sig-1", "").await),
