@@ -312,21 +312,21 @@ async fn pipelined(port: u16, requests: &[&[u8]], half_close: bool) -> Vec<Strin
     let read = async {
         let mut answers = Vec::new();
         let mut buffer = vec![0; 64 * 1024];
-        let mut counted: (usize, usize) = (0, 0); // answers seen, bytes searched
-                                                  // Until every answer came, or the service ended the connection.
-        while counted.0 < requests.len() {
+        let mut answered = 0;
+        // Until every answer came, or the service ended the connection.
+        while answered < requests.len() {
+            let searched = answers.len();
             let n = reader.read(&mut buffer).await.expect("reads");
             if n == 0 {
                 break;
             }
             answers.extend_from_slice(&buffer[..n]);
             // Only what arrived, and the few bytes before it that a status line may span.
-            let from = counted.1.saturating_sub(STATUS_LINE.len() - 1);
-            counted.0 += answers[from..]
+            let from = searched.saturating_sub(STATUS_LINE.len() - 1);
+            answered += answers[from..]
                 .windows(STATUS_LINE.len())
                 .filter(|w| *w == STATUS_LINE)
                 .count();
-            counted.1 = answers.len();
         }
         answers
     };
@@ -347,6 +347,16 @@ async fn pipelined(port: u16, requests: &[&[u8]], half_close: bool) -> Vec<Strin
 }
 
 const STATUS_LINE: &[u8] = b"HTTP/1.1 ";
+
+/// None of the answers' heads closes the connection.
+fn assert_kept_alive(answers: &[String]) {
+    for head in answers {
+        assert!(
+            !head.to_ascii_lowercase().contains("connection: close"),
+            "{head}"
+        );
+    }
+}
 
 /// Many requests pipelined in one write, by a client that reads: every one is answered, in
 /// order, on a connection kept alive. (The HTTP/1 dispatcher stops decoding at 16 queued
@@ -370,12 +380,7 @@ async fn pipelined_requests_are_all_answered_in_order(pool: PgPool) {
         .map(|n| if n % 3 == 2 { "404" } else { "200" })
         .collect();
     assert_eq!(statuses, expected);
-    for head in &answers {
-        assert!(
-            !head.to_ascii_lowercase().contains("connection: close"),
-            "{head}"
-        );
-    }
+    assert_kept_alive(&answers);
 }
 
 /// The cases where the queue's stop must fall between requests, never inside one: a client
@@ -412,12 +417,7 @@ async fn pipelined_requests_with_bodies_or_a_half_close_are_all_answered(pool: P
     let mut expected = vec!["200"; 16];
     expected.extend(["202", "200"]);
     assert_eq!(statuses, expected, "{answers:?}");
-    for head in &answers {
-        assert!(
-            !head.to_ascii_lowercase().contains("connection: close"),
-            "{head}"
-        );
-    }
+    assert_kept_alive(&answers);
     assert_eq!(app.attempt_count().await, 1, "the body was stored whole");
 }
 
