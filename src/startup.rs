@@ -168,6 +168,7 @@ fn serve(
     let mut server = HttpServer::new(move || {
         // Called on each worker's thread, within its runtime: the pool and the writer made
         // here are driven by the worker that uses them.
+        telemetry::batch_log_lines_on_this_thread();
         let (database, database_settings) = pools.open();
         let state = web::Data::new(AppState {
             writer: AttemptWriter::start(

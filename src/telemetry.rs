@@ -11,7 +11,6 @@
 
 use std::cell::RefCell;
 use std::future::{ready, Ready};
-use std::io;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -37,12 +36,15 @@ use crate::metrics::Metrics;
 use crate::webhook_auth::{ForbiddenSource, MethodName, Refused};
 
 mod json_lines;
+mod stdout;
 
 use json_lines::{JsonLines, RequestSpan};
+pub use stdout::batch_on_this_thread as batch_log_lines_on_this_thread;
 
-/// Installs the global subscriber: JSON to stdout, filtered by `filter` (`RUST_LOG` syntax).
+/// Installs the global subscriber: JSON to stdout, filtered by `filter` (`RUST_LOG` syntax);
+/// on the HTTP workers, written in batches ([`batch_log_lines_on_this_thread`]).
 pub fn init(filter: &str) -> anyhow::Result<()> {
-    init_with_writer(filter, io::stdout)
+    init_with_writer(filter, stdout::Stdout)
 }
 
 pub fn init_with_writer<W>(filter: &str, writer: W) -> anyhow::Result<()>

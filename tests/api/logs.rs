@@ -277,6 +277,68 @@ async fn request_ids_and_trace_ids_are_taken_echoed_and_logged(pool: PgPool) {
     assert!(!log.contains("has space") && !log.contains(&"x".repeat(129)));
 }
 
+/// The workers write their request lines in batches (src/telemetry/stdout.rs): every line
+/// still comes out whole and once, while the service runs, without a later request or the
+/// stop to push it out.
+#[sqlx::test(migrations = false)]
+async fn request_lines_come_out_whole_and_once_while_the_service_runs(pool: PgPool) {
+    const REQUESTS: usize = 400;
+    let mut service = ServiceProcess::start(&pool, &[]);
+    let client = reqwest::Client::new();
+    let live = service.app.url("/health/live");
+    // Concurrent requests, so that many end in the same turn of a worker and share a batch.
+    for chunk in (0..REQUESTS).collect::<Vec<_>>().chunks(50) {
+        let requests = chunk.iter().map(|n| {
+            client
+                .get(&live)
+                .header("X-Request-Id", format!("batch-{n}"))
+                .send()
+        });
+        for response in futures_util::future::join_all(requests).await {
+            assert_eq!(response.expect("request").status(), StatusCode::OK);
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    while seen.len() < REQUESTS {
+        let line = service
+            .next_line(std::time::Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("only {} of {REQUESTS} lines came", seen.len()));
+        let event: serde_json::Value = serde_json::from_str(&line).expect("a whole JSON line");
+        if let Some(id) = event["request_id"].as_str() {
+            assert!(seen.insert(id.to_owned()), "{id} logged twice");
+        }
+    }
+    // Alone, after the others: its line comes out on its own.
+    let response = client
+        .get(&live)
+        .header("X-Request-Id", "alone")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    loop {
+        let line = service
+            .next_line(std::time::Duration::from_secs(10))
+            .expect("the lone request's line comes while the service runs");
+        if line.contains("\"request_id\":\"alone\"") {
+            break;
+        }
+    }
+
+    service.signal(Signal::SIGTERM);
+    let (status, log) = service.wait().await;
+    assert!(status.success());
+    let completed = events(&log)
+        .iter()
+        .filter(|event| event["message"] == "request completed")
+        .count();
+    assert_eq!(
+        completed,
+        REQUESTS + 1,
+        "each request once, none after the stop"
+    );
+}
+
 /// Requests actix-http itself refuses before any route sees them: anyone can send these, so
 /// they must not each write an ERROR line. They are counted, and logged at DEBUG.
 #[sqlx::test(migrations = false)]

@@ -127,6 +127,14 @@ impl ServiceProcess {
         Duration::from_millis(ticks * 10)
     }
 
+    /// The next log line, waiting for it up to `timeout` while the process runs; `None` when
+    /// none came.
+    pub fn next_line(&mut self, timeout: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(timeout).ok()?;
+        self.log.push(line.clone());
+        Some(line)
+    }
+
     pub fn signal(&self, signal: Signal) {
         let child = self.child.as_ref().expect("the process runs");
         let pid = i32::try_from(child.id()).expect("a pid fits in i32");
