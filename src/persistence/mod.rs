@@ -68,6 +68,16 @@ pub fn connect(settings: &DatabaseSettings, options: PgConnectOptions) -> Databa
 
 /// As [`connect`], for a server of `workers` HTTP workers: each opens its share of the
 /// connections with [`WorkerPools::open`].
+///
+/// These sessions run only the requests' statements, every one of them a look-up by key,
+/// and each keeps one plan per statement (`plan_cache_mode = force_generic_plan`). Left to
+/// choose, PostgreSQL compares the generic plan's cost with the custom plans' and, for the
+/// listing, whose generic plan must assume some unknown `LIMIT` and `OFFSET`, chose custom
+/// plans for good once a table's statistics showed a few hundred attempts per identification:
+/// the statement was planned anew at every listing, and PostgreSQL's CPU per listing went
+/// from 46 to 126 µs (bench: 5-attempt listing at 16 connections, after an ingest run and an
+/// ANALYZE; the plan itself was the same). The retention and operator commands, whose range
+/// scans do gain from custom plans, run on sessions of their own without this setting.
 pub fn connect_workers(
     settings: &DatabaseSettings,
     options: PgConnectOptions,
@@ -75,7 +85,7 @@ pub fn connect_workers(
 ) -> WorkerPools {
     WorkerPools::new(
         settings.clone(),
-        session_options(settings, options),
+        session_options(settings, options).options([("plan_cache_mode", "force_generic_plan")]),
         workers,
     )
 }
@@ -132,4 +142,86 @@ pub async fn readiness(database: &Database, keys: &PayloadKeys) -> Result<Readin
             })
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use sqlx::PgPool;
+
+    use super::*;
+    use crate::configuration::Settings;
+    use crate::domain::{PageRequest, PersonId, SigningId};
+
+    /// Statistics where identifications have 250 attempts each make PostgreSQL, left to choose,
+    /// plan the listing anew at every execution (see [`connect_workers`]). The requests'
+    /// sessions keep one plan all the same.
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn the_requests_sessions_plan_the_listing_once(pool: PgPool) {
+        sqlx::raw_sql(
+            "INSERT INTO signings (signing_id, person_id, identification_id)
+             VALUES ('sig-short', 'per-short', 'tn-short');
+             INSERT INTO attempts (id, transaction_number, result, dedup_key, payload)
+             SELECT gen_random_uuid(),
+                    CASE WHEN g = 0 THEN 'tn-short' ELSE 'tn-long-' || g % 40 END,
+                    'ABORTED', sha256(g::text::bytea), '{}'
+             FROM generate_series(0, 10000) AS g;
+             ANALYZE attempts;",
+        )
+        .execute(&pool)
+        .await
+        .expect("a history of 40 long identifications and a short one");
+        let environment: HashMap<String, String> = [
+            ("DATABASE_URL", "postgres://unused@127.0.0.1:1/unused"),
+            ("IDNOW_WEBHOOK_SECRETS", "secret"),
+            ("PAYLOAD_ENCRYPTION_KEYS", crate::at_rest::TEST_KEYS),
+            ("API_KEYS", "[]"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        let settings = Settings::from_env_map(&environment)
+            .expect("valid settings")
+            .database;
+        let options = (*pool.connect_options()).clone();
+        let (person, signing) = (
+            PersonId::parse("per-short").expect("an id"),
+            SigningId::parse("sig-short").expect("an id"),
+        );
+
+        let plans = async |database: Database| {
+            database
+                .run(async |conn| {
+                    for _ in 0..8 {
+                        let page =
+                            attempts::history(conn, &person, &signing, PageRequest::default())
+                                .await?
+                                .expect("the signing is registered");
+                        assert_eq!(page.attempts.len(), 1);
+                    }
+                    sqlx::query_as::<_, (i64, i64)>(
+                        "SELECT generic_plans, custom_plans FROM pg_prepared_statements
+                         WHERE statement LIKE '%LIMIT $3 OFFSET $4%'",
+                    )
+                    .fetch_one(&mut *conn)
+                    .await
+                })
+                .await
+                .expect("the listing runs")
+        };
+        let (requests, _) = connect_workers(&settings, options.clone(), 1).open();
+        assert_eq!(
+            plans(requests).await,
+            (8, 0),
+            "one generic plan, never re-planned"
+        );
+        // What the setting changes: a session left to choose re-plans at every listing.
+        // (PostgreSQL always makes its first five plans custom; after them it compares.)
+        let (_, custom) = plans(connect(&settings, options)).await;
+        assert!(
+            custom > 5,
+            "{custom} of 8 custom plans: re-planned after the first five"
+        );
+    }
 }
