@@ -44,7 +44,7 @@ pub use stdout::batch_on_this_thread as batch_log_lines_on_this_thread;
 /// Installs the global subscriber: JSON to stdout, filtered by `filter` (`RUST_LOG` syntax);
 /// on the HTTP workers, written in batches ([`batch_log_lines_on_this_thread`]).
 pub fn init(filter: &str) -> anyhow::Result<()> {
-    init_with_writer(filter, stdout::Stdout)
+    init_with_writer(filter, stdout::BatchedStdout)
 }
 
 pub fn init_with_writer<W>(filter: &str, writer: W) -> anyhow::Result<()>

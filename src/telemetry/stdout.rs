@@ -6,9 +6,16 @@
 //! instead, and a task of that worker writes the buffer out once the tasks that were ready
 //! with it have run: the lines of every request that ended in the same turn of the worker's
 //! event loop go out in one `write(2)`, and none waits for a timer or for a later request.
-//! The buffer is written at once when it reaches [`MAX_PENDING`] bytes, when its task is
-//! dropped (the worker stops), and when the thread ends, so that a stop loses no line; an
-//! abort loses at most the lines of the turn it interrupts.
+//!
+//! A batch is at most [`MAX_BATCH`] bytes, `PIPE_BUF`: a pipe takes a write that size whole,
+//! so another writer on the same pipe (stderr sent there too, say) never lands inside a line,
+//! as it never did with one write per line. A line that would not fit writes out what is
+//! pending first; a line longer than that goes out alone.
+//!
+//! What is pending is written when the worker's runtime drops its task (the worker stops) and
+//! when the thread ends: as before, a line logged on a worker thread is out once that thread
+//! gets to run, and a process that exits before its workers have stopped can lose what they
+//! logged last. An abort loses at most the lines of the turn it interrupts.
 //!
 //! Lines of one worker keep their order; lines of different threads interleave, as before,
 //! each whole. Lines logged elsewhere (start-up, the retention task, shutdown) are written at
@@ -23,111 +30,126 @@
 //! per line. This costs neither.
 
 use std::cell::RefCell;
+use std::future::Future;
 use std::io::{self, Write as _};
 use std::rc::Rc;
 
 use tokio::sync::Notify;
 use tracing_subscriber::fmt::MakeWriter;
 
-/// Bytes a worker keeps before it writes them without waiting for its flush: a bound on what
-/// the batching holds, about a hundred lines.
-pub const MAX_PENDING: usize = 64 * 1024;
+/// Bytes of one batch at most: Linux's `PIPE_BUF`, the largest write a pipe takes whole.
+pub const MAX_BATCH: usize = 4096;
 
 thread_local! {
     /// This thread's unwritten lines, on a worker that batches them.
     static PENDING: RefCell<Option<Pending>> = const { RefCell::new(None) };
 }
 
-/// A worker's unwritten lines, and its flushing task's wake-up.
+/// A worker's unwritten lines, its flushing task's wake-up, and where lines go.
 struct Pending {
     lines: Vec<u8>,
     flush: Rc<Notify>,
+    output: fn(&[u8]),
+}
+
+impl Pending {
+    fn add(&mut self, line: &[u8]) {
+        if self.lines.len() + line.len() > MAX_BATCH {
+            self.write_out();
+        }
+        if line.len() > MAX_BATCH {
+            (self.output)(line);
+            return;
+        }
+        if self.lines.is_empty() {
+            self.flush.notify_one();
+        }
+        self.lines.extend_from_slice(line);
+    }
+
+    fn write_out(&mut self) {
+        if !self.lines.is_empty() {
+            (self.output)(&self.lines);
+            // The allocation, at most a batch, is kept for the next one.
+            self.lines.clear();
+        }
+    }
 }
 
 impl Drop for Pending {
     /// The thread ends: what is left goes out.
     fn drop(&mut self) {
-        write_out(&self.lines);
+        self.write_out();
     }
 }
 
 /// The service's log writer: stdout, batched on the threads that asked for it.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Stdout;
+pub struct BatchedStdout;
 
-impl<'a> MakeWriter<'a> for Stdout {
-    type Writer = Stdout;
+impl<'a> MakeWriter<'a> for BatchedStdout {
+    type Writer = BatchedStdout;
 
     fn make_writer(&'a self) -> Self::Writer {
-        Stdout
+        BatchedStdout
     }
 }
 
-impl io::Write for Stdout {
-    /// tracing-subscriber writes each line whole, in one call.
+impl io::Write for BatchedStdout {
+    /// tracing-subscriber writes each line whole, in one call, and never flushes.
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
-        let batched = PENDING
-            .try_with(|pending| {
-                // Never borrowed here already (nothing below logs); if it were, the line would
-                // be written at once rather than panic.
-                let Ok(mut pending) = pending.try_borrow_mut() else {
-                    return false;
-                };
-                let Some(pending) = pending.as_mut() else {
-                    return false;
-                };
-                if pending.lines.is_empty() {
-                    pending.flush.notify_one();
-                }
-                pending.lines.extend_from_slice(line);
-                if pending.lines.len() >= MAX_PENDING {
-                    write_out(&pending.lines);
-                    pending.lines.clear();
-                }
-                true
-            })
-            // The thread is ending and its buffer is gone: written at once.
-            .unwrap_or(false);
-        if !batched {
-            write_out(line);
+        if !with_pending(|pending| pending.add(line)) {
+            to_stdout(line);
         }
         Ok(line.len())
     }
 
+    /// Writes out this thread's pending lines.
     fn flush(&mut self) -> io::Result<()> {
+        flush_this_thread();
         Ok(())
     }
 }
 
 /// Batches the lines logged on this thread from now on, and starts the task that writes them
-/// out. Call it on a worker's thread, within its runtime (actix-web's app factory is); a
-/// second call on the same thread does nothing.
+/// out. A second call on the same thread does nothing.
+///
+/// # Panics
+///
+/// Outside a `tokio::task::LocalSet`, as `spawn_local` does; call it on a worker's thread,
+/// within its runtime (actix-web's app factory is).
 pub fn batch_on_this_thread() {
-    let flush = Rc::new(Notify::new());
-    let started = PENDING.with(|pending| {
-        let mut pending = pending.borrow_mut();
-        if pending.is_some() {
-            return false;
-        }
-        *pending = Some(Pending {
-            lines: Vec::with_capacity(4096),
-            flush: Rc::clone(&flush),
-        });
-        true
-    });
-    if started {
-        actix_web::rt::spawn(flush_when_woken(flush));
+    batch_on_this_thread_into(to_stdout);
+}
+
+fn batch_on_this_thread_into(output: fn(&[u8])) {
+    if PENDING.with(|pending| pending.borrow().is_some()) {
+        return;
     }
+    let flush = Rc::new(Notify::new());
+    // Spawned first: if it panics, no buffer is left without its task.
+    tokio::task::spawn_local(flush_when_woken(Rc::clone(&flush)));
+    PENDING.with(|pending| {
+        *pending.borrow_mut() = Some(Pending {
+            lines: Vec::with_capacity(MAX_BATCH),
+            flush,
+            output,
+        });
+    });
 }
 
 /// Writes the worker's lines each time it is woken: it is woken by the first line of a
 /// batch, and runs after the tasks that were ready before it, whose lines join the batch.
-async fn flush_when_woken(flush: Rc<Notify>) {
-    // Dropped with the task when the worker's runtime stops: the last lines go out.
-    let _on_stop = FlushOnDrop;
-    loop {
-        flush.notified().await;
-        flush_this_thread();
+fn flush_when_woken(flush: Rc<Notify>) -> impl Future<Output = ()> {
+    // Dropped with the task when the worker's runtime stops, the last lines go out; made
+    // here, not in the `async` block, so that it is so even for a task never polled.
+    let on_stop = FlushOnDrop;
+    async move {
+        let _on_stop = on_stop;
+        loop {
+            flush.notified().await;
+            flush_this_thread();
+        }
     }
 }
 
@@ -140,20 +162,148 @@ impl Drop for FlushOnDrop {
 }
 
 fn flush_this_thread() {
-    // Nothing logs while the buffer is borrowed: `write_out` does not log.
-    let _ = PENDING.try_with(|pending| {
-        if let Some(pending) = pending.borrow_mut().as_mut() {
-            write_out(&pending.lines);
-            // The allocation is kept for the next batch.
-            pending.lines.clear();
-        }
-    });
+    with_pending(Pending::write_out);
 }
 
-/// Whole lines to stdout, in one `write(2)` when the pipe takes them. A failed write is
-/// dropped, as tracing-subscriber drops it: a log that cannot be written stops no request.
-fn write_out(lines: &[u8]) {
-    if !lines.is_empty() {
-        let _ = io::stdout().lock().write_all(lines);
+/// Runs `f` on this thread's pending lines; `false` when the thread does not batch, or no
+/// longer does (it is ending, its buffer gone), or the buffer is in use already (nothing
+/// that runs while it is logs; if it did, its line would be written at once, not panic).
+fn with_pending(f: impl FnOnce(&mut Pending)) -> bool {
+    PENDING
+        .try_with(|pending| match pending.try_borrow_mut() {
+            Ok(mut pending) => pending.as_mut().map(f).is_some(),
+            Err(_) => false,
+        })
+        .unwrap_or(false)
+}
+
+/// Lines to stdout, whole: one `write(2)` of at most a batch. A failed write is dropped, as
+/// tracing-subscriber drops it: a log that cannot be written stops no request.
+fn to_stdout(lines: &[u8]) {
+    let _ = io::stdout().lock().write_all(lines);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    thread_local! {
+        /// What each call of the output wrote, on this test's thread.
+        static WRITES: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn record(lines: &[u8]) {
+        // Not at all once the thread's locals are going (a failed test ends its thread with
+        // lines pending): a panic there would abort the whole test run.
+        let _ = WRITES.try_with(|writes| writes.borrow_mut().push(lines.to_vec()));
+    }
+
+    fn writes() -> Vec<String> {
+        WRITES.with(|writes| {
+            writes
+                .borrow_mut()
+                .drain(..)
+                .map(|bytes| String::from_utf8(bytes).expect("UTF-8"))
+                .collect()
+        })
+    }
+
+    fn log(line: &str) {
+        io::Write::write_all(&mut BatchedStdout, line.as_bytes()).expect("never fails");
+    }
+
+    /// A worker's loop: a runtime of one thread and a `LocalSet`, as actix's workers run.
+    fn worker() -> (tokio::runtime::Runtime, tokio::task::LocalSet) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime");
+        (runtime, tokio::task::LocalSet::new())
+    }
+
+    #[test]
+    fn the_lines_of_one_turn_go_out_together_in_order_once_its_tasks_have_run() {
+        let (runtime, local) = worker();
+        local.block_on(&runtime, async {
+            batch_on_this_thread_into(record);
+            batch_on_this_thread_into(record); // does nothing
+                                               // The flushing task waits for its first line, as on a running worker.
+            tokio::task::yield_now().await;
+            let tasks: Vec<_> = (0..3)
+                .map(|n| tokio::task::spawn_local(async move { log(&format!("task {n}\n")) }))
+                .collect();
+            log("first\n");
+            assert_eq!(
+                writes(),
+                Vec::<String>::new(),
+                "nothing before the turn ends"
+            );
+            for task in tasks {
+                task.await.expect("the task runs");
+            }
+            tokio::task::yield_now().await;
+            assert_eq!(writes(), ["first\ntask 0\ntask 1\ntask 2\n"]);
+
+            // The next turn's line, alone, goes out alone.
+            log("later\n");
+            tokio::task::yield_now().await;
+            assert_eq!(writes(), ["later\n"]);
+        });
+    }
+
+    #[test]
+    fn a_batch_is_at_most_pipe_buf_and_a_longer_line_goes_out_alone() {
+        let (runtime, local) = worker();
+        local.block_on(&runtime, async {
+            batch_on_this_thread_into(record);
+            let line = format!("{}\n", "a".repeat(999));
+            for _ in 0..5 {
+                log(&line);
+            }
+            let long = format!("{}\n", "b".repeat(MAX_BATCH));
+            log(&long);
+            log("after\n");
+            tokio::task::yield_now().await;
+            assert_eq!(
+                writes(),
+                [line.repeat(4), line.clone(), long, "after\n".to_owned()],
+                "four lines fill a batch; the long one after what was pending, alone"
+            );
+        });
+    }
+
+    #[test]
+    fn a_stopping_worker_writes_what_is_pending() {
+        let (runtime, local) = worker();
+        local.block_on(&runtime, async {
+            batch_on_this_thread_into(record);
+            log("last\n");
+        });
+        // The flushing task has not run yet: the line waits for it.
+        assert_eq!(writes(), Vec::<String>::new());
+        drop(local);
+        assert_eq!(
+            writes(),
+            ["last\n"],
+            "written as the task is dropped, never polled"
+        );
+    }
+
+    #[test]
+    fn an_ending_thread_writes_what_is_pending() {
+        static ENDED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+        fn record_ended(lines: &[u8]) {
+            ENDED.lock().expect("not poisoned").extend_from_slice(lines);
+        }
+        std::thread::spawn(|| {
+            let (runtime, local) = worker();
+            local.block_on(&runtime, async { batch_on_this_thread_into(record_ended) });
+            // The task gone with its runtime, a line still waits in the thread's buffer.
+            drop((local, runtime));
+            log("at the end\n");
+            assert!(ENDED.lock().expect("not poisoned").is_empty());
+        })
+        .join()
+        .expect("the thread ends");
+        assert_eq!(*ENDED.lock().expect("not poisoned"), b"at the end\n");
     }
 }
