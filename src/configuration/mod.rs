@@ -615,6 +615,26 @@ impl DatabaseSettings {
 }
 
 #[cfg(test)]
+impl DatabaseSettings {
+    /// The defaults, for unit tests that build pools. Their URL reaches nothing (port 1):
+    /// tests that need a database connect with their own options.
+    pub(crate) fn for_tests() -> Self {
+        let environment = [
+            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
+            ("IDNOW_WEBHOOK_SECRETS", "secret"),
+            ("PAYLOAD_ENCRYPTION_KEYS", crate::at_rest::TEST_KEYS),
+            ("API_KEYS", "[]"),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .collect();
+        Settings::from_env_map(&environment)
+            .expect("valid settings")
+            .database
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use std::io::Write;
     use std::net::Ipv6Addr;

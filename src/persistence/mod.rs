@@ -69,15 +69,16 @@ pub fn connect(settings: &DatabaseSettings, options: PgConnectOptions) -> Databa
 /// As [`connect`], for a server of `workers` HTTP workers: each opens its share of the
 /// connections with [`WorkerPools::open`].
 ///
-/// These sessions run only the requests' statements, every one of them a look-up by key,
-/// and each keeps one plan per statement (`plan_cache_mode = force_generic_plan`). Left to
-/// choose, PostgreSQL compares the generic plan's cost with the custom plans' and, for the
-/// listing, whose generic plan must assume some unknown `LIMIT` and `OFFSET`, chose custom
-/// plans for good once a table's statistics showed a few hundred attempts per identification:
-/// the statement was planned anew at every listing, and PostgreSQL's CPU per listing went
-/// from 46 to 126 µs (bench: 5-attempt listing at 16 connections, after an ingest run and an
-/// ANALYZE; the plan itself was the same). The retention and operator commands, whose range
-/// scans do gain from custom plans, run on sessions of their own without this setting.
+/// These sessions run only the requests' statements, every one of them a look-up by key
+/// through an index, and keep one plan per statement (`plan_cache_mode =
+/// force_generic_plan`). Left to choose, PostgreSQL compares the generic plan's cost with the
+/// custom plans' and, for the listing, whose generic plan must assume some unknown `LIMIT` and
+/// `OFFSET`, chose custom plans for good once a table's statistics showed a few hundred
+/// attempts per identification: the statement was planned anew at every listing, and cost
+/// PostgreSQL 126 µs of CPU instead of 45 (bench: 5-attempt listing at 16 connections, after
+/// an ingest run and an ANALYZE; the plan itself was the same). The retention and operator
+/// commands, whose range scans do gain from custom plans, run on sessions of their own without
+/// this setting.
 pub fn connect_workers(
     settings: &DatabaseSettings,
     options: PgConnectOptions,
@@ -146,12 +147,9 @@ pub async fn readiness(database: &Database, keys: &PayloadKeys) -> Result<Readin
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use sqlx::PgPool;
 
     use super::*;
-    use crate::configuration::Settings;
     use crate::domain::{PageRequest, PersonId, SigningId};
 
     /// Statistics where identifications have 250 attempts each make PostgreSQL, left to choose,
@@ -172,25 +170,14 @@ mod tests {
         .execute(&pool)
         .await
         .expect("a history of 40 long identifications and a short one");
-        let environment: HashMap<String, String> = [
-            ("DATABASE_URL", "postgres://unused@127.0.0.1:1/unused"),
-            ("IDNOW_WEBHOOK_SECRETS", "secret"),
-            ("PAYLOAD_ENCRYPTION_KEYS", crate::at_rest::TEST_KEYS),
-            ("API_KEYS", "[]"),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
-        let settings = Settings::from_env_map(&environment)
-            .expect("valid settings")
-            .database;
+        let settings = DatabaseSettings::for_tests();
         let options = (*pool.connect_options()).clone();
         let (person, signing) = (
             PersonId::parse("per-short").expect("an id"),
             SigningId::parse("sig-short").expect("an id"),
         );
 
-        let plans = async |database: Database| {
+        let plans = async |database: &Database| {
             database
                 .run(async |conn| {
                     for _ in 0..8 {
@@ -200,28 +187,37 @@ mod tests {
                                 .expect("the signing is registered");
                         assert_eq!(page.attempts.len(), 1);
                     }
+                    // Unnamed (not persistent), so that it is not listed itself.
                     sqlx::query_as::<_, (i64, i64)>(
                         "SELECT generic_plans, custom_plans FROM pg_prepared_statements
                          WHERE statement LIKE '%LIMIT $3 OFFSET $4%'",
                     )
-                    .fetch_one(&mut *conn)
+                    .persistent(false)
+                    .fetch_all(&mut *conn)
                     .await
                 })
                 .await
                 .expect("the listing runs")
         };
-        let (requests, _) = connect_workers(&settings, options.clone(), 1).open();
+        let workers = connect_workers(&settings, options.clone(), 1);
+        let (requests, _) = workers.open();
         assert_eq!(
-            plans(requests).await,
-            (8, 0),
+            plans(&requests).await,
+            [(8, 0)],
             "one generic plan, never re-planned"
         );
         // What the setting changes: a session left to choose re-plans at every listing.
         // (PostgreSQL always makes its first five plans custom; after them it compares.)
-        let (_, custom) = plans(connect(&settings, options)).await;
+        let chooses = connect(&settings, options);
+        let [(_, custom)] = plans(&chooses).await[..] else {
+            panic!("the listing is prepared once");
+        };
         assert!(
             custom > 5,
             "{custom} of 8 custom plans: re-planned after the first five"
         );
+        // Closed, so that the test's database can be dropped.
+        workers.close();
+        chooses.close();
     }
 }

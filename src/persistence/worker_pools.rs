@@ -116,18 +116,7 @@ impl WorkerPools {
     /// Pools of `workers` workers over a database where nothing listens, for tests that
     /// need no connection.
     pub(crate) fn unreachable(max_connections: u32, workers: usize) -> Self {
-        let environment = [
-            ("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none"),
-            ("IDNOW_WEBHOOK_SECRETS", "secret"),
-            ("PAYLOAD_ENCRYPTION_KEYS", crate::at_rest::TEST_KEYS),
-            ("API_KEYS", "[]"),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
-        let mut settings = crate::configuration::Settings::from_env_map(&environment)
-            .expect("valid settings")
-            .database;
+        let mut settings = DatabaseSettings::for_tests();
         settings.max_connections = max_connections;
         let options = settings.connect_options();
         Self::new(settings, options, workers)

@@ -350,17 +350,7 @@ mod tests {
     }
 
     fn database(pool: &PgPool) -> Database {
-        let environment = [
-            ("DATABASE_URL", "postgres://unused@localhost/unused"),
-            ("IDNOW_WEBHOOK_SECRETS", "secret"),
-            ("PAYLOAD_ENCRYPTION_KEYS", crate::at_rest::TEST_KEYS),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value.to_owned()))
-        .collect();
-        let mut settings = crate::configuration::Settings::from_env_map(&environment)
-            .expect("valid settings")
-            .database;
+        let mut settings = crate::configuration::DatabaseSettings::for_tests();
         // Tests hold statements back with locks for as long as they need.
         settings.statement_timeout = Duration::from_secs(60);
         Database::new(&settings, (*pool.connect_options()).clone())
