@@ -91,6 +91,8 @@ if __name__ == "__main__":
     command = sys.argv[1]
     if command == "deliveries":
         secret, count, signings, out = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+        if signings <= LISTED:
+            sys.exit(f"deliveries need more than {LISTED} signings (the first {LISTED} are listed)")
         run = int(sys.argv[6])
         with open(out, "w") as f:
             for n in range(count):
