@@ -270,24 +270,15 @@ async fn an_erasure_kept_from_its_lock_is_a_503_to_retry(pool: PgPool) {
 /// does so while ingest waits for it.
 #[sqlx::test(migrator = "idnow_attempts::persistence::MIGRATOR")]
 async fn an_erasure_finds_the_persons_signings_through_an_index(pool: PgPool) {
-    let statement = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/persistence/sql/erase.sql"),
-    )
-    .expect("the statement the service runs");
-    let mut conn = pool.acquire().await.expect("a connection");
     // As on a table large enough for an index to pay; without one the scan stays.
-    sqlx::query("SET enable_seqscan = off")
-        .execute(&mut *conn)
-        .await
-        .expect("set");
-    sqlx::query(&format!("PREPARE erase(text) AS {statement}"))
-        .execute(&mut *conn)
-        .await
-        .expect("prepared");
-    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE erase('some-person')")
-        .fetch_all(&mut *conn)
-        .await
-        .expect("a plan");
+    let plan = plan_of(
+        &pool,
+        "erase.sql",
+        "erase(text)",
+        "erase('some-person')",
+        &["enable_seqscan = off"],
+    )
+    .await;
     let scans = plan
         .iter()
         .any(|line| line.contains("Seq Scan on signings"));

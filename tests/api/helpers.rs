@@ -168,6 +168,40 @@ pub async fn operator_command(
         .expect("the binary runs")
 }
 
+/// The plan of the service's statement in `src/persistence/sql/{file}`, as PostgreSQL would
+/// run it on a table large enough for an index to pay: prepared as `signature` (`name(types)`)
+/// in a session where each of `settings` is set (`enable_seqscan = off`, …), explained as
+/// `execution` (`name(arguments)`). One line of the plan each.
+pub async fn plan_of(
+    pool: &PgPool,
+    file: &str,
+    signature: &str,
+    execution: &str,
+    settings: &[&str],
+) -> Vec<String> {
+    let statement = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("src/persistence/sql")
+            .join(file),
+    )
+    .expect("the statement the service runs");
+    let mut conn = pool.acquire().await.expect("a connection");
+    for setting in settings {
+        sqlx::query(&format!("SET {setting}"))
+            .execute(&mut *conn)
+            .await
+            .expect("set");
+    }
+    sqlx::query(&format!("PREPARE {signature} AS {statement}"))
+        .execute(&mut *conn)
+        .await
+        .expect("prepared");
+    sqlx::query_scalar(&format!("EXPLAIN EXECUTE {execution}"))
+        .fetch_all(&mut *conn)
+        .await
+        .expect("a plan")
+}
+
 /// The URL of the test's own database, for a separate process.
 pub fn database_url(options: &PgConnectOptions) -> String {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL is set for the tests");

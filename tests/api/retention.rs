@@ -165,24 +165,14 @@ async fn serve_purges_in_the_background_and_counts_what_it_deleted(pool: PgPool)
 /// the mark bounds the index scan itself, not a filter over a scan from the start.
 #[sqlx::test(migrator = "idnow_attempts::persistence::MIGRATOR")]
 async fn a_retention_batch_starts_its_index_scan_at_the_mark(pool: PgPool) {
-    let statement = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("src/persistence/sql/purge_attempts.sql"),
+    let plan = plan_of(
+        &pool,
+        "purge_attempts.sql",
+        "batch(int, bigint)",
+        "batch(90, 1000)",
+        &["enable_seqscan = off", "enable_bitmapscan = off"],
     )
-    .expect("the statement the service runs");
-    let mut conn = pool.acquire().await.expect("a connection");
-    // As on a table large enough for the index to pay.
-    for setting in ["SET enable_seqscan = off", "SET enable_bitmapscan = off"] {
-        sqlx::query(setting).execute(&mut *conn).await.expect("set");
-    }
-    sqlx::query(&format!("PREPARE batch(int, bigint) AS {statement}"))
-        .execute(&mut *conn)
-        .await
-        .expect("prepared");
-    let plan: Vec<String> = sqlx::query_scalar("EXPLAIN EXECUTE batch(90, 1000)")
-        .fetch_all(&mut *conn)
-        .await
-        .expect("a plan");
+    .await;
     let bounded = plan
         .iter()
         .any(|line| line.contains("Index Cond") && line.contains("ROW(received_at, seq) > ROW("));
