@@ -313,20 +313,41 @@ pub struct ErrorAnswer {
     pub code: &'static str,
 }
 
+impl<'a> ErrorDocument<'a> {
+    fn new(
+        id: Uuid,
+        status: &'a StatusCode,
+        code: &'a str,
+        title: &'a str,
+        detail: &'a str,
+    ) -> Self {
+        Self {
+            errors: [ErrorObject {
+                id,
+                status: status.as_str(),
+                code,
+                title,
+                detail,
+            }],
+        }
+    }
+}
+
 /// The contract's error body.
 fn error_body(status: StatusCode, code: &'static str, title: &str, detail: &str) -> HttpResponse {
     let id = Uuid::new_v4();
-    let mut response = HttpResponse::build(status).json(ErrorDocument {
-        errors: [ErrorObject {
-            id,
-            status: status.as_str(),
-            code,
-            title,
-            detail,
-        }],
-    });
+    let mut response =
+        HttpResponse::build(status).json(ErrorDocument::new(id, &status, code, title, detail));
     response.extensions_mut().insert(ErrorAnswer { id, code });
     response
+}
+
+/// The contract's error body, serialized, for an answer given where no `HttpResponse` is
+/// made: actix-http's own answers (`edge::refusals::own_answer_body`).
+pub fn error_document(status: StatusCode, code: &str, title: &str, detail: &str) -> Vec<u8> {
+    let document = ErrorDocument::new(Uuid::new_v4(), &status, code, title, detail);
+    // Strings and a UUID into a `Vec`: serde_json has no error to give for these.
+    serde_json::to_vec(&document).expect("an error document serializes")
 }
 
 /// Maps database failures: those the client should retry (the database is down, restarting,

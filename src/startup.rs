@@ -165,6 +165,9 @@ fn serve(
     let drain_on_stop = draining.clone();
     let api_keys = web::Data::new(settings.api_keys);
     let workers = pools.workers();
+    // The answers actix-http gives before any route (400, 431, 408) carry the contract's
+    // error body too. Process-wide; every server of the process sets the same.
+    actix_http::h1::set_own_answer_body(edge::refusals::own_answer_body);
     let mut server = HttpServer::new(move || {
         // Called on each worker's thread, within its runtime: the pool and the writer made
         // here are driven by the worker that uses them.

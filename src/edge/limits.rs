@@ -11,9 +11,9 @@ use crate::error::ApiError;
 
 /// 431 for requests whose header fields, names and values together, exceed `limit`.
 ///
-/// actix-http itself refuses more than 96 header fields (431, without our body) and heads
-/// beyond its read buffer; this is the tighter limit the service chooses, answered in the
-/// contract's shape.
+/// actix-http itself refuses more than 96 header fields and heads beyond its read buffer
+/// (431, before any route, with the body of `refusals::own_answer_body`); this is the tighter
+/// limit the service chooses.
 pub async fn limit_header_size(
     limit: usize,
     request: ServiceRequest,

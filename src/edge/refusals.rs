@@ -1,11 +1,17 @@
-//! What actix-http refuses itself, before any route sees a request: counted, and logged at
-//! DEBUG rather than ERROR, so that no client can fill the error log.
+//! What actix-http refuses itself, before any route sees a request: answered in the
+//! contract's error body like every other error, counted, and logged at DEBUG rather than
+//! ERROR, so that no client can fill the error log.
 
 use std::sync::LazyLock;
 
+use actix_web::http::header::HeaderValue;
+use actix_web::http::StatusCode;
+use actix_web::web::Bytes;
 use prometheus::{IntCounterVec, Opts};
 use tracing::Level;
 use tracing_subscriber::layer::{Context, Layer};
+
+use crate::error::error_document;
 
 /// Exchanges that actix-http refused or lost before any route saw a request, by kind:
 /// malformed requests (a bad request line or header, `Content-Length` beside
@@ -27,6 +33,39 @@ pub static PROTOCOL_REFUSALS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     }
     counter
 });
+
+/// The body of an answer actix-http's HTTP/1 dispatcher gives by itself, before any route
+/// sees the request: the contract's error document, as on every other error answer.
+/// Unpatched, these answers have no body; `vendor/actix-http` calls this for each one once
+/// [`actix_http::h1::set_own_answer_body`] has set it (see vendor/README.md).
+pub fn own_answer_body(status: StatusCode) -> (HeaderValue, Bytes) {
+    let (code, title, detail) = match status {
+        StatusCode::BAD_REQUEST => (
+            "malformed_request",
+            "Bad Request",
+            "The request is not well-formed HTTP/1.1: its request line, a header field or its \
+             framing could not be read.",
+        ),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
+            "request_header_fields_too_large",
+            "Request Header Fields Too Large",
+            "The request's head has more than 96 header fields or more than 128 KiB.",
+        ),
+        StatusCode::REQUEST_TIMEOUT => (
+            "request_timeout",
+            "Request Timeout",
+            "The request's head did not arrive in time.",
+        ),
+        status if status.is_server_error() => {
+            ("generic_error", "Generic Error", "There was an error.")
+        }
+        _ => ("bad_request", "Bad Request", "The request was refused."),
+    };
+    (
+        HeaderValue::from_static("application/json"),
+        Bytes::from(error_document(status, code, title, detail)),
+    )
+}
 
 /// actix-http's reports (`stream error: <DispatchError>`) that tell of the client, not of
 /// us, by the start of their text, and the kind each is counted as. Read off actix-http

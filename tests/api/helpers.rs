@@ -651,6 +651,45 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
     assert_eq!(response.status(), status);
     assert_eq!(content_type(&response), Some("application/json"));
     let body: serde_json::Value = response.json().await.expect("json error body");
+    assert_error_document(&body, status, code)
+}
+
+/// [`assert_error`] for an answer read off the socket as text (status line, head and body),
+/// as the answers actix-http gives before any route, where no HTTP client would read on.
+pub fn assert_raw_error(answer: &str, status: StatusCode, code: &str) -> serde_json::Value {
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("a head and a body: {answer:?}"));
+    let status_line = head.split("\r\n").next().unwrap_or_default();
+    assert!(
+        status_line.starts_with(&format!("HTTP/1.1 {} ", status.as_str())),
+        "{answer:?}"
+    );
+    let header = |name: &str| {
+        head.split("\r\n").skip(1).find_map(|line| {
+            let (field, value) = line.split_once(':')?;
+            field.eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    };
+    assert_eq!(
+        header("content-type"),
+        Some("application/json"),
+        "{answer:?}"
+    );
+    assert_eq!(
+        header("content-length"),
+        Some(body.len().to_string().as_str()),
+        "the whole body, and nothing after it: {answer:?}"
+    );
+    let body: serde_json::Value = serde_json::from_str(body).expect("json error body");
+    assert_error_document(&body, status, code)
+}
+
+fn assert_error_document(
+    body: &serde_json::Value,
+    status: StatusCode,
+    code: &str,
+) -> serde_json::Value {
     let errors = body["errors"].as_array().expect("errors array");
     assert_eq!(errors.len(), 1, "{body}");
     let error = &errors[0];

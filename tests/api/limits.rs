@@ -75,7 +75,8 @@ async fn a_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPool) {
         .await
         .expect("half a head");
     let (answer, _) = read_until_closed(&mut stream).await;
-    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    // actix-http answers this itself, before any route; in the contract's shape all the same.
+    assert_raw_error(&answer, StatusCode::REQUEST_TIMEOUT, "request_timeout");
     let after = connected.elapsed();
     assert!(after >= SHORT, "{after:?}");
     assert_eq!(app.attempt_count().await, 0);
@@ -122,8 +123,9 @@ async fn too_many_or_too_large_headers_are_refused_without_a_write(pool: PgPool)
         body.len(),
         "a".repeat(17 * 1024)
     );
-    // actix-http's own limit: more than 96 fields. Ours: 16 KiB in all, in the contract's shape.
-    for (head, in_contract_shape) in [(many, false), (large, true)] {
+    // actix-http's own limit: more than 96 fields, answered before any route. Ours: 16 KiB in
+    // all. Both in the contract's shape.
+    for head in [many, large] {
         let mut stream = TcpStream::connect(("127.0.0.1", app.port()))
             .await
             .expect("connect");
@@ -133,15 +135,10 @@ async fn too_many_or_too_large_headers_are_refused_without_a_write(pool: PgPool)
         // The server may close before it has read everything; that is its answer too.
         drop(stream.write_all(&request).await);
         let (answer, _) = read_until_closed(&mut stream).await;
-        assert!(
-            answer.starts_with("HTTP/1.1 431"),
-            "{}",
-            &answer[..answer.len().min(200)]
-        );
-        assert_eq!(
-            answer.contains(r#""code":"request_header_fields_too_large""#),
-            in_contract_shape,
-            "{answer}"
+        assert_raw_error(
+            &answer,
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request_header_fields_too_large",
         );
     }
     assert_eq!(app.attempt_count().await, 0);

@@ -24,6 +24,7 @@ use tracing::{error, trace};
 use super::{
     codec::Codec,
     decoder::MAX_BUFFER_SIZE,
+    own_answers::own_answer,
     payload::{Payload, PayloadSender, PayloadStatus},
     timer::TimerState,
     Message, MessageType,
@@ -589,6 +590,27 @@ where
         Ok(())
     }
 
+    // PATCHED (idnow-attempts, vendor/README.md): an answer the dispatcher gives as it shuts
+    // the connection down, with the body the application set for its own answers. Head and
+    // body go into the write buffer at once, since a dispatcher shutting down writes its
+    // buffer out but polls no body; flags and state end as for an answer without a body.
+    fn send_last_answer(mut self: Pin<&mut Self>, res: Response<()>) -> Result<(), DispatchError> {
+        let (res, body) = own_answer(res);
+        self.as_mut()
+            .send_error_response(res, BoxBody::new(body.clone()))?;
+        if body.is_empty() {
+            return Ok(());
+        }
+        let mut this = self.project();
+        this.codec
+            .encode(Message::Chunk(Some(body)), this.write_buf)
+            .and_then(|()| this.codec.encode(Message::Chunk(None), this.write_buf))
+            .map_err(DispatchError::Io)?;
+        this.flags.insert(Flags::FINISHED);
+        this.state.set(State::None);
+        Ok(())
+    }
+
     fn send_continue(self: Pin<&mut Self>) {
         self.project()
             .write_buf
@@ -643,7 +665,10 @@ where
                         // send_response would update InnerDispatcher state to SendPayload or None
                         // (If response body is empty)
                         // continue loop to poll it
-                        self.as_mut().send_error_response(res, BoxBody::new(()))?;
+                        // PATCHED (idnow-attempts, vendor/README.md): with the body the
+                        // application set for the dispatcher's own answers.
+                        let (res, body) = own_answer(res);
+                        self.as_mut().send_error_response(res, BoxBody::new(body))?;
                     }
 
                     // return with upgrade request and poll it exclusively
@@ -1091,10 +1116,11 @@ where
 
                 trace!("timed out on slow request; replying with 408 and closing connection");
 
-                let _ = self.as_mut().send_error_response(
-                    Response::with_body(StatusCode::REQUEST_TIMEOUT, ()),
-                    BoxBody::new(()),
-                );
+                // PATCHED (idnow-attempts, vendor/README.md): with the body the application
+                // set for the dispatcher's own answers, written whole.
+                let _ = self
+                    .as_mut()
+                    .send_last_answer(Response::with_body(StatusCode::REQUEST_TIMEOUT, ()));
 
                 self.project().flags.insert(Flags::SHUTDOWN);
             }

@@ -9,6 +9,8 @@ mod decoder;
 mod dispatcher;
 mod encoder;
 mod expect;
+// PATCHED (idnow-attempts, vendor/README.md): bodies for the dispatcher's own answers.
+mod own_answers;
 mod payload;
 mod service;
 mod timer;
@@ -20,6 +22,7 @@ pub use self::{
     codec::Codec,
     dispatcher::Dispatcher,
     expect::ExpectHandler,
+    own_answers::{set_own_answer_body, OwnAnswerBody},
     payload::Payload,
     service::{H1Service, H1ServiceHandler},
     upgrade::UpgradeHandler,
