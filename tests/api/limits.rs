@@ -102,6 +102,79 @@ async fn an_idle_keep_alive_connection_is_closed(pool: PgPool) {
     );
 }
 
+/// What the HTTP layer answers itself, before any route, is complete whatever came before it
+/// on the connection, and answers only what the client sent: a head that fills its 128 KiB
+/// buffer unended;
+/// more than 96 fields after a `HEAD` (whose own answer has no body, and whose method must
+/// not take the next answer's body away); a chunked body that breaks off into garbage, which
+/// its route answers, once.
+#[sqlx::test(migrations = false)]
+async fn the_http_layers_own_answers_are_whole_and_answer_only_what_was_sent(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let port = app.port();
+    let exchange = |request: Vec<u8>| async move {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        // The server may close before it has read everything; that is its answer too.
+        drop(stream.write_all(&request).await);
+        read_until_closed(&mut stream).await.0
+    };
+
+    // Exactly the buffer, so that the server has read all of it when it closes: bytes left
+    // unread then would make the kernel reset the connection, which can cost the client the
+    // answer (vendor/README.md).
+    let mut huge = b"GET /health/live HTTP/1.1\r\nHost: idnow\r\nX-Filler: ".to_vec();
+    huge.resize(128 * 1024, b'a');
+    assert_raw_error(
+        &exchange(huge).await,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "request_header_fields_too_large",
+    );
+
+    let mut after_head = "HEAD /health/live HTTP/1.1\r\nHost: idnow\r\n\r\n\
+                          GET /health/live HTTP/1.1\r\nHost: idnow\r\n"
+        .to_owned();
+    for n in 0..100 {
+        after_head.push_str(&format!("X-Filler-{n}: {n}\r\n"));
+    }
+    after_head.push_str("\r\n");
+    let answers = exchange(after_head.into_bytes()).await;
+    let second = answers
+        .match_indices("HTTP/1.1 ")
+        .nth(1)
+        .map(|(at, _)| &answers[at..])
+        .unwrap_or_else(|| panic!("two answers: {answers:?}"));
+    assert!(
+        answers.starts_with("HTTP/1.1 405 "),
+        "HEAD is not served: {answers:?}"
+    );
+    assert_raw_error(
+        second,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "request_header_fields_too_large",
+    );
+
+    let body = webhook_body("tn-chunked", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    let mut broken = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+         X-Idnow-Signature: {}\r\nTransfer-Encoding: chunked\r\n\r\n{:x}\r\n",
+        key(WEBHOOK_SECRET).hmac_signature(&body),
+        body.len() / 2
+    )
+    .into_bytes();
+    broken.extend_from_slice(&body[..body.len() / 2]);
+    broken.extend_from_slice(b"\r\nzz\r\n");
+    // One answer, its route's: the Content-Length check of `assert_raw_error` fails if an
+    // unasked-for answer follows it.
+    assert_raw_error(
+        &exchange(broken).await,
+        StatusCode::BAD_REQUEST,
+        "unreadable_body",
+    );
+    assert_eq!(app.attempt_count().await, 0);
+}
+
 #[sqlx::test(migrations = false)]
 async fn too_many_or_too_large_headers_are_refused_without_a_write(pool: PgPool) {
     let app = spawn_app(pool).await;

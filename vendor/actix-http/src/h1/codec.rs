@@ -103,6 +103,13 @@ impl Codec {
     pub fn config(&self) -> &ServiceConfig {
         &self.config
     }
+
+    // PATCHED (idnow-attempts, vendor/README.md): the dispatcher's own answers answer no
+    // decoded request, so the last one's method must not shape them: after a HEAD, an own
+    // answer's body would be left out under its Content-Length.
+    pub(crate) fn forget_head_request(&mut self) {
+        self.flags.remove(Flags::HEAD);
+    }
 }
 
 impl Decoder for Codec {

@@ -11,7 +11,7 @@ use std::{
 use actix_codec::{Framed, FramedParts};
 use actix_service::Service;
 use bitflags::bitflags;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use futures_core::ready;
 use pin_project_lite::pin_project;
 use tokio::{
@@ -590,14 +590,24 @@ where
         Ok(())
     }
 
-    // PATCHED (idnow-attempts, vendor/README.md): an answer the dispatcher gives as it shuts
-    // the connection down, with the body the application set for its own answers. Head and
-    // body go into the write buffer at once, since a dispatcher shutting down writes its
-    // buffer out but polls no body; flags and state end as for an answer without a body.
-    fn send_last_answer(mut self: Pin<&mut Self>, res: Response<()>) -> Result<(), DispatchError> {
+    // PATCHED (idnow-attempts, vendor/README.md): one of the dispatcher's own answers, with
+    // the body the application set for them; returns that body.
+    fn send_own_answer(
+        mut self: Pin<&mut Self>,
+        res: Response<()>,
+    ) -> Result<Bytes, DispatchError> {
         let (res, body) = own_answer(res);
-        self.as_mut()
-            .send_error_response(res, BoxBody::new(body.clone()))?;
+        self.as_mut().project().codec.forget_head_request();
+        self.send_error_response(res, BoxBody::new(body.clone()))?;
+        Ok(body)
+    }
+
+    // PATCHED (idnow-attempts, vendor/README.md): an own answer given as the dispatcher shuts
+    // the connection down. Head and body go into the write buffer at once, since a
+    // dispatcher shutting down writes its buffer out but polls no body; flags and state end
+    // as for an answer without a body.
+    fn send_last_answer(mut self: Pin<&mut Self>, res: Response<()>) -> Result<(), DispatchError> {
+        let body = self.as_mut().send_own_answer(res)?;
         if body.is_empty() {
             return Ok(());
         }
@@ -667,8 +677,7 @@ where
                         // continue loop to poll it
                         // PATCHED (idnow-attempts, vendor/README.md): with the body the
                         // application set for the dispatcher's own answers.
-                        let (res, body) = own_answer(res);
-                        self.as_mut().send_error_response(res, BoxBody::new(body))?;
+                        self.as_mut().send_own_answer(res)?;
                     }
 
                     // return with upgrade request and poll it exclusively
@@ -1117,7 +1126,10 @@ where
                 trace!("timed out on slow request; replying with 408 and closing connection");
 
                 // PATCHED (idnow-attempts, vendor/README.md): with the body the application
-                // set for the dispatcher's own answers, written whole.
+                // set for the dispatcher's own answers, written whole; and once: a fired
+                // `Sleep` is ready at every poll, and the dispatcher is polled again while it
+                // flushes.
+                this.head_timer.clear(line!());
                 let _ = self
                     .as_mut()
                     .send_last_answer(Response::with_body(StatusCode::REQUEST_TIMEOUT, ()));

@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 use bytes::Bytes;
 use http::{header::CONTENT_TYPE, HeaderValue, StatusCode};
 
-use crate::Response;
+use crate::{ConnectionType, Response};
 
 /// The content type and body of the dispatcher's own answer with the given status. Called
 /// once per such answer, on the connection's worker; it should not block.
@@ -23,8 +23,10 @@ pub fn set_own_answer_body(body: OwnAnswerBody) -> bool {
     OWN_ANSWER_BODY.set(body).is_ok()
 }
 
-/// `head` with the body set for its status: empty, as unpatched, when none was set.
+/// `head` with the body set for its status (empty, as unpatched, when none was set), and
+/// `Connection: close`: the dispatcher ends the connection after each of these answers.
 pub(crate) fn own_answer(mut head: Response<()>) -> (Response<()>, Bytes) {
+    head.head_mut().set_connection_type(ConnectionType::Close);
     match OWN_ANSWER_BODY.get() {
         Some(body) => {
             let (content_type, bytes) = body(head.status());
