@@ -40,14 +40,15 @@ pub struct PeerSocket {
     waiting: OnceCell<tokio::net::TcpStream>,
 }
 
-/// Answer bytes a connection's socket holds unsent before it counts as not taking more
-/// (`TCP_NOTSENT_LOWAT`). Without a limit the socket reads as writable until its send
-/// buffer, which Linux grows to `tcp_wmem`'s maximum (4 MiB by default), is two thirds full:
-/// 16 clients that pipelined `GET /health/live` and read nothing had the service answer
-/// about 15,000 requests each (2.6 MiB unsent per socket, measured with `ss`) and use half
-/// the machine's CPU for seconds, before the pacing below held them. 128 KiB is 100 µs of a
-/// 10 Gbit/s link, more than a worker needs to come back and write more for a client that
-/// reads; bytes sent and not yet acknowledged do not count against it.
+/// `TCP_NOTSENT_LOWAT` of every connection: the socket takes answer bytes while fewer than
+/// this many wait unsent, and reads as writable (so [`pace`] lets the next request through)
+/// only while fewer than half of it do (Linux since 5.0: `tcp_stream_memory_free`); bytes
+/// sent and not yet acknowledged do not count. Without it the socket reads as writable until
+/// its send buffer, which Linux grows to `tcp_wmem`'s maximum (4 MiB by default), is two
+/// thirds full: 16 clients that pipelined `GET /health/live` and read nothing had the service
+/// answer about 15,000 requests each (2.6 MiB unsent per socket, measured with `ss`) and use
+/// half the machine's CPU for seconds before the pacing held them. For a client that reads,
+/// 64 KiB left unsent when the worker is woken to write more is 50 µs of a 10 Gbit/s link.
 const UNSENT_LIMIT: u32 = 128 * 1024;
 
 /// For `HttpServer::on_connect`: keeps the new connection's socket with its data, and the
@@ -57,7 +58,9 @@ pub fn remember_socket(connection: &dyn Any, data: &mut Extensions, send_timeout
         return;
     };
     // Without the limit the connection is served all the same, paced by its send buffer.
-    let _ = socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LIMIT);
+    if let Err(error) = socket2::SockRef::from(stream).set_tcp_notsent_lowat(UNSENT_LIMIT) {
+        tracing::debug!(target: "idnow_attempts::http", %error, "TCP_NOTSENT_LOWAT not set");
+    }
     // Without the duplicate the connection is served all the same, unpaced.
     if let Ok(socket) = stream.as_fd().try_clone_to_owned() {
         data.insert(PeerSocket {

@@ -43,13 +43,13 @@ pub fn own_answer_body(status: StatusCode) -> (HeaderValue, Bytes) {
         StatusCode::BAD_REQUEST => (
             "malformed_request",
             "Bad Request",
-            "The request is not well-formed HTTP/1.1: its request line, a header field or its \
+            "The request is not well-formed HTTP/1: its request line, a header field or its \
              framing could not be read.",
         ),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => (
             "request_header_fields_too_large",
             "Request Header Fields Too Large",
-            "The request's head has more than 96 header fields or more than 128 KiB.",
+            "The request's head has more than 96 header fields or 128 KiB or more.",
         ),
         StatusCode::REQUEST_TIMEOUT => (
             "request_timeout",

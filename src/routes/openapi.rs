@@ -270,7 +270,8 @@ impl Modify for EveryAnswer {
         };
         let header_fields_too_large = error(
             "`request_header_fields_too_large`: the request's header fields are over 16 KiB \
-             in all, or more than 96.",
+             in all. (More than 96 fields are refused by the HTTP layer before routing, with \
+             the same body but without `X-Request-Id`.)",
         )
         .build();
         let body_timeout = error(
