@@ -82,6 +82,35 @@ async fn a_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPool) {
     assert_eq!(app.attempt_count().await, 0);
 }
 
+/// The head timeout holds for every request on a connection, not only its first: a client
+/// that sends a request and then part of another's head is answered 408 and closed, instead
+/// of holding its connection for good.
+#[sqlx::test(migrations = false)]
+async fn a_later_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPool) {
+    let app = spawn_app_adjusted(pool, |s| s.http.client_request_timeout = SHORT).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: idnow\r\n\r\n")
+        .await
+        .expect("a request");
+    let mut first = vec![0; 4096];
+    let n = stream.read(&mut first).await.expect("its answer");
+    let first = String::from_utf8_lossy(&first[..n]).into_owned();
+    assert!(first.starts_with("HTTP/1.1 200 "), "{first}");
+    // Longer than the head timeout: the next head's clock starts with its first byte.
+    tokio::time::sleep(SHORT * 2).await;
+    let started = Instant::now();
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: idnow\r\n")
+        .await
+        .expect("half a head");
+    let (answer, _) = read_until_closed(&mut stream).await;
+    assert_raw_error(&answer, StatusCode::REQUEST_TIMEOUT, "request_timeout");
+    assert!(started.elapsed() >= SHORT, "{:?}", started.elapsed());
+}
+
 #[sqlx::test(migrations = false)]
 async fn an_idle_keep_alive_connection_is_closed(pool: PgPool) {
     let app = spawn_app_adjusted(pool, |s| s.http.keep_alive = Duration::from_secs(1)).await;

@@ -421,6 +421,93 @@ async fn pipelined_requests_with_bodies_or_a_half_close_are_all_answered(pool: P
     assert_eq!(app.attempt_count().await, 1, "the body was stored whole");
 }
 
+/// Each pipelined answer is framed for its own request: a HEAD's answer has no body, and every
+/// other answer has its whole body, whatever was pipelined after it. (actix-http 3.20's codec
+/// framed each answer by the method of the request it decoded last, vendor/README.md.)
+#[sqlx::test(migrations = false)]
+async fn pipelined_answers_are_framed_by_their_own_requests_method(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let head: &[u8] = b"HEAD /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+    let body = webhook_body("tn-head", "SUCCESS", "2026-10-02T09:00:00Z");
+    let post = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Idnow-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+        key(WEBHOOK_SECRET).hmac_signature(&body),
+        body.len()
+    )
+    .into_bytes()
+    .into_iter()
+    .chain(body)
+    .collect::<Vec<u8>>();
+    let requests = [
+        PIPELINED_LIVE,
+        head,
+        head,
+        PIPELINED_LIVE,
+        &post,
+        head,
+        PIPELINED_UNKNOWN,
+        head,
+    ];
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connects");
+    stream.write_all(&requests.concat()).await.expect("written");
+    // Each answer read by its own framing: a head, then Content-Length bytes unless the
+    // request was a HEAD. A misframed answer shows as the next one not starting where it must.
+    let mut received = Vec::new();
+    let mut statuses = Vec::new();
+    for request in requests {
+        let end = loop {
+            if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            let mut buffer = vec![0; 64 * 1024];
+            let n = stream.read(&mut buffer).await.expect("reads");
+            assert!(
+                n > 0,
+                "closed early: {:?}",
+                String::from_utf8_lossy(&received)
+            );
+            received.extend_from_slice(&buffer[..n]);
+        };
+        let answer_head = String::from_utf8_lossy(&received[..end]).into_owned();
+        assert!(answer_head.starts_with("HTTP/1.1 "), "{answer_head:?}");
+        let length: usize = answer_head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or_else(|| panic!("a Content-Length: {answer_head:?}"));
+        let body_length = if request.starts_with(b"HEAD ") {
+            0
+        } else {
+            length
+        };
+        while received.len() < end + body_length {
+            let mut buffer = vec![0; 64 * 1024];
+            let n = stream.read(&mut buffer).await.expect("reads");
+            assert!(n > 0, "closed within a body");
+            received.extend_from_slice(&buffer[..n]);
+        }
+        if body_length > 0 {
+            assert!(
+                received[end..end + body_length].starts_with(b"{"),
+                "a JSON body: {:?}",
+                String::from_utf8_lossy(&received[end..])
+            );
+        }
+        statuses.push(answer_head[9..12].to_owned());
+        received.drain(..end + body_length);
+    }
+    assert_eq!(
+        statuses,
+        ["200", "405", "405", "200", "202", "405", "404", "405"],
+        "HEAD is not served on GET routes (405, without the body its Content-Length counts)"
+    );
+    assert!(received.is_empty(), "nothing after the last answer");
+    assert_eq!(app.attempt_count().await, 1);
+}
+
 /// Clients that pipeline tiny requests and read none of the answers make the process hold a
 /// bounded buffer each, not the thousands of request heads actix-http 3.20 decoded ahead of
 /// the answers (70 MiB above idle for one such connection, measured), and none of them makes

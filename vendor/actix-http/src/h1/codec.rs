@@ -104,11 +104,11 @@ impl Codec {
         &self.config
     }
 
-    // PATCHED (idnow-attempts, vendor/README.md): the dispatcher's own answers answer no
-    // decoded request, so the last one's method must not shape them: after a HEAD, an own
-    // answer's body would be left out under its Content-Length.
-    pub(crate) fn forget_head_request(&mut self) {
-        self.flags.remove(Flags::HEAD);
+    // PATCHED (idnow-attempts, vendor/README.md): whether the answer encoded next is to a
+    // HEAD request. Decoding sets it for the request decoded last, which with pipelining is
+    // not the one answered next; the dispatcher sets it for the one it answers.
+    pub(crate) fn set_head_request(&mut self, head: bool) {
+        self.flags.set(Flags::HEAD, head);
     }
 }
 

@@ -13,10 +13,11 @@ use actix_service::Service;
 use bitflags::bitflags;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_core::ready;
+use http::Method;
 use pin_project_lite::pin_project;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    time::sleep_until,
+    time::{sleep, sleep_until},
 };
 use tokio_util::codec::{Decoder as _, Encoder as _};
 use tracing::{error, trace};
@@ -194,6 +195,12 @@ pin_project! {
         write_buf_needs_reset: bool,
 
         codec: Codec,
+
+        // PATCHED (idnow-attempts, vendor/README.md): whether the request being answered is a
+        // HEAD. The codec knows only the last request it decoded, which with pipelining is
+        // often a later one: a GET answered after a HEAD was decoded lost its body under its
+        // Content-Length, and a HEAD answered after a GET was decoded got one.
+        answering_head: bool,
     }
 }
 
@@ -310,6 +317,7 @@ where
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
                     codec: Codec::new(config),
+                    answering_head: false,
                 },
             },
 
@@ -477,6 +485,8 @@ where
 
         let size = body.size();
 
+        // PATCHED (idnow-attempts, vendor/README.md): see `answering_head`.
+        this.codec.set_head_request(*this.answering_head);
         this.codec
             .encode(Message::Item((res, size)), this.write_buf)
             .map_err(|err| {
@@ -597,7 +607,8 @@ where
         res: Response<()>,
     ) -> Result<Bytes, DispatchError> {
         let (res, body) = own_answer(res);
-        self.as_mut().project().codec.forget_head_request();
+        // It answers no decoded request, so no HEAD.
+        *self.as_mut().project().answering_head = false;
         self.send_error_response(res, BoxBody::new(body.clone()))?;
         Ok(body)
     }
@@ -658,6 +669,9 @@ where
                 }) {
                     // handle request message
                     Some(DispatcherMessage::Item(req)) => {
+                        // PATCHED (idnow-attempts, vendor/README.md): see `answering_head`.
+                        *this.answering_head = req.head().method == Method::HEAD;
+
                         // Handle `EXPECT: 100-Continue` header
                         if req.head().expect() {
                             // set InnerDispatcher state and continue loop to poll it
@@ -874,6 +888,9 @@ where
         // initialize dispatcher state
         {
             let mut this = self.as_mut().project();
+
+            // PATCHED (idnow-attempts, vendor/README.md): see `answering_head`.
+            *this.answering_head = req.head().method == Method::HEAD;
 
             // Handle `EXPECT: 100-Continue` header
             if req.head().expect() {
@@ -1423,6 +1440,17 @@ where
                         let inner = inner.as_mut().project();
                         inner.flags.remove(Flags::KEEP_ALIVE);
                         inner.ka_timer.clear(line!());
+
+                        // PATCHED (idnow-attempts, vendor/README.md): a later request's head
+                        // has the same time to arrive as the first's. Unpatched, the head
+                        // timer ran for the first request only, and a client that sent one
+                        // request and then part of a head held its connection for good.
+                        // Reckoned from now: the config's clock, the date service's, is
+                        // refreshed every 500 ms.
+                        if let Some(deadline) = inner.config.client_request_deadline() {
+                            let timeout = deadline - inner.config.now();
+                            inner.head_timer.set_and_init(cx, sleep(timeout), line!());
+                        }
                     }
 
                     if !inner.flags.contains(Flags::STARTED) {
