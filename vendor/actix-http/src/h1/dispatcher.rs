@@ -1436,21 +1436,12 @@ where
                     let should_disconnect = inner.as_mut().read_available(cx)?;
 
                     // after reading something from stream, clear keep-alive timer
+                    let mut later_head_begun = false;
                     if !inner.read_buf.is_empty() && inner.flags.contains(Flags::KEEP_ALIVE) {
                         let inner = inner.as_mut().project();
                         inner.flags.remove(Flags::KEEP_ALIVE);
                         inner.ka_timer.clear(line!());
-
-                        // PATCHED (idnow-attempts, vendor/README.md): a later request's head
-                        // has the same time to arrive as the first's. Unpatched, the head
-                        // timer ran for the first request only, and a client that sent one
-                        // request and then part of a head held its connection for good.
-                        // Reckoned from now: the config's clock, the date service's, is
-                        // refreshed every 500 ms.
-                        if let Some(deadline) = inner.config.client_request_deadline() {
-                            let timeout = deadline - inner.config.now();
-                            inner.head_timer.set_and_init(cx, sleep(timeout), line!());
-                        }
+                        later_head_begun = true;
                     }
 
                     if !inner.flags.contains(Flags::STARTED) {
@@ -1466,6 +1457,25 @@ where
                     }
 
                     inner.as_mut().poll_request(cx)?;
+
+                    // PATCHED (idnow-attempts, vendor/README.md): a later request's head has
+                    // the same time to arrive as the first's. Unpatched, the head timer ran for
+                    // the first request only, and a client that sent one request and then part
+                    // of a head held its connection for good. Armed only when the bytes just
+                    // read left a head unfinished (a head read whole costs no timer), and
+                    // reckoned from now: the config's clock, the date service's, is refreshed
+                    // every 500 ms.
+                    if later_head_begun
+                        && inner.state.is_none()
+                        && inner.messages.is_empty()
+                        && !inner.read_buf.is_empty()
+                    {
+                        let inner = inner.as_mut().project();
+                        if let Some(deadline) = inner.config.client_request_deadline() {
+                            let timeout = deadline - inner.config.now();
+                            inner.head_timer.set_and_init(cx, sleep(timeout), line!());
+                        }
+                    }
 
                     // PATCHED (idnow-attempts, vendor/README.md): the client has closed its
                     // side, but requests it sent may still wait undecoded behind a full
