@@ -111,6 +111,48 @@ async fn a_later_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPo
     assert!(started.elapsed() >= SHORT, "{:?}", started.elapsed());
 }
 
+/// A later head trickled in a byte at a time gets no fresh deadline with each byte: the 408
+/// comes the head timeout after its first byte, long before the trickle ends.
+#[sqlx::test(migrations = false)]
+async fn a_later_head_trickled_in_is_closed_with_408_in_time(pool: PgPool) {
+    let app = spawn_app_adjusted(pool, |s| s.http.client_request_timeout = SHORT).await;
+    let stream = TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    writer
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: idnow\r\n\r\n")
+        .await
+        .expect("a request");
+    let mut first = vec![0; 4096];
+    let n = reader.read(&mut first).await.expect("its answer");
+    assert!(first[..n].starts_with(b"HTTP/1.1 200 "));
+    // A byte every third of the timeout, for twenty times the timeout, or until refused.
+    let trickle = tokio::spawn(async move {
+        for byte in b"GET /health/live HTTP/1.1\r\nX-Slow: "
+            .iter()
+            .cycle()
+            .take(60)
+        {
+            if writer.write_all(&[*byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(SHORT / 3).await;
+        }
+    });
+    let mut answer = Vec::new();
+    tokio::time::timeout(SHORT * 10, reader.read_to_end(&mut answer))
+        .await
+        .expect("closed within ten times the head timeout, the trickle going on")
+        .expect("read");
+    assert_raw_error(
+        &String::from_utf8_lossy(&answer),
+        StatusCode::REQUEST_TIMEOUT,
+        "request_timeout",
+    );
+    trickle.abort();
+}
+
 #[sqlx::test(migrations = false)]
 async fn an_idle_keep_alive_connection_is_closed(pool: PgPool) {
     let app = spawn_app_adjusted(pool, |s| s.http.keep_alive = Duration::from_secs(1)).await;

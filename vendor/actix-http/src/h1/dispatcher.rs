@@ -1002,7 +1002,7 @@ where
 
                     match msg {
                         Message::Item(mut req) => {
-                            // head timer only applies to first request on connection
+                            // head timer: this head has arrived
                             this.head_timer.clear(line!());
 
                             req.head_mut().peer_addr = *this.peer_addr;
@@ -1147,6 +1147,11 @@ where
                 // `Sleep` is ready at every poll, and the dispatcher is polled again while it
                 // flushes.
                 this.head_timer.clear(line!());
+                // And only on a connection with nothing else to answer: an own answer queued
+                // or being written (the head turned out malformed) goes out alone, whole.
+                if !(this.state.is_none() && this.messages.is_empty()) {
+                    return Ok(());
+                }
                 let _ = self
                     .as_mut()
                     .send_last_answer(Response::with_body(StatusCode::REQUEST_TIMEOUT, ()));
@@ -1356,6 +1361,10 @@ where
     /// call upgrade service with request.
     fn upgrade(self: Pin<&mut Self>, req: Request) -> U::Future {
         let this = self.project();
+        // PATCHED (idnow-attempts, vendor/README.md): the codec goes to the upgrade handler
+        // set for this request, whatever the last answer was to (see `answering_head`).
+        this.codec
+            .set_head_request(req.head().method == Method::HEAD);
         let mut parts = FramedParts::with_read_buf(
             this.io.take().unwrap(),
             mem::take(this.codec),
@@ -1464,8 +1473,12 @@ where
                     // of a head held its connection for good. Armed only when the bytes just
                     // read left a head unfinished (a head read whole costs no timer), and
                     // reckoned from now: the config's clock, the date service's, is refreshed
-                    // every 500 ms.
+                    // every 500 ms. Once: the dispatcher marks an idle connection kept alive
+                    // again at its next poll, so this is reached again while the same head
+                    // trickles in, and re-arming would give each byte a fresh deadline.
                     if later_head_begun
+                        && !matches!(inner.head_timer, TimerState::Active { .. })
+                        && inner.payload.is_none()
                         && inner.state.is_none()
                         && inner.messages.is_empty()
                         && !inner.read_buf.is_empty()
