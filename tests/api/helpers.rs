@@ -654,6 +654,15 @@ pub async fn assert_error(response: Response, status: StatusCode, code: &str) ->
     assert_error_document(&body, status, code)
 }
 
+/// The first value of the header field `name` in an answer's head read off the socket as
+/// text (status line and fields, without the blank line).
+pub fn raw_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.split("\r\n").skip(1).find_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        field.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
 /// [`assert_error`] for an answer read off the socket as text (status line, head and body),
 /// as the answers actix-http gives before any route, where no HTTP client would read on.
 pub fn assert_raw_error(answer: &str, status: StatusCode, code: &str) -> serde_json::Value {
@@ -665,19 +674,13 @@ pub fn assert_raw_error(answer: &str, status: StatusCode, code: &str) -> serde_j
         status_line.starts_with(&format!("HTTP/1.1 {} ", status.as_str())),
         "{answer:?}"
     );
-    let header = |name: &str| {
-        head.split("\r\n").skip(1).find_map(|line| {
-            let (field, value) = line.split_once(':')?;
-            field.eq_ignore_ascii_case(name).then(|| value.trim())
-        })
-    };
     assert_eq!(
-        header("content-type"),
+        raw_header(head, "content-type"),
         Some("application/json"),
         "{answer:?}"
     );
     assert_eq!(
-        header("content-length"),
+        raw_header(head, "content-length"),
         Some(body.len().to_string().as_str()),
         "the whole body, and nothing after it: {answer:?}"
     );

@@ -82,13 +82,9 @@ async fn a_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPool) {
     assert_eq!(app.attempt_count().await, 0);
 }
 
-/// The head timeout holds for every request on a connection, not only its first: a client
-/// that sends a request and then part of another's head is answered 408 and closed, instead
-/// of holding its connection for good.
-#[sqlx::test(migrations = false)]
-async fn a_later_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPool) {
-    let app = spawn_app_adjusted(pool, |s| s.http.client_request_timeout = SHORT).await;
-    let mut stream = TcpStream::connect(("127.0.0.1", app.port()))
+/// A connection on which one request was sent and answered 200: kept alive, and idle.
+async fn after_one_request(port: u16) -> TcpStream {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connect");
     stream
@@ -99,6 +95,16 @@ async fn a_later_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPo
     let n = stream.read(&mut first).await.expect("its answer");
     let first = String::from_utf8_lossy(&first[..n]).into_owned();
     assert!(first.starts_with("HTTP/1.1 200 "), "{first}");
+    stream
+}
+
+/// The head timeout holds for every request on a connection, not only its first: a client
+/// that sends a request and then part of another's head is answered 408 and closed, instead
+/// of holding its connection for good.
+#[sqlx::test(migrations = false)]
+async fn a_later_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPool) {
+    let app = spawn_app_adjusted(pool, |s| s.http.client_request_timeout = SHORT).await;
+    let mut stream = after_one_request(app.port()).await;
     // Longer than the head timeout: the next head's clock starts with its first byte.
     tokio::time::sleep(SHORT * 2).await;
     let started = Instant::now();
@@ -116,17 +122,7 @@ async fn a_later_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPo
 #[sqlx::test(migrations = false)]
 async fn a_later_head_trickled_in_is_closed_with_408_in_time(pool: PgPool) {
     let app = spawn_app_adjusted(pool, |s| s.http.client_request_timeout = SHORT).await;
-    let stream = TcpStream::connect(("127.0.0.1", app.port()))
-        .await
-        .expect("connect");
-    let (mut reader, mut writer) = stream.into_split();
-    writer
-        .write_all(b"GET /health/live HTTP/1.1\r\nHost: idnow\r\n\r\n")
-        .await
-        .expect("a request");
-    let mut first = vec![0; 4096];
-    let n = reader.read(&mut first).await.expect("its answer");
-    assert!(first[..n].starts_with(b"HTTP/1.1 200 "));
+    let (mut reader, mut writer) = after_one_request(app.port()).await.into_split();
     // A byte every third of the timeout, for twenty times the timeout, or until refused.
     let trickle = tokio::spawn(async move {
         for byte in b"GET /health/live HTTP/1.1\r\nX-Slow: "

@@ -473,10 +473,8 @@ async fn pipelined_answers_are_framed_by_their_own_requests_method(pool: PgPool)
         };
         let answer_head = String::from_utf8_lossy(&received[..end]).into_owned();
         assert!(answer_head.starts_with("HTTP/1.1 "), "{answer_head:?}");
-        let length: usize = answer_head
-            .lines()
-            .find_map(|line| line.strip_prefix("content-length: "))
-            .and_then(|value| value.trim().parse().ok())
+        let length: usize = raw_header(&answer_head, "content-length")
+            .and_then(|value| value.parse().ok())
             .unwrap_or_else(|| panic!("a Content-Length: {answer_head:?}"));
         let body_length = if request.starts_with(b"HEAD ") {
             0
