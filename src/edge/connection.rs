@@ -26,6 +26,7 @@ use actix_web::middleware::Next;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tokio::io::Interest;
 
+use super::linger;
 use crate::error::ApiError;
 
 /// A connection's socket, shared with actix-http's own handle on it (a duplicate
@@ -50,6 +51,14 @@ pub struct PeerSocket {
 /// half the machine's CPU for seconds before the pacing held them. For a client that reads,
 /// 64 KiB left unsent when the worker is woken to write more is 50 µs of a 10 Gbit/s link.
 const UNSENT_LIMIT: u32 = 128 * 1024;
+
+impl Drop for PeerSocket {
+    /// The connection is over (this is the last handle on its socket once actix-http has
+    /// dropped its own): a client still sending is read to its end before the socket closes.
+    fn drop(&mut self) {
+        linger::close_lingering(&self.socket);
+    }
+}
 
 /// For `HttpServer::on_connect`: keeps the new connection's socket with its data, and the
 /// time its client may leave answers unread; bounds what its socket holds unsent.

@@ -7,6 +7,8 @@
 //! - [`body`]: reading bodies within a size, a time and a process-wide byte budget (413, 408,
 //!   503), and closing connections whose body was left unread.
 //! - [`connection`]: connections whose client takes no answers (closed after the send timeout).
+//! - [`linger`]: connections closed while their client still sends are read to their end
+//!   first, so that the client is not reset before it reads its answer.
 //! - [`refusals`]: what actix-http refuses itself before any route, counted rather than logged.
 //! - [`contract_shape`]: actix's own error answers in the contract's error body.
 
@@ -14,6 +16,7 @@ pub mod body;
 pub mod client_address;
 pub mod connection;
 pub mod limits;
+pub mod linger;
 pub mod listener;
 pub mod refusals;
 

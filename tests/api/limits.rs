@@ -188,9 +188,8 @@ async fn the_http_layers_own_answers_are_whole_and_answer_only_what_was_sent(poo
         read_until_closed(&mut stream).await.0
     };
 
-    // Exactly the buffer, so that the server has read all of it when it closes: bytes left
-    // unread then would make the kernel reset the connection, which can cost the client the
-    // answer (vendor/README.md).
+    // Exactly the buffer: refused as it fills, with nothing left over (what is left over is
+    // the next test's).
     let mut huge = b"GET /health/live HTTP/1.1\r\nHost: idnow\r\nX-Filler: ".to_vec();
     huge.resize(128 * 1024, b'a');
     assert_raw_error(
@@ -238,6 +237,56 @@ async fn the_http_layers_own_answers_are_whole_and_answer_only_what_was_sent(poo
         &exchange(broken).await,
         StatusCode::BAD_REQUEST,
         "unreadable_body",
+    );
+    assert_eq!(app.attempt_count().await, 0);
+}
+
+/// A client that is still sending when its request is refused reads the refusal, and then the
+/// end of the connection, rather than a reset that fails its write and can take the answer
+/// with it: the server reads on and throws the rest away (src/edge/linger.rs). Each request
+/// is 8 MiB, far past what the server reads of it before it answers.
+#[sqlx::test(migrations = false)]
+async fn a_client_still_sending_a_refused_request_reads_its_answer_not_a_reset(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let port = app.port();
+    let size = 8 * 1024 * 1024;
+    let exchange = |request: Vec<u8>| async move {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        stream
+            .write_all(&request)
+            .await
+            .expect("the server takes the whole request, though it refused it");
+        read_until_closed(&mut stream).await.0
+    };
+
+    let mut huge_head = b"GET /health/live HTTP/1.1\r\nHost: idnow\r\nX-Filler: ".to_vec();
+    huge_head.resize(size, b'a');
+    assert_raw_error(
+        &exchange(huge_head).await,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "request_header_fields_too_large",
+    );
+
+    let mut malformed = b"GET /health/live HTTP/1.1\r\nHost: idnow\r\nNot a field\r\n\r\n".to_vec();
+    malformed.resize(size, b'a');
+    assert_raw_error(
+        &exchange(malformed).await,
+        StatusCode::BAD_REQUEST,
+        "malformed_request",
+    );
+
+    let mut huge_body = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+         X-Idnow-Signature: sha256=00\r\nContent-Length: {size}\r\n\r\n"
+    )
+    .into_bytes();
+    huge_body.resize(huge_body.len() + size, b' ');
+    assert_raw_error(
+        &exchange(huge_body).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
     );
     assert_eq!(app.attempt_count().await, 0);
 }
