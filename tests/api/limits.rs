@@ -291,6 +291,64 @@ async fn a_client_still_sending_a_refused_request_reads_its_answer_not_a_reset(p
     assert_eq!(app.attempt_count().await, 0);
 }
 
+/// The rest of a refused request may still be on its way when the server closes: a client
+/// that sends its body after its head, as most do, over a network that delays it. Here the
+/// client sends on only once it has read its answer and the end of the stream, when the
+/// server has closed for certain; its bytes are still taken, not answered with a reset.
+#[sqlx::test(migrations = false)]
+async fn a_client_that_sends_on_after_its_refusal_is_not_reset(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Length: 4194304\r\n\
+              Transfer-Encoding: chunked\r\n\r\n",
+        )
+        .await
+        .expect("head");
+    let (answer, _) = read_until_closed(&mut stream).await;
+    assert_raw_error(&answer, StatusCode::BAD_REQUEST, "malformed_request");
+
+    stream
+        .write_all(&vec![b'a'; 4 * 1024 * 1024])
+        .await
+        .expect("the server takes the rest of the request");
+    stream.shutdown().await.expect("end of the request");
+}
+
+/// What a refused client sends on is read for it only so far (16 MiB, src/edge/linger.rs):
+/// a client that sends without end is cut off, however fast it sends.
+#[sqlx::test(migrations = false)]
+async fn a_refused_client_that_sends_without_end_is_cut_off(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let mut stream = TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: idnow\r\nNot a field\r\n\r\n")
+        .await
+        .expect("head");
+    let (answer, _) = read_until_closed(&mut stream).await;
+    assert_raw_error(&answer, StatusCode::BAD_REQUEST, "malformed_request");
+
+    let chunk = vec![b'a'; 1024 * 1024];
+    let mut sent = 0;
+    // Well within the linger's 5 s: the byte limit cuts it off, not the time limit.
+    let cut_off = tokio::time::timeout(Duration::from_secs(3), async {
+        while stream.write_all(&chunk).await.is_ok() {
+            sent += chunk.len();
+        }
+    })
+    .await;
+    assert!(
+        cut_off.is_ok(),
+        "still taken after {} MiB",
+        sent / (1024 * 1024)
+    );
+}
+
 #[sqlx::test(migrations = false)]
 async fn too_many_or_too_large_headers_are_refused_without_a_write(pool: PgPool) {
     let app = spawn_app(pool).await;
