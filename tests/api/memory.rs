@@ -421,6 +421,72 @@ async fn pipelined_requests_with_bodies_or_a_half_close_are_all_answered(pool: P
     assert_eq!(app.attempt_count().await, 1, "the body was stored whole");
 }
 
+/// A request that asks to close the connection is the last one processed on it (RFC 9112,
+/// 9.6): its answer says `connection: close`, nothing pipelined after it is served (a signed
+/// webhook behind it is not stored), and the connection ends; the answer before it keeps the
+/// connection alive. The same for an HTTP/1.0 request without keep-alive. (actix-http 3.20
+/// served the requests behind it, and answered each by the option of the request it had
+/// decoded last, vendor/README.md: the connection then stayed open for the keep-alive time.)
+#[sqlx::test(migrations = false)]
+async fn nothing_after_a_request_to_close_is_served(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = webhook_body("tn-after-close", "SUCCESS", "2026-10-02T09:00:00Z");
+    let mut post = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         X-Idnow-Signature: {}\r\nContent-Length: {}\r\n\r\n",
+        key(WEBHOOK_SECRET).hmac_signature(&body),
+        body.len()
+    )
+    .into_bytes();
+    post.extend_from_slice(&body);
+    let close: &[u8] = b"GET /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let http_1_0: &[u8] = b"GET /health/live HTTP/1.0\r\n\r\n";
+    let port = app.port();
+    let exchange = |requests: Vec<u8>| async move {
+        let mut stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connects");
+        stream.write_all(&requests).await.expect("written");
+        let mut received = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
+            .await
+            .expect("the server closes the connection")
+            .expect("reads");
+        let received = String::from_utf8_lossy(&received).into_owned();
+        let starts: Vec<_> = received
+            .match_indices("HTTP/1.")
+            .map(|(at, _)| at)
+            .collect();
+        let ends = starts.iter().skip(1).copied().chain([received.len()]);
+        starts
+            .iter()
+            .zip(ends)
+            .map(|(&start, end)| received[start..end].to_owned())
+            .collect::<Vec<_>>()
+    };
+
+    let answers = exchange([PIPELINED_LIVE, close, &post, PIPELINED_LIVE].concat()).await;
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    assert!(answers[0].starts_with("HTTP/1.1 200 "), "{answers:?}");
+    assert_eq!(raw_header(&answers[0], "connection"), None, "{answers:?}");
+    assert!(answers[1].starts_with("HTTP/1.1 200 "), "{answers:?}");
+    assert_eq!(
+        raw_header(&answers[1], "connection"),
+        Some("close"),
+        "{answers:?}"
+    );
+
+    let answers = exchange([http_1_0, &post, PIPELINED_LIVE].concat()).await;
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert!(answers[0].starts_with("HTTP/1.0 200 "), "{answers:?}");
+
+    assert_eq!(
+        app.attempt_count().await,
+        0,
+        "nothing after the close was stored"
+    );
+}
+
 /// Each pipelined answer is framed for its own request: a HEAD's answer has no body, and every
 /// other answer has its whole body, whatever was pipelined after it. (actix-http 3.20's codec
 /// framed each answer by the method of the request it decoded last, vendor/README.md.)

@@ -104,11 +104,48 @@ impl Codec {
         &self.config
     }
 
-    // PATCHED (idnow-attempts, vendor/README.md): whether the answer encoded next is to a
-    // HEAD request. Decoding sets it for the request decoded last, which with pipelining is
-    // not the one answered next; the dispatcher sets it for the one it answers.
-    pub(crate) fn set_head_request(&mut self, head: bool) {
-        self.flags.set(Flags::HEAD, head);
+    // PATCHED (idnow-attempts, vendor/README.md): what frames an answer (a HEAD's has no
+    // body; its version; whether the connection stays open), as decoding `head` sets it.
+    // Decoding sets it for the request decoded last, which with pipelining is not the one
+    // answered next; the dispatcher keeps it for the request it answers, and sets it with
+    // `answer` before that request's answer is encoded.
+    pub(crate) fn framing_of(&self, head: &crate::RequestHead) -> AnswerFraming {
+        let mut conn_type = head.connection_type();
+        if conn_type == ConnectionType::KeepAlive
+            && !self.flags.contains(Flags::KEEP_ALIVE_ENABLED)
+        {
+            conn_type = ConnectionType::Close
+        }
+        AnswerFraming {
+            head: head.method == Method::HEAD,
+            version: head.version,
+            conn_type,
+        }
+    }
+
+    // PATCHED (idnow-attempts, vendor/README.md): see `framing_of`.
+    pub(crate) fn answer(&mut self, framing: AnswerFraming) {
+        self.flags.set(Flags::HEAD, framing.head);
+        self.version = framing.version;
+        self.conn_type = framing.conn_type;
+    }
+}
+
+// PATCHED (idnow-attempts, vendor/README.md): see `Codec::framing_of`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AnswerFraming {
+    pub(crate) head: bool,
+    version: Version,
+    conn_type: ConnectionType,
+}
+
+impl Default for AnswerFraming {
+    fn default() -> Self {
+        Self {
+            head: false,
+            version: Version::HTTP_11,
+            conn_type: ConnectionType::Close,
+        }
     }
 }
 

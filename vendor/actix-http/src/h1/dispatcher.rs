@@ -13,7 +13,6 @@ use actix_service::Service;
 use bitflags::bitflags;
 use bytes::{Buf, Bytes, BytesMut};
 use futures_core::ready;
-use http::Method;
 use pin_project_lite::pin_project;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
@@ -23,7 +22,7 @@ use tokio_util::codec::{Decoder as _, Encoder as _};
 use tracing::{error, trace};
 
 use super::{
-    codec::Codec,
+    codec::{AnswerFraming, Codec},
     decoder::MAX_BUFFER_SIZE,
     own_answers::own_answer,
     payload::{Payload, PayloadSender, PayloadStatus},
@@ -196,11 +195,18 @@ pin_project! {
 
         codec: Codec,
 
-        // PATCHED (idnow-attempts, vendor/README.md): whether the request being answered is a
-        // HEAD. The codec knows only the last request it decoded, which with pipelining is
-        // often a later one: a GET answered after a HEAD was decoded lost its body under its
-        // Content-Length, and a HEAD answered after a GET was decoded got one.
-        answering_head: bool,
+        // PATCHED (idnow-attempts, vendor/README.md): how the request being answered frames
+        // its answer (HEAD or not, version, connection option). The codec knows only the last
+        // request it decoded, which with pipelining is often a later one: a GET answered after
+        // a HEAD was decoded lost its body under its Content-Length, a HEAD answered after a
+        // GET was decoded got one, and a `Connection: close` request's answer went out kept
+        // alive.
+        answering: AnswerFraming,
+
+        // PATCHED (idnow-attempts, vendor/README.md): a request asked to close the connection
+        // (`Connection: close`, or HTTP/1.0 without keep-alive): no request after it is
+        // processed (RFC 9112, 9.6); what the client sends after it is dropped unread.
+        close_requested: bool,
     }
 }
 
@@ -317,7 +323,8 @@ where
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
                     codec: Codec::new(config),
-                    answering_head: false,
+                    answering: AnswerFraming::default(),
+                    close_requested: false,
                 },
             },
 
@@ -485,8 +492,8 @@ where
 
         let size = body.size();
 
-        // PATCHED (idnow-attempts, vendor/README.md): see `answering_head`.
-        this.codec.set_head_request(*this.answering_head);
+        // PATCHED (idnow-attempts, vendor/README.md): see `answering`.
+        this.codec.answer(*this.answering);
         this.codec
             .encode(Message::Item((res, size)), this.write_buf)
             .map_err(|err| {
@@ -608,7 +615,7 @@ where
     ) -> Result<Bytes, DispatchError> {
         let (res, body) = own_answer(res);
         // It answers no decoded request, so no HEAD.
-        *self.as_mut().project().answering_head = false;
+        self.as_mut().project().answering.head = false;
         self.send_error_response(res, BoxBody::new(body.clone()))?;
         Ok(body)
     }
@@ -669,8 +676,8 @@ where
                 }) {
                     // handle request message
                     Some(DispatcherMessage::Item(req)) => {
-                        // PATCHED (idnow-attempts, vendor/README.md): see `answering_head`.
-                        *this.answering_head = req.head().method == Method::HEAD;
+                        // PATCHED (idnow-attempts, vendor/README.md): see `answering`.
+                        *this.answering = this.codec.framing_of(req.head());
 
                         // Handle `EXPECT: 100-Continue` header
                         if req.head().expect() {
@@ -889,8 +896,8 @@ where
         {
             let mut this = self.as_mut().project();
 
-            // PATCHED (idnow-attempts, vendor/README.md): see `answering_head`.
-            *this.answering_head = req.head().method == Method::HEAD;
+            // PATCHED (idnow-attempts, vendor/README.md): see `answering`.
+            *this.answering = this.codec.framing_of(req.head());
 
             // Handle `EXPECT: 100-Continue` header
             if req.head().expect() {
@@ -996,6 +1003,13 @@ where
                 break;
             }
 
+            // PATCHED (idnow-attempts, vendor/README.md): see `close_requested`. The stop
+            // falls after that request's body.
+            if *this.close_requested && this.payload.is_none() {
+                this.read_buf.clear();
+                break;
+            }
+
             match this.codec.decode(this.read_buf) {
                 Ok(Some(msg)) => {
                     updated = true;
@@ -1004,6 +1018,12 @@ where
                         Message::Item(mut req) => {
                             // head timer: this head has arrived
                             this.head_timer.clear(line!());
+
+                            // PATCHED (idnow-attempts, vendor/README.md): see
+                            // `close_requested`.
+                            if !this.codec.keep_alive() && !this.codec.upgrade() {
+                                *this.close_requested = true;
+                            }
 
                             req.head_mut().peer_addr = *this.peer_addr;
 
@@ -1362,9 +1382,9 @@ where
     fn upgrade(self: Pin<&mut Self>, req: Request) -> U::Future {
         let this = self.project();
         // PATCHED (idnow-attempts, vendor/README.md): the codec goes to the upgrade handler
-        // set for this request, whatever the last answer was to (see `answering_head`).
-        this.codec
-            .set_head_request(req.head().method == Method::HEAD);
+        // set for this request, whatever the last answer was to (see `answering`).
+        let framing = this.codec.framing_of(req.head());
+        this.codec.answer(framing);
         let mut parts = FramedParts::with_read_buf(
             this.io.take().unwrap(),
             mem::take(this.codec),

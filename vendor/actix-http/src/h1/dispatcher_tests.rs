@@ -517,17 +517,15 @@ async fn pipelining_ok_then_ok() {
         stabilize_date_header(&mut res);
         let res = &res[..];
 
+        // PATCHED (idnow-attempts, vendor/README.md): with keep-alive disabled, the first
+        // answer closes the connection, and no request after it is processed (RFC 9112,
+        // 9.6); unpatched, `/def` was answered too.
         let exp = b"\
                 HTTP/1.1 200 OK\r\n\
                 content-length: 5\r\n\
                 connection: close\r\n\
                 date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
                 /abcd\
-                HTTP/1.1 200 OK\r\n\
-                content-length: 4\r\n\
-                connection: close\r\n\
-                date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
-                /def\
                 ";
 
         assert_eq!(
@@ -778,13 +776,17 @@ async fn pipelining_ok_then_bad() {
 
         assert!(matches!(&h1.inner, DispatcherState::Normal { .. }));
 
+        // PATCHED (idnow-attempts, vendor/README.md): with keep-alive disabled, the first
+        // answer closes the connection, and no request after it is processed (RFC 9112,
+        // 9.6), so the bad one is not parsed; unpatched, it was answered 400 and the
+        // connection ended in an error.
         match h1.as_mut().poll(cx) {
             Poll::Pending => panic!("first poll should not be pending"),
-            Poll::Ready(res) => assert!(res.is_err()),
+            Poll::Ready(res) => assert!(res.is_ok()),
         }
 
         // polls: initial => shutdown
-        assert_eq!(h1.poll_count, 1);
+        assert_eq!(h1.poll_count, 2);
 
         let mut res = buf.write_buf_slice_mut();
         stabilize_date_header(&mut res);
@@ -796,10 +798,6 @@ async fn pipelining_ok_then_bad() {
                 connection: close\r\n\
                 date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
                 /abcd\
-                HTTP/1.1 400 Bad Request\r\n\
-                content-length: 0\r\n\
-                connection: close\r\n\
-                date: Thu, 01 Jan 1970 12:34:56 UTC\r\n\r\n\
                 ";
 
         assert_eq!(
