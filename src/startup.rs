@@ -13,6 +13,7 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::configuration::Settings;
 use crate::edge::client_address::TrustedProxies;
+use crate::edge::linger::Lingering;
 use crate::edge::listener::{self, Stack};
 use crate::edge::{self, body, connection, limits, EdgeLimits};
 use crate::metrics::Metrics;
@@ -164,6 +165,7 @@ fn serve(
     let draining = Draining::default();
     let drain_on_stop = draining.clone();
     let api_keys = web::Data::new(settings.api_keys);
+    let lingering = Lingering::default();
     let workers = pools.workers();
     // The answers actix-http gives before any route (400, 431, 408) carry the contract's
     // error body too. Process-wide; every server of the process sets the same.
@@ -210,7 +212,7 @@ fn serve(
             .default_service(web::to(routes::not_found))
     })
     .on_connect(move |connection, data| {
-        connection::remember_socket(connection, data, http.send_timeout)
+        connection::remember_socket(connection, data, http.send_timeout, &lingering)
     })
     .workers(workers)
     // actix counts per worker; the setting is the process' bound on what connections cost.

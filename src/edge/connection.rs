@@ -26,7 +26,7 @@ use actix_web::middleware::Next;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tokio::io::Interest;
 
-use super::linger;
+use super::linger::Lingering;
 use crate::error::ApiError;
 
 /// A connection's socket, shared with actix-http's own handle on it (a duplicate
@@ -39,6 +39,8 @@ pub struct PeerSocket {
     /// Registered with the reactor the first time the client falls behind: most connections
     /// never need it.
     waiting: OnceCell<tokio::net::TcpStream>,
+    /// Where the socket goes when the connection is over.
+    lingering: Lingering,
 }
 
 /// `TCP_NOTSENT_LOWAT` of every connection: the socket takes answer bytes while fewer than
@@ -52,17 +54,15 @@ pub struct PeerSocket {
 /// 64 KiB left unsent when the worker is woken to write more is 50 µs of a 10 Gbit/s link.
 const UNSENT_LIMIT: u32 = 128 * 1024;
 
-impl Drop for PeerSocket {
-    /// The connection is over (this is the last handle on its socket once actix-http has
-    /// dropped its own): a client still sending is read to its end before the socket closes.
-    fn drop(&mut self) {
-        linger::close_lingering(&self.socket);
-    }
-}
-
-/// For `HttpServer::on_connect`: keeps the new connection's socket with its data, and the
-/// time its client may leave answers unread; bounds what its socket holds unsent.
-pub fn remember_socket(connection: &dyn Any, data: &mut Extensions, send_timeout: Duration) {
+/// For `HttpServer::on_connect`: keeps the new connection's socket with its data, the time
+/// its client may leave answers unread, and where the socket lingers when the connection is
+/// over; bounds what its socket holds unsent.
+pub fn remember_socket(
+    connection: &dyn Any,
+    data: &mut Extensions,
+    send_timeout: Duration,
+    lingering: &Lingering,
+) {
     let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else {
         return;
     };
@@ -76,6 +76,7 @@ pub fn remember_socket(connection: &dyn Any, data: &mut Extensions, send_timeout
             socket,
             send_timeout,
             waiting: OnceCell::new(),
+            lingering: lingering.clone(),
         });
     }
 }
@@ -114,6 +115,16 @@ impl PeerSocket {
         if let Ok(socket) = self.socket.try_clone() {
             drop(std::net::TcpStream::from(socket).shutdown(Shutdown::Both));
         }
+    }
+}
+
+impl Drop for PeerSocket {
+    /// The connection is over: actix-http has dropped its own handle on the socket (it drops
+    /// a connection's data before its stream), so this is the last one but the reactor's
+    /// `waiting`. The service has no upgrade handler, which would keep a connection alive
+    /// beyond its dispatcher. Unless the client has closed its side, the socket lingers.
+    fn drop(&mut self) {
+        self.lingering.close(self.socket.as_fd());
     }
 }
 

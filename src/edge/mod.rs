@@ -7,8 +7,8 @@
 //! - [`body`]: reading bodies within a size, a time and a process-wide byte budget (413, 408,
 //!   503), and closing connections whose body was left unread.
 //! - [`connection`]: connections whose client takes no answers (closed after the send timeout).
-//! - [`linger`]: connections closed while their client still sends are read to their end
-//!   first, so that the client is not reset before it reads its answer.
+//! - [`linger`]: a connection the service closes first is read on, within bounds, until its
+//!   client closes too, so that a client still sending is not reset before it reads its answer.
 //! - [`refusals`]: what actix-http refuses itself before any route, counted rather than logged.
 //! - [`contract_shape`]: actix's own error answers in the contract's error body.
 

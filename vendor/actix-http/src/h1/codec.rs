@@ -114,7 +114,7 @@ impl Codec {
         if conn_type == ConnectionType::KeepAlive
             && !self.flags.contains(Flags::KEEP_ALIVE_ENABLED)
         {
-            conn_type = ConnectionType::Close
+            conn_type = ConnectionType::Close;
         }
         AnswerFraming {
             head: head.method == Method::HEAD,
@@ -134,9 +134,17 @@ impl Codec {
 // PATCHED (idnow-attempts, vendor/README.md): see `Codec::framing_of`.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AnswerFraming {
-    pub(crate) head: bool,
+    head: bool,
     version: Version,
     conn_type: ConnectionType,
+}
+
+impl AnswerFraming {
+    /// Whether the request asked to close the connection after its answer (an upgrade does
+    /// not count: the connection goes to its handler).
+    pub(crate) fn closes(&self) -> bool {
+        self.conn_type == ConnectionType::Close
+    }
 }
 
 impl Default for AnswerFraming {
@@ -164,16 +172,9 @@ impl Decoder for Codec {
                 None => None,
             })
         } else if let Some((req, payload)) = self.decoder.decode(src)? {
-            let head = req.head();
-            self.flags.set(Flags::HEAD, head.method == Method::HEAD);
-            self.version = head.version;
-            self.conn_type = head.connection_type();
-
-            if self.conn_type == ConnectionType::KeepAlive
-                && !self.flags.contains(Flags::KEEP_ALIVE_ENABLED)
-            {
-                self.conn_type = ConnectionType::Close
-            }
+            // PATCHED (idnow-attempts, vendor/README.md): the same framing, set in one place.
+            let framing = self.framing_of(req.head());
+            self.answer(framing);
 
             match payload {
                 PayloadType::None => self.payload = None,

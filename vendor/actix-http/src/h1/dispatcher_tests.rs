@@ -574,13 +574,12 @@ async fn early_response_with_payload_lingers_before_closing() {
 
         assert!(matches!(&h1.inner, DispatcherState::Normal { .. }));
 
+        // PATCHED (idnow-attempts, vendor/README.md): no linger of the dispatcher's own; the
+        // connection is shut down at once, and the application lingers on its socket.
         match h1.as_mut().poll(cx) {
-            Poll::Pending => {}
-            Poll::Ready(res) => panic!("should still be lingering: {:?}", res),
+            Poll::Pending => panic!("should be shut down at once"),
+            Poll::Ready(res) => assert!(res.is_ok()),
         }
-
-        // polls: initial
-        assert_eq!(h1.poll_count, 1);
 
         let mut res = buf.take_write_buf().to_vec();
         stabilize_date_header(&mut res);
@@ -603,11 +602,6 @@ async fn early_response_with_payload_lingers_before_closing() {
             String::from_utf8_lossy(res),
             String::from_utf8_lossy(exp)
         );
-
-        buf.close_read();
-
-        assert!(h1.as_mut().poll(cx).is_pending());
-        assert!(h1.as_mut().poll(cx).is_ready());
     })
     .await;
 }
@@ -647,9 +641,11 @@ async fn buffered_upload_ignored_by_handler_should_not_shutdown_immediately() {
 
         assert!(matches!(&h1.inner, DispatcherState::Normal { .. }));
 
+        // PATCHED (idnow-attempts, vendor/README.md): no linger of the dispatcher's own; the
+        // connection is shut down at once, and the application lingers on its socket.
         match h1.as_mut().poll(cx) {
-            Poll::Pending => {}
-            Poll::Ready(res) => panic!("closed connection early: {:?}", res),
+            Poll::Pending => panic!("should be shut down at once"),
+            Poll::Ready(res) => assert!(res.is_ok()),
         }
 
         let mut res = BytesMut::from(buf.take_write_buf().as_ref());
@@ -676,11 +672,6 @@ async fn buffered_upload_ignored_by_handler_should_not_shutdown_immediately() {
             String::from_utf8_lossy(res),
             String::from_utf8_lossy(&exp)
         );
-
-        buf.close_read();
-
-        assert!(h1.as_mut().poll(cx).is_pending());
-        assert!(h1.as_mut().poll(cx).is_ready());
     })
     .await;
 }
