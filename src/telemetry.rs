@@ -249,6 +249,13 @@ fn log_request(
 ) {
     let response = match outcome {
         Ok(response) => response,
+        // A client's doing (the only one today: a client that read no answers within the
+        // send timeout, edge::connection::pace) is no error of the service, and anyone can
+        // cause it at will: not worth an ERROR line each.
+        Err(error) if !error.as_response_error().status_code().is_server_error() => {
+            tracing::debug!(error = %error, "request ended before a response");
+            return;
+        }
         Err(error) => {
             tracing::error!(error = %error, "request failed before a response");
             return;

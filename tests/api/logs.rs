@@ -463,3 +463,32 @@ async fn a_delivery_the_database_refuses_is_logged_without_its_values(pool: PgPo
         "PostgreSQL's detail is not logged"
     );
 }
+
+/// A client that reads none of its answers is disconnected after the send timeout: its doing,
+/// which anyone can cause at will, so no ERROR line (there was one per connection).
+#[sqlx::test(migrations = false)]
+async fn a_client_that_reads_no_answers_is_never_logged_as_an_error(pool: PgPool) {
+    let config = TempFile::new("send-timeout.toml", "[http]\nsend_timeout_ms = 300\n");
+    let service = ServiceProcess::start(&pool, &[("APP_CONFIG", config.path())]);
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", service.port()))
+        .await
+        .expect("connects");
+    let pipelined = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n".repeat(10_000);
+    let (_reader, mut writer) = stream.into_split();
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        while writer.write_all(&pipelined).await.is_ok() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the service ends the connection");
+
+    service.signal(Signal::SIGTERM);
+    let (_, log) = service.wait().await;
+    let errors: Vec<_> = events(&log)
+        .into_iter()
+        .filter(|event| event["level"] == "ERROR" || event["level"] == "WARN")
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "no ERROR or WARN for a client's doing: {errors:?}"
+    );
+}
