@@ -36,13 +36,13 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt as _;
 
 /// Longest a closing connection is read on: megabytes at the speed of a slow link.
-const LINGER_FOR: Duration = Duration::from_secs(5);
+pub const LINGER_FOR: Duration = Duration::from_secs(5);
 
 /// Longest the client may send nothing while its connection lingers, as nginx's
 /// `lingering_timeout`: a client that has stopped sending, but keeps its side open, costs its
 /// place this long, not [`LINGER_FOR`]. Longer than the pause between a request's head and
 /// its body over any network a webhook comes through.
-const LINGER_IDLE: Duration = Duration::from_secs(1);
+pub const LINGER_IDLE: Duration = Duration::from_secs(1);
 
 /// Most bytes read and thrown away per connection: far more than any request this service
 /// takes (bodies are refused beyond `http.body_limit_bytes`, 1 MiB by default), and little
@@ -50,10 +50,10 @@ const LINGER_IDLE: Duration = Duration::from_secs(1);
 pub const LINGER_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Connections of one server lingering at once.
-const MAX_LINGERING: usize = 256;
+pub const MAX_LINGERING: usize = 256;
 
 /// Bytes read and thrown away per read.
-const DISCARD_BUFFER: usize = 8 * 1024;
+pub const DISCARD_BUFFER: usize = 8 * 1024;
 
 /// The connections of one server that linger, at most [`MAX_LINGERING`] at once.
 #[derive(Debug, Clone, Default)]
