@@ -225,6 +225,75 @@ async fn a_body_cut_off_by_the_client_writes_nothing(pool: PgPool) {
     assert!(app.rejected_bodies().await.is_empty());
 }
 
+/// A chunked body whose framing goes on without end (a chunk extension, leading zeros of a
+/// chunk size, trailer fields) is refused once its framing passes 256 KiB, well before the
+/// body timeout: actix-http read each of them, byte by byte, until that timeout (1.8 to 3.1 GB
+/// and a core per connection in 10 s; vendor/README.md).
+#[sqlx::test(migrations = false)]
+async fn a_chunked_body_whose_framing_has_no_end_is_refused_at_once(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let port = app.port();
+    let head =
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+                X-Idnow-Signature: sha256=00\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let endless: [(&str, &[u8], &[u8]); 3] = [
+        ("a chunk extension", b"1;", b"a"),
+        ("leading zeros", b"", b"0"),
+        ("trailer fields", b"0\r\n", b"X-T: y\r\n"),
+    ];
+    for (name, start, repeated) in endless {
+        let mut request = head.as_bytes().to_vec();
+        request.extend_from_slice(start);
+        while request.len() < 512 * 1024 {
+            request.extend_from_slice(repeated);
+        }
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        // All of it is taken: what the server does not parse, it reads and drops.
+        stream.write_all(&request).await.expect("sent");
+        let mut answer = Vec::new();
+        // Well within the body timeout (10 s).
+        tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            stream.read_to_end(&mut answer),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{name}: answered at once"))
+        .expect("read");
+        assert_raw_error(
+            &String::from_utf8_lossy(&answer),
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+        );
+    }
+    assert_eq!(app.attempt_count().await, 0);
+
+    // Framing as heavy as honest senders make it stays within the bound: a delivery in chunks
+    // of one byte (six bytes of framing each) is stored.
+    let body = success();
+    let mut request = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+         X-Idnow-Signature: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        key(WEBHOOK_SECRET).hmac_signature(&body)
+    )
+    .into_bytes();
+    for byte in &body {
+        request.extend_from_slice(b"1\r\n");
+        request.push(*byte);
+        request.extend_from_slice(b"\r\n");
+    }
+    request.extend_from_slice(b"0\r\n\r\n");
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream.write_all(&request).await.expect("sent");
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.expect("read");
+    assert!(answer.starts_with("HTTP/1.1 202 "), "{answer}");
+    assert_eq!(app.attempt_count().await, 1);
+}
+
 /// The fuzzer's seeds and every crash it found, as signed deliveries: never a 5xx.
 #[sqlx::test(migrations = false)]
 async fn fuzzing_seeds_and_regressions_never_get_a_server_error(pool: PgPool) {

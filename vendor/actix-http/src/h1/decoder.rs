@@ -512,6 +512,15 @@ pub struct PayloadDecoder {
     kind: Kind,
 }
 
+// PATCHED (idnow-attempts, vendor/README.md): most bytes of a chunked body's framing (its
+// chunk size lines, chunk extensions and trailer fields, everything but the chunks' data). The
+// decoder had no bound on any of them: a chunk extension, trailer fields or leading zeros of a
+// chunk size sent without end were read, byte by byte, until the body timeout (10 s, 1.8 to
+// 3.1 GB and a core's worth of CPU per connection, measured), and none of it counted as body
+// bytes against the application's limits. A body of 1 MiB sent in chunks of 32 bytes needs
+// less than this.
+const MAX_CHUNKED_FRAMING: u64 = 256 * 1024;
+
 impl PayloadDecoder {
     /// Constructs a fixed-length payload decoder.
     pub fn length(x: u64) -> PayloadDecoder {
@@ -523,7 +532,7 @@ impl PayloadDecoder {
     /// Constructs a chunked encoding decoder.
     pub fn chunked() -> PayloadDecoder {
         PayloadDecoder {
-            kind: Kind::Chunked(ChunkedState::SizeFirst, 0),
+            kind: Kind::Chunked(ChunkedState::SizeFirst, 0, 0),
         }
     }
 
@@ -539,7 +548,10 @@ enum Kind {
     Length(u64),
 
     /// A reader used when `Transfer-Encoding` is `chunked`.
-    Chunked(ChunkedState, u64),
+    ///
+    /// PATCHED (idnow-attempts, vendor/README.md): the third field counts the bytes of the
+    /// body's framing read so far (see `MAX_CHUNKED_FRAMING`).
+    Chunked(ChunkedState, u64, u64),
 
     /// A reader used for responses that don't indicate a length or chunked.
     ///
@@ -585,9 +597,10 @@ impl Decoder for PayloadDecoder {
                 }
             }
 
-            Kind::Chunked(ref mut state, ref mut size) => {
+            Kind::Chunked(ref mut state, ref mut size, ref mut framing) => {
                 loop {
                     let mut buf = None;
+                    let unread = src.len();
 
                     // advances the chunked state
                     *state = match state.step(src, size, &mut buf) {
@@ -595,6 +608,18 @@ impl Decoder for PayloadDecoder {
                         Poll::Ready(Ok(state)) => state,
                         Poll::Ready(Err(err)) => return Err(err),
                     };
+
+                    // PATCHED (idnow-attempts, vendor/README.md): see `MAX_CHUNKED_FRAMING`.
+                    if buf.is_none() {
+                        *framing += (unread - src.len()) as u64;
+                        if *framing > MAX_CHUNKED_FRAMING {
+                            debug!("chunked body framing over {MAX_CHUNKED_FRAMING} bytes");
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidInput,
+                                "Chunked body framing too long",
+                            ));
+                        }
+                    }
 
                     if *state == ChunkedState::End {
                         trace!("End of chunked stream");
