@@ -119,10 +119,10 @@ impl PeerSocket {
 }
 
 impl Drop for PeerSocket {
-    /// The connection is over: actix-http has dropped its own handle on the socket (it drops
-    /// a connection's data before its stream), so this is the last one but the reactor's
-    /// `waiting`. The service has no upgrade handler, which would keep a connection alive
-    /// beyond its dispatcher. Unless the client has closed its side, the socket lingers.
+    /// The connection is over: its dispatcher is being dropped (a connection's data goes
+    /// just before actix-http's own handle on the socket, which the linger does not need: it
+    /// takes a duplicate). The service has no upgrade handler, which would keep a connection
+    /// alive beyond its dispatcher. Unless the client has closed its side, the socket lingers.
     fn drop(&mut self) {
         self.lingering.close(self.socket.as_fd());
     }

@@ -283,6 +283,24 @@ impl AttemptsLock {
     }
 }
 
+/// The most a loopback connection's socket buffers can hold, the sender's and the receiver's
+/// together (Linux's `tcp_wmem` and `tcp_rmem` maxima; 64 MiB where they cannot be read):
+/// what a client can have "sent" that the server never read.
+pub fn socket_buffers_max() -> usize {
+    let max = |name: &str| {
+        std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}"))
+            .ok()?
+            .split_whitespace()
+            .nth(2)?
+            .parse::<usize>()
+            .ok()
+    };
+    match (max("tcp_rmem"), max("tcp_wmem")) {
+        (Some(receiving), Some(sending)) => receiving + sending,
+        _ => 64 << 20,
+    }
+}
+
 /// A file in the temporary directory, removed when the test ends, passed or failed.
 pub struct TempFile(PathBuf);
 

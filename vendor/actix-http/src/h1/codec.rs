@@ -140,10 +140,11 @@ pub(crate) struct AnswerFraming {
 }
 
 impl AnswerFraming {
-    /// Whether the request asked to close the connection after its answer (an upgrade does
-    /// not count: the connection goes to its handler).
+    /// Whether no request after this one is to be served on the connection: it asked to
+    /// close it, or to upgrade it (which hands the connection to an upgrade handler, or
+    /// reads it to its end as this request's body).
     pub(crate) fn closes(&self) -> bool {
-        self.conn_type == ConnectionType::Close
+        self.conn_type != ConnectionType::KeepAlive
     }
 }
 

@@ -512,14 +512,14 @@ pub struct PayloadDecoder {
     kind: Kind,
 }
 
-// PATCHED (idnow-attempts, vendor/README.md): most bytes of a chunked body's framing (its
-// chunk size lines, chunk extensions and trailer fields, everything but the chunks' data). The
-// decoder had no bound on any of them: a chunk extension, trailer fields or leading zeros of a
-// chunk size sent without end were read, byte by byte, until the body timeout (10 s, 1.8 to
-// 3.1 GB and a core's worth of CPU per connection, measured), and none of it counted as body
-// bytes against the application's limits. A body of 1 MiB sent in chunks of 32 bytes needs
-// less than this.
-const MAX_CHUNKED_FRAMING: u64 = 256 * 1024;
+// PATCHED (idnow-attempts, vendor/README.md): most bytes of a chunked body's framing beyond
+// what every chunk needs: white space after a chunk size, chunk extensions, trailer fields,
+// leading zeros of a size. The decoder bounded none of them: any of them sent without end was
+// read, byte by byte, until the body timeout (10 s, 1.8 to 3.1 GB and a core's worth of CPU
+// per connection, measured), and none of it counted as body bytes against the application's
+// limits. The size lines and line ends every chunk needs are not counted: each chunk but the
+// last carries data, which the application bounds.
+const MAX_CHUNKED_EXCESS: u64 = 64 * 1024;
 
 impl PayloadDecoder {
     /// Constructs a fixed-length payload decoder.
@@ -549,8 +549,8 @@ enum Kind {
 
     /// A reader used when `Transfer-Encoding` is `chunked`.
     ///
-    /// PATCHED (idnow-attempts, vendor/README.md): the third field counts the bytes of the
-    /// body's framing read so far (see `MAX_CHUNKED_FRAMING`).
+    /// PATCHED (idnow-attempts, vendor/README.md): the third field counts the body's framing
+    /// beyond what each chunk needs, read so far (see `MAX_CHUNKED_EXCESS`).
     Chunked(ChunkedState, u64, u64),
 
     /// A reader used for responses that don't indicate a length or chunked.
@@ -597,29 +597,39 @@ impl Decoder for PayloadDecoder {
                 }
             }
 
-            Kind::Chunked(ref mut state, ref mut size, ref mut framing) => {
+            Kind::Chunked(ref mut state, ref mut size, ref mut excess) => {
                 loop {
                     let mut buf = None;
+                    // PATCHED (idnow-attempts, vendor/README.md): see `MAX_CHUNKED_EXCESS`.
+                    // Counted before a `Pending`: a trailer line consumes all it is given.
                     let unread = src.len();
+                    let counted = matches!(
+                        state,
+                        ChunkedState::SizeLws
+                            | ChunkedState::Extension
+                            | ChunkedState::Trailer
+                            | ChunkedState::TrailerLf
+                    ) || (*state == ChunkedState::SizeRest && *size == 0);
 
                     // advances the chunked state
-                    *state = match state.step(src, size, &mut buf) {
-                        Poll::Pending => return Ok(None),
-                        Poll::Ready(Ok(state)) => state,
-                        Poll::Ready(Err(err)) => return Err(err),
-                    };
+                    let step = state.step(src, size, &mut buf);
 
-                    // PATCHED (idnow-attempts, vendor/README.md): see `MAX_CHUNKED_FRAMING`.
-                    if buf.is_none() {
-                        *framing += (unread - src.len()) as u64;
-                        if *framing > MAX_CHUNKED_FRAMING {
-                            debug!("chunked body framing over {MAX_CHUNKED_FRAMING} bytes");
+                    if counted {
+                        *excess += (unread - src.len()) as u64;
+                        if *excess > MAX_CHUNKED_EXCESS {
+                            debug!("chunked body framing over {MAX_CHUNKED_EXCESS} bytes");
                             return Err(io::Error::new(
                                 io::ErrorKind::InvalidInput,
                                 "Chunked body framing too long",
                             ));
                         }
                     }
+
+                    *state = match step {
+                        Poll::Pending => return Ok(None),
+                        Poll::Ready(Ok(state)) => state,
+                        Poll::Ready(Err(err)) => return Err(err),
+                    };
 
                     if *state == ChunkedState::End {
                         trace!("End of chunked stream");

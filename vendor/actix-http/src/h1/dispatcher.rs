@@ -506,7 +506,14 @@ where
         // nothing queued behind it is processed (RFC 9112, 9.6), as after a request to close.
         if res.head().conn_type() == Some(ConnectionType::Close) {
             *this.close_requested = true;
-            this.messages.clear();
+            if !this.messages.is_empty() {
+                this.messages.clear();
+                // The body being decoded, if any, is of a request just dropped.
+                if let Some(mut payload) = this.payload.take() {
+                    payload.set_error(PayloadError::Incomplete(None));
+                }
+                *this.payload_drainable = false;
+            }
         }
         this.codec
             .encode(Message::Item((res, size)), this.write_buf)
@@ -531,7 +538,11 @@ where
             let this = self.as_mut().project();
             (
                 this.flags.contains(Flags::DRAINING),
+                // PATCHED (idnow-attempts, vendor/README.md): with a request queued behind
+                // this one, the payload is that request's, not this one's (whose body was
+                // decoded before the next head could be): it is no reason to close.
                 !is_upgrade
+                    && this.messages.is_empty()
                     && should_close_for_unread_payload(
                         this.payload.as_ref(),
                         *this.payload_drainable,
@@ -581,7 +592,11 @@ where
             let this = self.as_mut().project();
             (
                 this.flags.contains(Flags::DRAINING),
+                // PATCHED (idnow-attempts, vendor/README.md): with a request queued behind
+                // this one, the payload is that request's, not this one's (whose body was
+                // decoded before the next head could be): it is no reason to close.
                 !is_upgrade
+                    && this.messages.is_empty()
                     && should_close_for_unread_payload(
                         this.payload.as_ref(),
                         *this.payload_drainable,
