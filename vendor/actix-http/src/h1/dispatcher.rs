@@ -205,9 +205,10 @@ pin_project! {
 
         // PATCHED (idnow-attempts, vendor/README.md): a request asked to close the connection
         // (`Connection: close`, or HTTP/1.0 without keep-alive): no request after it is
-        // processed (RFC 9112, 9.6). What the client sends after it stays in the read buffer
-        // undecoded, and the connection is shut after that request's answer (the service
-        // then reads what is left, within bounds, src/edge/linger.rs).
+        // processed (RFC 9112, 9.6). What the client sends after it stays undecoded (in the
+        // read buffer, or unread in the socket), and the connection is shut after that
+        // request's answer (the service then reads what is left, within bounds,
+        // src/edge/linger.rs).
         close_requested: bool,
     }
 }
