@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
 use idnow_attempts::at_rest::{Binding, PayloadKeys};
@@ -679,6 +679,23 @@ pub fn raw_header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
         let (field, value) = line.split_once(':')?;
         field.eq_ignore_ascii_case(name).then(|| value.trim())
     })
+}
+
+/// Reads what the server sends until it closes the connection, for at most five seconds:
+/// the text, and how long it took.
+pub async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> (String, Duration) {
+    use tokio::io::AsyncReadExt as _;
+
+    let started = Instant::now();
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
+        .await
+        .expect("the server closes the connection")
+        .expect("read");
+    (
+        String::from_utf8_lossy(&received).into_owned(),
+        started.elapsed(),
+    )
 }
 
 /// [`assert_error`] for an answer read off the socket as text (status line, head and body),

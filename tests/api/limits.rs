@@ -13,20 +13,6 @@ use crate::helpers::*;
 
 const SHORT: Duration = Duration::from_millis(300);
 
-/// Reads what the server sends until it closes the connection, for at most five seconds.
-async fn read_until_closed(stream: &mut TcpStream) -> (String, Duration) {
-    let started = Instant::now();
-    let mut received = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
-        .await
-        .expect("the server closes the connection")
-        .expect("read");
-    (
-        String::from_utf8_lossy(&received).into_owned(),
-        started.elapsed(),
-    )
-}
-
 #[sqlx::test(migrations = false)]
 async fn a_body_that_does_not_arrive_in_time_is_408(pool: PgPool) {
     let app = spawn_app_adjusted(pool, |s| s.http.body_read_timeout = SHORT).await;

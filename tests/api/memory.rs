@@ -447,12 +447,7 @@ async fn nothing_after_a_request_to_close_is_served(pool: PgPool) {
             .await
             .expect("connects");
         stream.write_all(&requests).await.expect("written");
-        let mut received = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
-            .await
-            .expect("the server closes the connection")
-            .expect("reads");
-        let received = String::from_utf8_lossy(&received).into_owned();
+        let (received, _) = read_until_closed(&mut stream).await;
         let starts: Vec<_> = received
             .match_indices("HTTP/1.")
             .map(|(at, _)| at)
@@ -487,6 +482,17 @@ async fn nothing_after_a_request_to_close_is_served(pool: PgPool) {
     );
 }
 
+/// A connection whose client offers a receive window of a few KiB: what the server sends
+/// beyond it waits in the server's socket until the client reads.
+async fn connect_with_a_small_window(port: u16) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("a small window");
+    socket
+        .connect(([127, 0, 0, 1], port).into())
+        .await
+        .expect("connects")
+}
+
 /// A request to close whose answer is still being written when the client sends more: the
 /// connection still ends once the answer is out, and the byte is not read. (A review found that
 /// a byte read in the last moments of such an answer, once the dispatcher had noted it
@@ -505,12 +511,7 @@ async fn a_request_to_close_ends_its_connection_whatever_comes_after(pool: PgPoo
         let stored = app.deliver(body.to_string().as_bytes()).await;
         assert!(stored.status().is_success(), "{}", stored.status());
     }
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("a small window");
-    let mut stream = socket
-        .connect(([127, 0, 0, 1], app.port()).into())
-        .await
-        .expect("connects");
+    let mut stream = connect_with_a_small_window(app.port()).await;
     let request = format!(
         "GET /v1/persons/{PERSON}/signings/sig-long/idnow_attempts?page%5Bsize%5D=100 HTTP/1.1\r\n\
          Host: x\r\nAuthorization: Bearer {READ_TOKEN}\r\nConnection: close\r\n\r\n"
@@ -524,11 +525,8 @@ async fn a_request_to_close_ends_its_connection_whatever_comes_after(pool: PgPoo
     received.truncate(read);
     assert!(received.starts_with(b"HTTP/1.1 200 "), "{received:?}");
     stream.write_all(b"x").await.expect("one more byte");
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
-        .await
-        .expect("the server closes the connection")
-        .expect("reads");
-    let received = String::from_utf8_lossy(&received);
+    let received =
+        String::from_utf8_lossy(&received).into_owned() + &read_until_closed(&mut stream).await.0;
     let (head, body) = received.split_once("\r\n\r\n").expect("a head and a body");
     assert_eq!(raw_header(head, "connection"), Some("close"));
     assert_eq!(
@@ -545,12 +543,7 @@ async fn a_request_to_close_ends_its_connection_whatever_comes_after(pool: PgPoo
 #[sqlx::test(migrations = false)]
 async fn after_a_request_to_close_nothing_more_is_read(pool: PgPool) {
     let app = spawn_app(pool).await;
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("a small window");
-    let mut stream = socket
-        .connect(([127, 0, 0, 1], app.port()).into())
-        .await
-        .expect("connects");
+    let mut stream = connect_with_a_small_window(app.port()).await;
     // 15 answers of 66 KB: more than the socket takes unread, so that the request to close
     // waits for its turn.
     let mut requests = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(15);
@@ -603,12 +596,7 @@ async fn a_body_still_coming_for_a_request_behind_is_not_the_answer_before_its_b
           X-Idnow-Signature: sha256=00\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n",
     );
     stream.write_all(&requests).await.expect("written");
-    let mut received = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
-        .await
-        .expect("the server ends the connection")
-        .expect("reads");
-    let received = String::from_utf8_lossy(&received);
+    let (received, _) = read_until_closed(&mut stream).await;
     let statuses: Vec<_> = received
         .match_indices("HTTP/1.1 ")
         .map(|(at, _)| &received[at + 9..at + 12])
