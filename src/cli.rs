@@ -35,11 +35,11 @@ pub enum Command {
     /// Re-encrypt every stored payload and kept body that is not under the first key of
     /// PAYLOAD_ENCRYPTION_KEYS (or not encrypted at all, from before encryption), in batches,
     /// beside live traffic; prints progress. Interrupted, run it again: it resumes. Then the
-    /// other keys may be dropped.
+    /// other keys may be dropped. The log goes to stderr.
     Reencrypt,
     /// Apply the retention settings now: delete attempts no signing claimed within
     /// RETENTION_UNREGISTERED_DAYS and rejected deliveries kept over RETENTION_REJECTED_DAYS,
-    /// and print the counts.
+    /// and print the counts. The log goes to stderr.
     Purge {
         /// Only count what would be deleted.
         #[arg(long)]
@@ -80,13 +80,12 @@ pub enum Command {
 }
 
 impl Command {
-    /// Whether the command's stdout is data for scripts (tab-separated rows, a kept body), so
-    /// that its log goes to stderr instead.
-    pub fn prints_data(&self) -> bool {
-        matches!(
-            self,
-            Self::Rejected { .. } | Self::Attempts { .. } | Self::Unregistered { .. }
-        )
+    /// Whether the command prints what it does on stdout (rows, a kept body, counts,
+    /// progress), so that its log goes to stderr and stdout holds only what it prints: every
+    /// operator command. `serve` and `migrate` print nothing but their log, which goes to
+    /// stdout, where the contract has it.
+    pub fn prints_to_stdout(&self) -> bool {
+        !matches!(self, Self::Serve | Self::Migrate)
     }
 }
 
@@ -279,17 +278,18 @@ mod tests {
     }
 
     #[test]
-    fn only_the_commands_that_print_data_log_to_stderr() {
+    fn every_operator_command_logs_to_stderr_and_serve_and_migrate_to_stdout() {
         let printing = |args: &[&str]| {
             parsed(args)
                 .expect("parses")
                 .unwrap_or(Command::Serve)
-                .prints_data()
+                .prints_to_stdout()
         };
         assert!(!printing(&[]));
+        assert!(!printing(&["serve"]));
         assert!(!printing(&["migrate"]));
-        assert!(!printing(&["reencrypt"]));
-        assert!(!printing(&["purge"]));
+        assert!(printing(&["reencrypt"]));
+        assert!(printing(&["purge", "--dry-run"]));
         assert!(printing(&["rejected", "list"]));
         assert!(printing(&["rejected", "replay", "--all"]));
         assert!(printing(&["attempts", "tn-1"]));

@@ -23,9 +23,9 @@ async fn main() -> ExitCode {
         }
     };
     let command = cli.command.unwrap_or(Command::Serve);
-    // A command whose stdout is data (rows, a kept body) logs to stderr, so that nothing
-    // else lands in what it prints.
-    let logging = if command.prints_data() {
+    // A command that prints what it does (rows, a kept body, counts) logs to stderr, so that
+    // nothing else lands in what it prints.
+    let logging = if command.prints_to_stdout() {
         telemetry::init_with_writer(&settings.log_filter, std::io::stderr)
     } else {
         telemetry::init(&settings.log_filter)

@@ -216,6 +216,12 @@ async fn keys_rotate_through_reencrypt_and_a_missing_key_keeps_readiness_503(poo
         stdout.contains("no row uses key id(s) k1 any more"),
         "{stdout}"
     );
+    // Its log went to stderr: stdout is only its progress.
+    assert!(!stdout.contains('{'), "{stdout}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("\"idnow-attempts starting\""),
+        "{output:?}"
+    );
     let keys: Vec<(Option<String>, bool)> = sqlx::query_as(
         "SELECT key_id, payload IS NULL FROM attempts
          UNION ALL SELECT key_id, body IS NULL FROM rejected_deliveries",
