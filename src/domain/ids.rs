@@ -156,8 +156,15 @@ pub struct AttemptId(Uuid);
 impl AttemptId {
     const SUFFIX: &'static str = "cida";
 
+    /// A new id, in order of creation (UUIDv7: the Unix time in milliseconds, then a counter
+    /// and random bits), so that a new row's primary-key entry goes to the right-hand end of
+    /// its index, a page PostgreSQL has at hand, rather than to a random page of an index
+    /// that outgrows its buffers. `bench/bigtable`, open-loop ingest into 2,000,000 attempts
+    /// with durable commits, medians of 5 runs against random (v4) ids: p99 3.2 ms against
+    /// 3.8 ms, p99.9 9.8 ms against 48 ms, a quarter fewer full-page writes (bench/RESULTS.md).
+    /// The id shows when the attempt arrived, which whoever is shown the id knows anyway.
     pub fn generate() -> Self {
-        Self(Uuid::new_v4())
+        Self(Uuid::now_v7())
     }
 
     pub fn parse(raw: &str) -> Option<Self> {
@@ -206,6 +213,18 @@ impl serde::Serialize for AttemptId {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn attempt_ids_come_in_order_of_creation() {
+        // Within one millisecond too: UUIDv7's counter orders ids made in the same one.
+        let ids: Vec<Uuid> = (0..10_000)
+            .map(|_| AttemptId::generate().as_uuid())
+            .collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]));
+        // What the index orders by is the uuid, and the ids as shown sort the same way.
+        let shown: Vec<String> = ids.iter().map(|&id| AttemptId(id).to_string()).collect();
+        assert!(shown.windows(2).all(|pair| pair[0] < pair[1]));
+    }
 
     #[test]
     fn attempt_ids_have_the_upstream_shape() {

@@ -35,7 +35,8 @@ pub async fn keep(
     keys: &PayloadKeys,
     delivery: &RejectedDelivery<'_>,
 ) -> Result<Kept, sqlx::Error> {
-    let id = Uuid::new_v4();
+    // In order of creation, as attempt ids (`AttemptId::generate`): an append to the index.
+    let id = Uuid::now_v7();
     let sealed = keys.seal(Binding::Rejected { id }, delivery.body);
     let identification = delivery
         .transaction_number
