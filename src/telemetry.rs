@@ -29,7 +29,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
-use crate::domain::AttemptId;
+use crate::domain::{AttemptId, TransactionNumber};
 use crate::edge::refusals::ProtocolRefusals;
 use crate::error::{ApiError, ErrorAnswer};
 use crate::metrics::Metrics;
@@ -76,7 +76,8 @@ pub struct RequestLog(Rc<RefCell<Reported>>);
 #[derive(Debug, Default)]
 struct Reported {
     api_client: Option<String>,
-    transaction_number: Option<String>,
+    /// The first 16 hex digits of the transaction number's SHA-256.
+    identification: Option<String>,
     attempt_id: Option<AttemptId>,
     outcome: Option<&'static str>,
     total: Option<u64>,
@@ -101,8 +102,15 @@ impl RequestLog {
         self.0.borrow_mut().api_client = Some(name.to_owned());
     }
 
-    pub fn transaction_number(&self, transaction_number: &str) {
-        self.0.borrow_mut().transaction_number = Some(transaction_number.to_owned());
+    /// The identification the request touched, logged as the first 16 hex digits of its
+    /// transaction number's SHA-256 (`transaction_number_sha256`), not as the number: the
+    /// number is the payload's, it points to a person at IDnow, and after an erasure the
+    /// service keeps only its digest (`erased_identifications`), which the logs must not
+    /// undo. An operator finds an identification's lines by the same digest:
+    /// `printf %s "$number" | sha256sum | cut -c1-16`.
+    pub fn identification(&self, transaction_number: &TransactionNumber) {
+        let digest = transaction_number.digest();
+        self.0.borrow_mut().identification = Some(hex::encode(&digest[..8]));
     }
 
     pub fn attempt_id(&self, id: AttemptId) {
@@ -293,7 +301,7 @@ fn log_request(
                 elapsed_ms = elapsed.as_secs_f64() * 1e3,
                 http.route = route,
                 api_client = reported.api_client.as_deref(),
-                transaction_number = reported.transaction_number.as_deref(),
+                transaction_number_sha256 = reported.identification.as_deref(),
                 attempt_id,
                 outcome = reported.outcome,
                 total = reported.total,

@@ -111,7 +111,7 @@ pub async fn register(
         Registration::Unchanged => HttpResponse::Ok(),
         Registration::Conflict(reason) => return Err(ApiError::Conflict(reason)),
     };
-    log.transaction_number(identification_id.as_str());
+    log.identification(&identification_id);
     Ok(response.json(RegistrationView {
         person_id: person_id.as_str(),
         signing_id: signing_id.as_str(),
