@@ -21,7 +21,7 @@ use uuid::Uuid;
 use crate::at_rest::{Binding, OpenError, PayloadKeys};
 use crate::cli::{Command, RejectedCommand};
 use crate::configuration::Settings;
-use crate::domain::TransactionNumber;
+use crate::domain::{AttemptId, TransactionNumber};
 use crate::ingest::{self, Outcome};
 use crate::metrics::WriterMetrics;
 use crate::persistence::attempts::{self, StoredPayload};
@@ -150,6 +150,11 @@ pub async fn reencrypt(
                     Ok(row) => resealed.push(row),
                     Err((id, error)) => {
                         unreadable += 1;
+                        // An attempt as the API and `attempts` show it (`…cida`).
+                        let id = match table {
+                            Table::Attempts => AttemptId::from(id).to_string(),
+                            Table::RejectedDeliveries => id.to_string(),
+                        };
                         writeln!(out, "{} {id}: left as it is: {error}", table.name())?;
                     }
                 }

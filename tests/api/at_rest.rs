@@ -416,12 +416,20 @@ async fn reencrypt_with_the_wrong_keys_fails_and_leaves_the_replicas_ready(pool:
     const K3: &str = "k3:MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";
     let app = spawn_app_with(pool.clone(), with_keys(K1)).await;
     let body = webhook_body("tn-wrong-keys", "SUCCESS", "2026-10-01T10:00:00Z");
-    assert_eq!(app.deliver(&body).await.status(), StatusCode::ACCEPTED);
+    let delivered = app.deliver(&body).await;
+    assert_eq!(delivered.status(), StatusCode::ACCEPTED);
+    let stored: serde_json::Value = delivered.json().await.expect("a JSON answer");
+    let id = stored["id"].as_str().expect("the attempt's id");
     assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
 
     let output = operator_command(&pool, &["reencrypt"], &[("PAYLOAD_ENCRYPTION_KEYS", K3)]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "{output:?}");
+    // The row it could not open, by the id the sender was answered and the API lists.
+    assert!(
+        stdout.contains(&format!("\nattempts {id}: left as it is: ")),
+        "{stdout}"
+    );
     assert!(stdout.contains("attempts: 0 of 1 re-encrypted"), "{stdout}");
 
     let keys: Vec<String> = sqlx::query_scalar("SELECT key_id FROM payload_keys ORDER BY 1")
