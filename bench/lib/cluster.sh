@@ -1,6 +1,6 @@
-# Sourced by bench/run, bench/compare, bench/encryption, bench/retention and bench/instructions
-# (after scripts/lib/postgres.sh): the benchmark's throwaway PostgreSQL, and the settings every
-# started service needs.
+# Sourced by bench/run, bench/compare, bench/encryption, bench/retention, bench/bigtable and
+# bench/instructions (after scripts/lib/postgres.sh): the benchmark's throwaway PostgreSQL, and
+# the settings every started service needs.
 #
 # The cluster runs as production runs one: fsync, synchronous_commit and full_page_writes on
 # (PostgreSQL's defaults), so that every commit waits for its WAL flush, as the contract's 2xx

@@ -35,7 +35,7 @@ pub async fn keep(
     keys: &PayloadKeys,
     delivery: &RejectedDelivery<'_>,
 ) -> Result<Kept, sqlx::Error> {
-    // In order of creation, as attempt ids (`AttemptId::generate`): an append to the index.
+    // In order of creation, as attempt ids (`AttemptId::generate`): a page of the index at hand.
     let id = Uuid::now_v7();
     let sealed = keys.seal(Binding::Rejected { id }, delivery.body);
     let identification = delivery
