@@ -9,7 +9,7 @@
 use actix_web::ResponseError as _;
 
 use crate::at_rest::PayloadKeys;
-use crate::domain::{AttemptId, Delivery, DeliveryError, TransactionNumber, WebhookId};
+use crate::domain::{AttemptId, Delivery, DeliveryError, WebhookId};
 use crate::error::ApiError;
 use crate::persistence::attempts::{NewAttempt, Stored};
 use crate::persistence::writer::{AttemptWriter, WriteError};
@@ -55,8 +55,9 @@ impl Refusal {
 }
 
 /// Parses and stores an authentic delivery: its `webhook-id` as its authentication vouched
-/// for it (Standard Webhooks only), and its body as received. `parsed` is told the
-/// delivery's transaction number once the body has parsed, before the store is waited for.
+/// for it (Standard Webhooks only), and its body as received. `parsed` is told the SHA-256 of
+/// the delivery's transaction number (the digest the attempt is stored with, and erasure
+/// remembers) once the body has parsed, before the store is waited for.
 ///
 /// `Err` when the store failed for a reason of its own (the database away, a row deleted
 /// under the insert): nothing is judged of the delivery, and it is to be tried again.
@@ -65,7 +66,7 @@ pub async fn authentic(
     keys: &PayloadKeys,
     webhook_id: Option<&[u8]>,
     body: &[u8],
-    parsed: impl FnOnce(&TransactionNumber),
+    parsed: impl FnOnce(&[u8; 32]),
 ) -> Result<Outcome, WriteError> {
     let refused = |error, webhook_id| {
         Ok(Outcome::Refused(Refusal {
@@ -85,10 +86,9 @@ pub async fn authentic(
         Ok(delivery) => delivery,
         Err(error) => return refused(refusal(error), webhook_id),
     };
-    parsed(&delivery.transaction_number);
-    let stored = writer
-        .store(NewAttempt::new(&delivery, webhook_id.as_ref(), keys))
-        .await;
+    let attempt = NewAttempt::new(&delivery, webhook_id.as_ref(), keys);
+    parsed(&attempt.identification);
+    let stored = writer.store(attempt).await;
     match stored {
         Err(error) if error.is_unstorable() => {
             // The parser refuses every value known to fail the store; this is the net for

@@ -29,7 +29,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::EnvFilter;
 use uuid::Uuid;
 
-use crate::domain::{AttemptId, TransactionNumber};
+use crate::domain::AttemptId;
 use crate::edge::refusals::ProtocolRefusals;
 use crate::error::{ApiError, ErrorAnswer};
 use crate::metrics::Metrics;
@@ -102,14 +102,13 @@ impl RequestLog {
         self.0.borrow_mut().api_client = Some(name.to_owned());
     }
 
-    /// The identification the request touched, logged as the first 16 hex digits of its
-    /// transaction number's SHA-256 (`transaction_number_sha256`), not as the number: the
-    /// number is the payload's, it points to a person at IDnow, and after an erasure the
-    /// service keeps only its digest (`erased_identifications`), which the logs must not
-    /// undo. An operator finds an identification's lines by the same digest:
-    /// `printf %s "$number" | sha256sum | cut -c1-16`.
-    pub fn identification(&self, transaction_number: &TransactionNumber) {
-        let digest = transaction_number.digest();
+    /// The identification the request touched, by its transaction number's SHA-256
+    /// (`TransactionNumber::digest`), logged as the digest's first 16 hex digits
+    /// (`transaction_number_sha256`), never as the number: the number is the payload's, it
+    /// points to a person at IDnow, and after an erasure the service keeps only its digest
+    /// (`erased_identifications`), which the logs must not undo. An operator finds an
+    /// identification's lines by the same digest: `printf %s "$number" | sha256sum | cut -c1-16`.
+    pub fn identification(&self, digest: &[u8; 32]) {
         self.0.borrow_mut().identification = Some(hex::encode(&digest[..8]));
     }
 

@@ -111,7 +111,7 @@ pub async fn register(
         Registration::Unchanged => HttpResponse::Ok(),
         Registration::Conflict(reason) => return Err(ApiError::Conflict(reason)),
     };
-    log.identification(&identification_id);
+    log.identification(&identification_id.digest());
     Ok(response.json(RegistrationView {
         person_id: person_id.as_str(),
         signing_id: signing_id.as_str(),

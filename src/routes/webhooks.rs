@@ -102,7 +102,7 @@ pub async fn receive(
         &state.payload_keys,
         verified.webhook_id,
         &body,
-        |transaction_number| log.identification(transaction_number),
+        |identification| log.identification(identification),
     )
     .await
     .db_context("storing the attempt")?;
