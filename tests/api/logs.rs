@@ -16,6 +16,14 @@ fn events(log: &[String]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The lines at ERROR or WARN.
+fn errors_and_warnings(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
+    events
+        .iter()
+        .filter(|event| event["level"] == "ERROR" || event["level"] == "WARN")
+        .collect()
+}
+
 /// `event` without the values the service generates: ids, times, durations, numbers.
 fn without_generated_values(event: &mut serde_json::Value) {
     const GENERATED: [&str; 6] = [
@@ -405,10 +413,7 @@ async fn malformed_http_is_counted_and_never_logged_as_an_error(pool: PgPool) {
     service.signal(Signal::SIGTERM);
     let (_, log) = service.wait().await;
     let events = events(&log);
-    let errors: Vec<_> = events
-        .iter()
-        .filter(|event| event["level"] == "ERROR" || event["level"] == "WARN")
-        .collect();
+    let errors = errors_and_warnings(&events);
     assert!(
         errors.is_empty(),
         "no ERROR or WARN for a client's request: {errors:?}"
@@ -489,10 +494,8 @@ async fn a_client_that_reads_no_answers_is_never_logged_as_an_error(pool: PgPool
 
     service.signal(Signal::SIGTERM);
     let (_, log) = service.wait().await;
-    let errors: Vec<_> = events(&log)
-        .into_iter()
-        .filter(|event| event["level"] == "ERROR" || event["level"] == "WARN")
-        .collect();
+    let events = events(&log);
+    let errors = errors_and_warnings(&events);
     assert!(
         errors.is_empty(),
         "no ERROR or WARN for a client's doing: {errors:?}"
