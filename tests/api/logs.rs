@@ -16,12 +16,16 @@ fn events(log: &[String]) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The lines at ERROR or WARN.
-fn errors_and_warnings(events: &[serde_json::Value]) -> Vec<&serde_json::Value> {
-    events
+/// That no line is at ERROR or WARN: what `cause` did is no fault of the service.
+fn assert_no_error_or_warning(events: &[serde_json::Value], cause: &str) {
+    let errors: Vec<_> = events
         .iter()
         .filter(|event| event["level"] == "ERROR" || event["level"] == "WARN")
-        .collect()
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "no ERROR or WARN for {cause}: {errors:?}"
+    );
 }
 
 /// `event` without the values the service generates: ids, times, durations, numbers.
@@ -413,11 +417,7 @@ async fn malformed_http_is_counted_and_never_logged_as_an_error(pool: PgPool) {
     service.signal(Signal::SIGTERM);
     let (_, log) = service.wait().await;
     let events = events(&log);
-    let errors = errors_and_warnings(&events);
-    assert!(
-        errors.is_empty(),
-        "no ERROR or WARN for a client's request: {errors:?}"
-    );
+    assert_no_error_or_warning(&events, "a client's request");
     let refused = events
         .iter()
         .filter(|event| {
@@ -494,10 +494,5 @@ async fn a_client_that_reads_no_answers_is_never_logged_as_an_error(pool: PgPool
 
     service.signal(Signal::SIGTERM);
     let (_, log) = service.wait().await;
-    let events = events(&log);
-    let errors = errors_and_warnings(&events);
-    assert!(
-        errors.is_empty(),
-        "no ERROR or WARN for a client's doing: {errors:?}"
-    );
+    assert_no_error_or_warning(&events(&log), "a client's doing");
 }
