@@ -1,7 +1,7 @@
 use std::{fmt, io};
 
 use bitflags::bitflags;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use http::{Method, Version};
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -128,6 +128,12 @@ impl Codec {
         self.flags.set(Flags::HEAD, framing.head);
         self.version = framing.version;
         self.conn_type = framing.conn_type;
+    }
+
+    // PATCHED (idnow-attempts, vendor/README.md): a chunk of the answer's body, accounted for
+    // as `encode` would, to be written as it is (see `TransferEncoding::unframed`).
+    pub(crate) fn unframed_chunk(&mut self, chunk: &Bytes) -> Option<Bytes> {
+        self.encoder.unframed_chunk(chunk)
     }
 }
 

@@ -2,7 +2,8 @@ use std::{
     collections::VecDeque,
     fmt,
     future::Future,
-    io, mem, net,
+    io::{self, IoSlice},
+    mem, net,
     pin::Pin,
     rc::Rc,
     task::{Context, Poll},
@@ -43,6 +44,12 @@ const MAX_PIPELINED_MESSAGES: usize = 16;
 
 /// Write buffer capacity at which we reallocate it after flushing.
 const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
+
+// PATCHED (idnow-attempts, vendor/README.md): body chunks of at least this many bytes are
+// written from the body's own bytes (see `HeldChunk`); smaller ones (error answers, health
+// checks) are copied into the write buffer, where one copy of a few KiB costs less than
+// splitting the write.
+const HOLD_CHUNKS_FROM: usize = 4 * 1024;
 
 bitflags! {
     #[derive(Debug, Clone, Copy)]
@@ -193,6 +200,9 @@ pin_project! {
         // True if backing allocation of `write_buf` needs to be released.
         write_buf_needs_reset: bool,
 
+        // PATCHED (idnow-attempts, vendor/README.md): see `HeldChunk`.
+        held: HeldChunk,
+
         codec: Codec,
 
         // PATCHED (idnow-attempts, vendor/README.md): how the request being answered frames
@@ -325,6 +335,7 @@ where
                     write_buf: BytesMut::with_capacity(HW_BUFFER_SIZE),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
                     write_buf_needs_reset: false,
+                    held: HeldChunk::default(),
                     codec: Codec::new(config),
                     answering: AnswerFraming::default(),
                     close_requested: false,
@@ -383,6 +394,7 @@ where
             write_buf,
             h1_write_buffer_size,
             write_buf_needs_reset,
+            held,
             ..
         } = self.project();
         let mut io = Pin::new(io.as_mut().unwrap());
@@ -397,11 +409,20 @@ where
             *write_buf_needs_reset = true;
         }
 
-        let len = write_buf.len();
+        // PATCHED (idnow-attempts, vendor/README.md): with a held chunk, the write buffer's
+        // bytes before it, the chunk and the buffer's bytes after it go out in one vectored
+        // write; `written` counts the bytes of all three, in that order.
+        let len = write_buf.len() + held.bytes.len();
         let mut written = 0;
 
         while written < len {
-            match io.as_mut().poll_write(cx, &write_buf[written..])? {
+            let result = if held.bytes.is_empty() {
+                io.as_mut().poll_write(cx, &write_buf[written..])
+            } else {
+                io.as_mut()
+                    .poll_write_vectored(cx, &held.unwritten(write_buf, written))
+            };
+            match result? {
                 Poll::Ready(0) => {
                     error!("write zero; closing");
                     return Poll::Ready(Err(io::Error::new(io::ErrorKind::WriteZero, "")));
@@ -410,11 +431,12 @@ where
                 Poll::Ready(n) => written += n,
 
                 Poll::Pending => {
-                    write_buf.advance(written);
+                    held.consume(write_buf, written);
                     return Poll::Pending;
                 }
             }
         }
+        *held = HeldChunk::default();
 
         // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
         if *write_buf_needs_reset {
@@ -777,11 +799,14 @@ where
                 StateProj::SendPayload { mut body } => {
                     // keep populate writer buffer until buffer size limit hit,
                     // get blocked or finished.
-                    while this.write_buf.len() < *this.h1_write_buffer_size {
+                    // PATCHED (idnow-attempts, vendor/README.md): a held chunk counts as
+                    // buffered, and large chunks are held rather than copied.
+                    while this.write_buf.len() + this.held.bytes.len()
+                        < *this.h1_write_buffer_size
+                    {
                         match body.as_mut().poll_next(cx) {
                             Poll::Ready(Some(Ok(item))) => {
-                                this.codec
-                                    .encode(Message::Chunk(Some(item)), this.write_buf)?;
+                                this.held.put(this.codec, this.write_buf, item)?;
                             }
 
                             Poll::Ready(None) => {
@@ -835,11 +860,14 @@ where
 
                     // keep populate writer buffer until buffer size limit hit,
                     // get blocked or finished.
-                    while this.write_buf.len() < *this.h1_write_buffer_size {
+                    // PATCHED (idnow-attempts, vendor/README.md): a held chunk counts as
+                    // buffered, and large chunks are held rather than copied.
+                    while this.write_buf.len() + this.held.bytes.len()
+                        < *this.h1_write_buffer_size
+                    {
                         match body.as_mut().poll_next(cx) {
                             Poll::Ready(Some(Ok(item))) => {
-                                this.codec
-                                    .encode(Message::Chunk(Some(item)), this.write_buf)?;
+                                this.held.put(this.codec, this.write_buf, item)?;
                             }
 
                             Poll::Ready(None) => {
@@ -1429,6 +1457,9 @@ where
             mem::take(this.codec),
             mem::take(this.read_buf),
         );
+        // PATCHED (idnow-attempts, vendor/README.md): the upgrade handler gets every byte not
+        // yet written, a held chunk's included, in order.
+        this.held.copy_into(this.write_buf);
         parts.write_buf = mem::take(this.write_buf);
         let framed = Framed::from_parts(parts);
         this.flow.upgrade.as_ref().unwrap().call((req, framed))
@@ -1641,7 +1672,11 @@ where
                     }
 
                     // keep-alive and stream errors
-                    if state_is_none && inner_p.write_buf.is_empty() {
+                    // PATCHED (idnow-attempts, vendor/README.md): a held chunk is unwritten too.
+                    if state_is_none
+                        && inner_p.write_buf.is_empty()
+                        && inner_p.held.bytes.is_empty()
+                    {
                         if let Some(err) = inner_p.error.take() {
                             error!("stream error: {}", &err);
                             return Poll::Ready(Err(err));
@@ -1681,6 +1716,76 @@ where
                 poll
             }
         }
+    }
+}
+
+// PATCHED (idnow-attempts, vendor/README.md): a large chunk of a body of known length (or one
+// ended by closing the connection) is written from the body's own bytes, in one vectored
+// write with the write buffer's bytes around it, instead of being copied into the write
+// buffer first. It is the write buffer's first `at` bytes that go before it (the head of its
+// answer, and whatever answers preceded it): what is added to the buffer while it is held
+// (the head of a pipelined answer after it) goes after. One chunk is held at a time; a second
+// large chunk while one is held is copied into the buffer, behind it.
+#[derive(Debug, Default)]
+struct HeldChunk {
+    at: usize,
+    bytes: Bytes,
+}
+
+impl HeldChunk {
+    /// Holds `chunk` if it is large, no chunk is held and its framing adds nothing to it;
+    /// otherwise encodes it into `write_buf`.
+    fn put(
+        &mut self,
+        codec: &mut Codec,
+        write_buf: &mut BytesMut,
+        chunk: Bytes,
+    ) -> io::Result<()> {
+        if self.bytes.is_empty() && chunk.len() >= HOLD_CHUNKS_FROM {
+            if let Some(bytes) = codec.unframed_chunk(&chunk) {
+                self.at = write_buf.len();
+                self.bytes = bytes;
+                return Ok(());
+            }
+        }
+        codec.encode(Message::Chunk(Some(chunk)), write_buf)
+    }
+
+    /// What is left to write, in order, once `written` bytes of it are written.
+    fn unwritten<'a>(&'a self, write_buf: &'a [u8], written: usize) -> [IoSlice<'a>; 3] {
+        let (before, after) = write_buf.split_at(self.at);
+        let of_before = written.min(before.len());
+        let of_held = (written - of_before).min(self.bytes.len());
+        let of_after = written - of_before - of_held;
+        [
+            IoSlice::new(&before[of_before..]),
+            IoSlice::new(&self.bytes[of_held..]),
+            IoSlice::new(&after[of_after..]),
+        ]
+    }
+
+    /// Drops the first `written` bytes of what is left to write.
+    fn consume(&mut self, write_buf: &mut BytesMut, written: usize) {
+        let of_before = written.min(self.at);
+        let of_held = (written - of_before).min(self.bytes.len());
+        write_buf.advance(of_before);
+        self.at -= of_before;
+        self.bytes.advance(of_held);
+        write_buf.advance(written - of_before - of_held);
+        if self.bytes.is_empty() {
+            self.at = 0;
+        }
+    }
+
+    /// Moves the held chunk into `write_buf`, in its place.
+    fn copy_into(&mut self, write_buf: &mut BytesMut) {
+        if self.bytes.is_empty() {
+            return;
+        }
+        let after = write_buf.split_off(self.at);
+        write_buf.extend_from_slice(&self.bytes);
+        write_buf.unsplit(after);
+        *self = Self::default();
     }
 }
 

@@ -6,7 +6,7 @@ use std::{
     slice::from_raw_parts_mut,
 };
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::{
     body::BodySize,
@@ -359,6 +359,11 @@ impl<T: MessageType> MessageEncoder<T> {
         self.te.encode_eof(buf)
     }
 
+    // PATCHED (idnow-attempts, vendor/README.md): see `TransferEncoding::unframed`.
+    pub(crate) fn unframed_chunk(&mut self, msg: &Bytes) -> Option<Bytes> {
+        self.te.unframed(msg)
+    }
+
     /// Encode message.
     pub fn encode(
         &mut self,
@@ -486,6 +491,23 @@ impl TransferEncoding {
                 } else {
                     Ok(true)
                 }
+            }
+        }
+    }
+
+    // PATCHED (idnow-attempts, vendor/README.md): the bytes of `msg` that go on the wire as
+    // they are, accounted for as `encode` accounts for them, when the framing adds nothing
+    // around them (a body of known length, or one ended by closing the connection): the
+    // dispatcher then writes them from `msg` itself instead of copying them into its write
+    // buffer. `None` for a chunked body, whose chunks are framed (and copied) by `encode`.
+    pub(crate) fn unframed(&mut self, msg: &Bytes) -> Option<Bytes> {
+        match self.kind {
+            TransferEncodingKind::Eof => Some(msg.clone()),
+            TransferEncodingKind::Chunked(_) => None,
+            TransferEncodingKind::Length(ref mut remaining) => {
+                let len = cmp::min(*remaining, msg.len() as u64);
+                *remaining -= len;
+                Some(msg.slice(..len as usize))
             }
         }
     }
