@@ -124,13 +124,99 @@ impl<'a> Delivery<'a> {
     }
 }
 
-/// The transaction number of a body that is not a storable attempt, where it has a valid one:
-/// what a kept rejected delivery is found by when its identification is erased.
-pub fn transaction_number_of(body: &[u8]) -> Option<TransactionNumber> {
-    let envelope: Envelope<'_> = serde_json::from_slice(body).ok()?;
-    let process: Process<'_> = serde_json::from_str(envelope.identificationprocess?.get()).ok()?;
-    let number: String = serde_json::from_str(process.transactionnumber?.get()).ok()?;
-    TransactionNumber::parse(&number).ok()
+/// The valid transaction numbers a body that is not a storable attempt names as
+/// `identificationprocess.transactionnumber`, each once, in the order they come: what a kept
+/// rejected delivery is found by when its identification is erased, and what a late one is
+/// checked against. The body is read as far as it is readable, so that a number stated before
+/// what made it unreadable counts (a key or an `identificationprocess` sent twice, a body cut
+/// short or followed by bytes after its end), and every occurrence counts, since which one a
+/// reader would believe is not ours to guess.
+pub fn transaction_numbers_of(body: &[u8]) -> Vec<TransactionNumber> {
+    let mut named = Vec::new();
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    // The error is where the body stopped being readable; what came before it is collected.
+    let _ = serde::de::DeserializeSeed::deserialize(Named::Body(&mut named), &mut reader);
+    let mut numbers: Vec<TransactionNumber> = Vec::new();
+    for number in named {
+        if let Ok(number) = TransactionNumber::parse(&number) {
+            if !numbers.contains(&number) {
+                numbers.push(number);
+            }
+        }
+    }
+    numbers
+}
+
+/// What `transaction_numbers_of` reads: the body's object, its `identificationprocess`
+/// objects, and their `transactionnumber` strings, into the collection each holds.
+enum Named<'c> {
+    Body(&'c mut Vec<String>),
+    Process(&'c mut Vec<String>),
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Named<'_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, reader: D) -> Result<(), D::Error> {
+        reader.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Named<'_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("an object")
+    }
+
+    fn visit_map<M: serde::de::MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
+        match self {
+            Self::Body(named) => {
+                while let Some(process) = map.next_key_seed(KeyIs("identificationprocess"))? {
+                    if process {
+                        map.next_value_seed(Named::Process(&mut *named))?;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Self::Process(named) => {
+                while let Some(number) = map.next_key_seed(KeyIs("transactionnumber"))? {
+                    if number {
+                        if let serde_json::Value::String(number) = map.next_value()? {
+                            named.push(number);
+                        }
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a key is the one sought, read without keeping it.
+struct KeyIs(&'static str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIs {
+    type Value = bool;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, reader: D) -> Result<bool, D::Error> {
+        reader.deserialize_str(self)
+    }
+}
+
+impl serde::de::Visitor<'_> for KeyIs {
+    type Value = bool;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
 }
 
 /// IDnow's payloads nest four levels deep. Far deeper is valid JSON, but nothing a sender of
@@ -432,6 +518,72 @@ mod tests {
         let other_result = SUCCESS.replace("\"result\":\"SUCCESS\"", "\"result\":\"CANCELED\"");
         let c = Delivery::parse(other_result.as_bytes()).expect("valid");
         assert_ne!(a.dedup_key, c.dedup_key);
+    }
+
+    fn named(body: &[u8]) -> Vec<String> {
+        transaction_numbers_of(body)
+            .into_iter()
+            .map(|number| number.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn a_refused_body_is_read_for_its_identifications_as_far_as_it_is_readable() {
+        for body in [
+            // A key sent twice, inside identificationprocess or of it.
+            r#"{"identificationprocess":{"result":"A","result":"A","transactionnumber":"tn-1"}}"#,
+            r#"{"identificationprocess":{"transactionnumber":"tn-1"},"identificationprocess":{}}"#,
+            // Cut short after the number, or followed by bytes after its end.
+            r#"{"identificationprocess":{"transactionnumber":"tn-1","result":"SUCC"#,
+            r#"{"identificationprocess":{"transactionnumber":"tn-1"}} and more"#,
+            // The key written with an escape reads as the key.
+            r#"{"identificationprocess":{"transaction\u006eumber":"tn-1"}}"#,
+            // The same number twice counts once.
+            r#"{"identificationprocess":{"transactionnumber":"tn-1","transactionnumber":"tn-1"}}"#,
+        ] {
+            assert_eq!(named(body.as_bytes()), ["tn-1"], "{body}");
+        }
+        let mut cut = br#"{"identificationprocess":{"transactionnumber":"tn-1","id":""#.to_vec();
+        cut.extend_from_slice(b"\xff\xfe");
+        assert_eq!(named(&cut), ["tn-1"], "invalid UTF-8 after the number");
+
+        // Every number named, in order: which one a reader believes is not ours to guess.
+        assert_eq!(
+            named(br#"{"identificationprocess":{"transactionnumber":"tn-2","transactionnumber":"tn-1"}}"#),
+            ["tn-2", "tn-1"]
+        );
+        assert_eq!(
+            named(br#"{"identificationprocess":{"transactionnumber":"tn-2"},"identificationprocess":{"transactionnumber":"tn-1"}}"#),
+            ["tn-2", "tn-1"]
+        );
+    }
+
+    #[test]
+    fn only_valid_numbers_in_their_place_are_identifications() {
+        for body in [
+            "not json",
+            r#"[{"identificationprocess":{"transactionnumber":"tn-1"}}]"#,
+            r#"{"x":{"identificationprocess":{"transactionnumber":"tn-1"}}}"#,
+            r#"{"identificationprocess":{"x":{"transactionnumber":"tn-1"}}}"#,
+            r#"{"identificationprocess":"tn-1","transactionnumber":"tn-1"}"#,
+            r#"{"identificationprocess":{"transactionnumber":["tn-1"]}}"#,
+            r#"{"identificationprocess":{"transactionnumber":""}}"#,
+            r#"{"identificationprocess":{"transactionnumber":"tn 1"}}"#,
+            r#"{"identificationprocess":{"transactionnumber":"tn-1"#,
+        ] {
+            assert_eq!(named(body.as_bytes()), Vec::<String>::new(), "{body}");
+        }
+        // A value that is no number does not hide the next one.
+        assert_eq!(
+            named(
+                br#"{"identificationprocess":{"transactionnumber":7,"transactionnumber":"tn-1"}}"#
+            ),
+            ["tn-1"]
+        );
+        assert_eq!(
+            named(SUCCESS.as_bytes()),
+            ["b2d949eb12ecd6798fa8e2ae66fc4a5acidt"]
+        );
     }
 
     /// Documents whose strings and keys hold quotes, backslashes, brackets and digits.

@@ -4,6 +4,6 @@ mod delivery;
 mod ids;
 mod page;
 
-pub use delivery::{transaction_number_of, Delivery, DeliveryError};
+pub use delivery::{transaction_numbers_of, Delivery, DeliveryError};
 pub use ids::{AttemptId, IdError, PersonId, SigningId, TransactionNumber, WebhookId};
 pub use page::{PageError, PageRequest};

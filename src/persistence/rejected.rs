@@ -15,8 +15,9 @@ pub struct RejectedDelivery<'a> {
     pub error_code: &'a str,
     pub webhook_id: Option<&'a str>,
     pub content_type: Option<&'a str>,
-    /// The body's identification, when it names one: erasure finds the delivery by it.
-    pub transaction_number: Option<TransactionNumber>,
+    /// The identifications the body names (`domain::transaction_numbers_of`): kept with the
+    /// first, which erasure finds it by, and not kept if any of them was erased.
+    pub transaction_numbers: Vec<TransactionNumber>,
     pub body: &'a [u8],
 }
 
@@ -28,8 +29,8 @@ pub enum Kept {
     Erased,
 }
 
-/// Keeps the delivery, its body sealed under the first of `keys`, unless its identification
-/// was erased.
+/// Keeps the delivery, its body sealed under the first of `keys`, unless an identification it
+/// names was erased.
 pub async fn keep(
     conn: &mut PgConnection,
     keys: &PayloadKeys,
@@ -38,10 +39,11 @@ pub async fn keep(
     // In order of creation, as attempt ids (`AttemptId::generate`): a page of the index at hand.
     let id = Uuid::now_v7();
     let sealed = keys.seal(Binding::Rejected { id }, delivery.body);
-    let identification = delivery
-        .transaction_number
-        .as_ref()
-        .map(|number| number.digest().to_vec());
+    let identifications: Vec<Vec<u8>> = delivery
+        .transaction_numbers
+        .iter()
+        .map(|number| number.digest().to_vec())
+        .collect();
     let kept = sqlx::query_scalar!(
         r#"
         WITH registered AS (
@@ -50,7 +52,7 @@ pub async fn keep(
         INSERT INTO rejected_deliveries
             (id, status, error_code, webhook_id, content_type, transaction_number, key_id, sealed)
         SELECT $1, $2, $3, $4, $5, $6, $7, $8
-        WHERE NOT EXISTS (SELECT 1 FROM erased_identifications WHERE digest = $9)
+        WHERE NOT EXISTS (SELECT 1 FROM erased_identifications WHERE digest = ANY($9))
         RETURNING id
         "#,
         id,
@@ -59,12 +61,12 @@ pub async fn keep(
         delivery.webhook_id,
         delivery.content_type,
         delivery
-            .transaction_number
-            .as_ref()
+            .transaction_numbers
+            .first()
             .map(TransactionNumber::as_str),
         sealed.key_id.as_str(),
         sealed.bytes,
-        identification,
+        &identifications,
     )
     .fetch_optional(&mut *conn)
     .await?;

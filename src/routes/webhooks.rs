@@ -17,7 +17,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::openapi::TransactionNumberText;
-use crate::domain::{transaction_number_of, AttemptId, WebhookId};
+use crate::domain::{transaction_numbers_of, AttemptId, WebhookId};
 use crate::edge::body::read_json_body;
 use crate::edge::client_address::peer_of;
 use crate::error::{ApiError, DbResultExt as _, ErrorBody};
@@ -165,7 +165,7 @@ impl Authentic<'_> {
             error_code: refusal.code(),
             webhook_id: webhook_id.map(WebhookId::as_str),
             content_type,
-            transaction_number: transaction_number_of(self.body),
+            transaction_numbers: transaction_numbers_of(self.body),
             body: self.body,
         };
         let keys = &self.state.payload_keys;

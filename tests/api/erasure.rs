@@ -159,6 +159,60 @@ async fn erasure_removes_a_person_counts_it_and_acknowledges_late_deliveries(poo
     );
 }
 
+/// A refused body is erased by the identifications it names even where it is not readable as
+/// a whole (a key sent twice, cut short, bytes after its end), and one naming an erased
+/// identification anywhere is acknowledged and not kept again. A red-team session found such
+/// bodies kept past their person's erasure, and kept again after it.
+#[sqlx::test(migrations = false)]
+async fn refused_bodies_are_erased_by_every_identification_they_name(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    app.register(PERSON, "sig-1", "tn-unreadable").await;
+    app.register(OTHER_PERSON, "sig-2", "tn-other").await;
+    let of_the_person: [&[u8]; 5] = [
+        br#"{"identificationprocess":{"result":"SUCCESS","result":"SUCCESS","transactionnumber":"tn-unreadable"},"userdata":{"lastname":{"value":"MUSTERMANN"}}}"#,
+        br#"{"identificationprocess":{"transactionnumber":"tn-unreadable"},"identificationprocess":{"result":"SUCCESS"}}"#,
+        br#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"tn-unreadable"}} trailing"#,
+        br#"{"identificationprocess":{"transactionnumber":"tn-unreadable","result":"SUCC"#,
+        // Naming both: kept by the first, and erased with either.
+        br#"{"identificationprocess":{"transactionnumber":"tn-unreadable","transactionnumber":"tn-other"}}"#,
+    ];
+    for body in of_the_person {
+        let status = app.deliver(body).await.status();
+        assert!(
+            [StatusCode::BAD_REQUEST, StatusCode::UNPROCESSABLE_ENTITY].contains(&status),
+            "{status} for {}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let of_another = br#"{"identificationprocess":{"transactionnumber":"tn-other"}}"#;
+    assert_eq!(
+        app.deliver(of_another).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(app.rejected_bodies().await.len(), 6);
+
+    assert_eq!(
+        erase(&app, PERSON).await,
+        serde_json::json!({"signings": 1, "attempts": 0, "rejected_deliveries": 5})
+    );
+    let kept = app.rejected_bodies().await;
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept[0].2, of_another);
+
+    // Late: every one of them, and one naming the erased identification second.
+    let second = br#"{"identificationprocess":{"transactionnumber":"tn-other","transactionnumber":"tn-unreadable"}}"#;
+    for body in of_the_person.into_iter().chain([&second[..]]) {
+        let late = app.deliver(body).await;
+        assert_eq!(
+            late.status(),
+            StatusCode::NO_CONTENT,
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    assert_eq!(app.rejected_bodies().await.len(), 1);
+}
+
 /// Many deliveries of one identification race its erasure: each is either erased with it
 /// (it was answered 201, or 422 and kept, before) or answered 204; none is left behind.
 #[sqlx::test(migrations = false)]
