@@ -122,6 +122,9 @@ pub enum ApiKeysError {
     UnknownScope { name: String, scope: String },
     #[error("API client {name:?} is configured twice")]
     DuplicateName { name: String },
+    /// Two clients with one token: one's scopes would silently be the other's.
+    #[error("API clients {first:?} and {second:?} have the same sha256")]
+    DuplicateDigest { first: String, second: String },
 }
 
 impl ApiKeys {
@@ -140,6 +143,15 @@ impl ApiKeys {
                 SecretDigest::from_hex(&entry.sha256).ok_or_else(|| ApiKeysError::BadDigest {
                     name: entry.name.clone(),
                 })?;
+            if let Some(first) = clients
+                .iter()
+                .find(|client| bool::from(client.digest.ct_matches(&digest)))
+            {
+                return Err(ApiKeysError::DuplicateDigest {
+                    first: first.name.clone(),
+                    second: entry.name.clone(),
+                });
+            }
             let scopes = entry
                 .scopes
                 .iter()
@@ -293,5 +305,19 @@ mod tests {
             ]),
             Err(ApiKeysError::DuplicateName { .. })
         ));
+        // A red-team session found the later client's scopes silently replacing the earlier's.
+        let other = "b".repeat(64);
+        assert_eq!(
+            ApiKeys::from_entries(&[
+                entry("reader", &digest, "idnow_attempts:read"),
+                entry("other", &other, "signings:write"),
+                entry("eraser", &digest.to_uppercase(), "persons:erase")
+            ])
+            .err(),
+            Some(ApiKeysError::DuplicateDigest {
+                first: "reader".to_owned(),
+                second: "eraser".to_owned()
+            })
+        );
     }
 }

@@ -157,8 +157,10 @@ impl FromRequest for RequestLog {
     }
 }
 
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// Taken from the caller, logged and echoed: no header to carry a secret in.
+pub(crate) static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Its trace id is logged: no header to carry a secret in.
+pub(crate) static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// The longest client-given request id taken: a UUID is 36 characters, a trace id 32.
 const MAX_REQUEST_ID_LEN: usize = 128;

@@ -73,13 +73,18 @@ impl<'a> DeliveryHeaders<'a> {
 }
 
 /// Whether `token_header` is a header that something else uses: another of `methods` (one
-/// header cannot carry two methods' credentials), or HTTP and proxies, which strip, rewrite
-/// or interpret it on the way (hop-by-hop and framing headers, `X-Forwarded-For`).
+/// header cannot carry two methods' credentials); HTTP and proxies, which strip, rewrite or
+/// interpret it on the way (hop-by-hop and framing headers, `Expect`, `X-Forwarded-For`,
+/// `Proxy-Authorization`); or the service's own logs and answers, which would hold the token
+/// (`X-Request-Id` is logged and echoed, `traceparent`'s trace id logged; `tracestate` goes
+/// with it through tracing systems).
 pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName]) -> bool {
     use actix_web::http::header::{
-        CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, FORWARDED, HOST, TE, TRAILER,
-        TRANSFER_ENCODING, UPGRADE, X_FORWARDED_FOR,
+        CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, FORWARDED, HOST,
+        PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, X_FORWARDED_FOR,
     };
+
+    use crate::telemetry::{REQUEST_ID, TRACEPARENT};
 
     let others = [
         &WEBHOOK_ID,
@@ -90,8 +95,12 @@ pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName
         &CONTENT_ENCODING,
         &CONTENT_LENGTH,
         &CONTENT_TYPE,
+        &EXPECT,
         &FORWARDED,
         &HOST,
+        &PROXY_AUTHORIZATION,
+        &REQUEST_ID,
+        &TRACEPARENT,
         &TE,
         &TRAILER,
         &TRANSFER_ENCODING,
@@ -99,6 +108,6 @@ pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName
         &X_FORWARDED_FOR,
     ];
     others.contains(&token_header)
-        || ["keep-alive", "proxy-connection"].contains(&token_header.as_str())
+        || ["keep-alive", "proxy-connection", "tracestate"].contains(&token_header.as_str())
         || (*token_header == AUTHORIZATION && methods.contains(&MethodName::Basic))
 }

@@ -825,6 +825,12 @@ mod tests {
             ("connection", &[MethodName::Token]),
             ("keep-alive", &[MethodName::Token]),
             ("content-type", &[MethodName::Token]),
+            // Logged or echoed: a red-team session had the token in the log and the answer.
+            ("x-request-id", &[MethodName::Token]),
+            ("traceparent", &[MethodName::Token]),
+            ("tracestate", &[MethodName::Token]),
+            ("expect", &[MethodName::Token]),
+            ("proxy-authorization", &[MethodName::Token]),
         ] {
             let taken = WebhookAuth::new(Credentials {
                 token_header: HeaderName::from_static(header),
