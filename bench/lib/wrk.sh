@@ -1,8 +1,7 @@
 # Sourced by bench/run and bench/compare: installs Debian's wrk when it is missing.
+source "$(dirname "${BASH_SOURCE[0]}")/../../scripts/lib/apt.sh"
 ensure_wrk() {
     command -v wrk >/dev/null && return
     echo "Installing wrk..." >&2
-    local sudo=sudo
-    [ "$(id -u)" -eq 0 ] && sudo=
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+    apt_install wrk
 }

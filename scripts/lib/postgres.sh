@@ -1,34 +1,34 @@
 # Sourced by the scripts beside it: a throwaway PostgreSQL cluster for local runs and tests,
 # for machines that have nothing but a Rust toolchain. Never touches a cluster it did not make.
 
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
 # Installs the server from Debian's packages when no initdb is found.
 pg_ensure_installed() {
     if pg_bin_dir >/dev/null 2>&1; then
         return
     fi
     echo "PostgreSQL server not found; installing Debian's postgresql package..." >&2
-    local sudo=""
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null || {
-            echo "error: installing postgresql needs root or sudo; install it and run again" >&2
-            exit 1
-        }
-        sudo="sudo"
-    fi
-    # Debian starts a cluster of its own after installing; ours does not depend on it.
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        postgresql >/dev/null
-    pg_bin_dir >/dev/null
+    # Debian starts a cluster of its own after installing (where systemd runs); ours does not
+    # depend on it.
+    apt_install postgresql
+    pg_bin_dir >/dev/null || {
+        echo "error: Debian's postgresql package installed no initdb" >&2
+        exit 1
+    }
 }
 
-# The newest installed server's bin directory.
+# The newest installed server's bin directory: the newest one with an initdb (a newer
+# client-only version may sit beside the server).
 pg_bin_dir() {
     local dir
-    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-    if [ -n "$dir" ] && [ -x "$dir/initdb" ]; then
-        echo "$dir"
-    elif command -v initdb >/dev/null; then
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
+        if [ -x "$dir/initdb" ]; then
+            echo "$dir"
+            return
+        fi
+    done
+    if command -v initdb >/dev/null; then
         dirname "$(command -v initdb)"
     else
         return 1
