@@ -38,7 +38,9 @@ pub struct Acknowledgement {
 ///
 /// Checked in this order: the sender's address (403), the declared content type and coding
 /// (415), the size (413), the credentials (401), then the body (400/422), then the store. An
-/// authentic delivery that is refused (400, 409, 422) is kept verbatim for operators.
+/// authentic delivery that is refused (400, 409, 422) is kept verbatim for operators. Any one
+/// of the methods `WEBHOOK_AUTH` enables suffices; with `source` enabled, a delivery from
+/// inside `WEBHOOK_ALLOWED_SOURCES` needs no credentials at all.
 #[utoipa::path(
     post,
     path = "/v1/webhooks/idnow",
@@ -56,7 +58,8 @@ pub struct Acknowledgement {
         (status = 403, description = "`forbidden_source`: sent from outside `WEBHOOK_ALLOWED_SOURCES`.", body = ErrorBody),
         (status = 409, description = "`webhook_id_reused`: the `webhook-id` is stored already for a different event.", body = ErrorBody),
         (status = 413, description = "`payload_too_large`: the body is over the limit (1 MiB by default).", body = ErrorBody),
-        (status = 415, description = "`unsupported_media_type`: a declared content type that is not JSON, or a content coding other than identity.", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`: a declared content type that is not JSON; `unsupported_content_encoding`: a content coding other than identity.", body = ErrorBody,
+            headers(("Accept-Encoding" = String, description = "`identity`, when a content coding was refused."))),
         (status = 422, description = "`invalid_webhook_payload`: JSON that is not a storable attempt (no `identificationprocess.result` or `.transactionnumber`, a value the store cannot hold, nesting over 32 levels).", body = ErrorBody),
         (status = 503, description = "`service_unavailable`: the service cannot take the delivery now (the database is away or slow, the process holds as many request bodies as it allows itself, the request timeout passed, or the process is shutting down); retry.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
