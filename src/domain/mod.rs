@@ -2,8 +2,10 @@
 
 mod delivery;
 mod ids;
+mod named;
 mod page;
 
-pub use delivery::{transaction_numbers_of, Delivery, DeliveryError};
+pub use delivery::{Delivery, DeliveryError};
 pub use ids::{AttemptId, IdError, PersonId, SigningId, TransactionNumber, WebhookId};
+pub use named::transaction_numbers_of;
 pub use page::{PageError, PageRequest};

@@ -15,8 +15,9 @@ pub struct RejectedDelivery<'a> {
     pub error_code: &'a str,
     pub webhook_id: Option<&'a str>,
     pub content_type: Option<&'a str>,
-    /// The identifications the body names (`domain::transaction_numbers_of`): kept with the
-    /// first, which erasure finds it by, and not kept if any of them was erased.
+    /// The identifications the body names (`domain::transaction_numbers_of`): kept with them
+    /// (the first as its `transaction_number`, the others as `also_named`), so that erasing
+    /// any of them erases it, and not kept at all if one of them was erased.
     pub transaction_numbers: Vec<TransactionNumber>,
     pub body: &'a [u8],
 }
@@ -39,6 +40,11 @@ pub async fn keep(
     // In order of creation, as attempt ids (`AttemptId::generate`): a page of the index at hand.
     let id = Uuid::now_v7();
     let sealed = keys.seal(Binding::Rejected { id }, delivery.body);
+    let also_named: Option<Vec<String>> = delivery
+        .transaction_numbers
+        .get(1..)
+        .filter(|others| !others.is_empty())
+        .map(|others| others.iter().map(|n| n.as_str().to_owned()).collect());
     let identifications: Vec<Vec<u8>> = delivery
         .transaction_numbers
         .iter()
@@ -50,8 +56,9 @@ pub async fn keep(
             INSERT INTO payload_keys (key_id) VALUES ($7) ON CONFLICT DO NOTHING
         )
         INSERT INTO rejected_deliveries
-            (id, status, error_code, webhook_id, content_type, transaction_number, key_id, sealed)
-        SELECT $1, $2, $3, $4, $5, $6, $7, $8
+            (id, status, error_code, webhook_id, content_type, transaction_number, also_named,
+             key_id, sealed)
+        SELECT $1, $2, $3, $4, $5, $6, $10, $7, $8
         WHERE NOT EXISTS (SELECT 1 FROM erased_identifications WHERE digest = ANY($9))
         RETURNING id
         "#,
@@ -67,6 +74,7 @@ pub async fn keep(
         sealed.key_id.as_str(),
         sealed.bytes,
         &identifications,
+        also_named.as_deref(),
     )
     .fetch_optional(&mut *conn)
     .await?;

@@ -159,22 +159,25 @@ async fn erasure_removes_a_person_counts_it_and_acknowledges_late_deliveries(poo
     );
 }
 
-/// A refused body is erased by the identifications it names even where it is not readable as
-/// a whole (a key sent twice, cut short, bytes after its end), and one naming an erased
-/// identification anywhere is acknowledged and not kept again. A red-team session found such
-/// bodies kept past their person's erasure, and kept again after it.
+/// A refused body is erased by every identification it names, even where it is not readable
+/// as a whole (a key sent twice, cut short, a raw line break in a text, bytes after its end),
+/// and one naming an erased identification anywhere is acknowledged and not kept again. A
+/// red-team session found such bodies kept past their person's erasure, and kept again after
+/// it; a review, a body kept past the erasure of the second identification it named.
 #[sqlx::test(migrations = false)]
 async fn refused_bodies_are_erased_by_every_identification_they_name(pool: PgPool) {
     let app = spawn_app(pool.clone()).await;
     app.register(PERSON, "sig-1", "tn-unreadable").await;
     app.register(OTHER_PERSON, "sig-2", "tn-other").await;
-    let of_the_person: [&[u8]; 5] = [
+    let of_the_person: [&[u8]; 7] = [
         br#"{"identificationprocess":{"result":"SUCCESS","result":"SUCCESS","transactionnumber":"tn-unreadable"},"userdata":{"lastname":{"value":"MUSTERMANN"}}}"#,
         br#"{"identificationprocess":{"transactionnumber":"tn-unreadable"},"identificationprocess":{"result":"SUCCESS"}}"#,
         br#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"tn-unreadable"}} trailing"#,
         br#"{"identificationprocess":{"transactionnumber":"tn-unreadable","result":"SUCC"#,
-        // Naming both: kept by the first, and erased with either.
+        b"{\"identificationprocess\":{\"result\":\"ABORTED\",\"reason\":\"line\nbreak\",\"transactionnumber\":\"tn-unreadable\"}}",
+        // Naming both, in either order: erased with either person.
         br#"{"identificationprocess":{"transactionnumber":"tn-unreadable","transactionnumber":"tn-other"}}"#,
+        br#"{"identificationprocess":{"transactionnumber":"tn-other","transactionnumber":"tn-unreadable"}}"#,
     ];
     for body in of_the_person {
         let status = app.deliver(body).await.status();
@@ -189,19 +192,18 @@ async fn refused_bodies_are_erased_by_every_identification_they_name(pool: PgPoo
         app.deliver(of_another).await.status(),
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    assert_eq!(app.rejected_bodies().await.len(), 6);
+    assert_eq!(app.rejected_bodies().await.len(), 8);
 
     assert_eq!(
         erase(&app, PERSON).await,
-        serde_json::json!({"signings": 1, "attempts": 0, "rejected_deliveries": 5})
+        serde_json::json!({"signings": 1, "attempts": 0, "rejected_deliveries": 7})
     );
     let kept = app.rejected_bodies().await;
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].2, of_another);
 
-    // Late: every one of them, and one naming the erased identification second.
-    let second = br#"{"identificationprocess":{"transactionnumber":"tn-other","transactionnumber":"tn-unreadable"}}"#;
-    for body in of_the_person.into_iter().chain([&second[..]]) {
+    // Late: every one of them, also where the erased identification is named second.
+    for body in of_the_person {
         let late = app.deliver(body).await;
         assert_eq!(
             late.status(),
@@ -211,6 +213,20 @@ async fn refused_bodies_are_erased_by_every_identification_they_name(pool: PgPoo
         );
     }
     assert_eq!(app.rejected_bodies().await.len(), 1);
+
+    // The other way round: a body naming the other person's identification second goes
+    // with that person.
+    app.register(PERSON, "sig-3", "tn-third").await;
+    let both = br#"{"identificationprocess":{"transactionnumber":"tn-third","transactionnumber":"tn-other"}}"#;
+    assert_eq!(
+        app.deliver(both).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        erase(&app, OTHER_PERSON).await,
+        serde_json::json!({"signings": 1, "attempts": 0, "rejected_deliveries": 2})
+    );
+    assert!(app.rejected_bodies().await.is_empty());
 }
 
 /// Many deliveries of one identification race its erasure: each is either erased with it

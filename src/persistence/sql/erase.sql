@@ -20,6 +20,7 @@ attempts_erased AS (
 rejected_erased AS (
     DELETE FROM rejected_deliveries
     WHERE transaction_number IN (SELECT identification_id FROM signings_erased)
+       OR also_named && ARRAY(SELECT identification_id FROM signings_erased)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM signings_erased) AS "signings!",
