@@ -829,6 +829,7 @@ mod tests {
             ("x-request-id", &[MethodName::Token]),
             ("traceparent", &[MethodName::Token]),
             ("tracestate", &[MethodName::Token]),
+            ("baggage", &[MethodName::Token]),
             ("expect", &[MethodName::Token]),
             ("proxy-authorization", &[MethodName::Token]),
         ] {
