@@ -1773,7 +1773,8 @@ impl HeldChunk {
         self.bytes.advance(of_held);
         write_buf.advance(written - of_before - of_held);
         if self.bytes.is_empty() {
-            self.at = 0;
+            // Written: the body's allocation is let go now, not at the next whole flush.
+            *self = Self::default();
         }
     }
 
