@@ -169,6 +169,12 @@ mod tests {
 
     const SUCCESS: &str = include_str!("../../tests/fixtures/success.json");
 
+    fn assert_each_names(bodies: &[&str], expected: &[&str]) {
+        for body in bodies {
+            assert_eq!(named(body.as_bytes()), expected, "{body}");
+        }
+    }
+
     fn named(body: &[u8]) -> Vec<String> {
         transaction_numbers_of(body)
             .into_iter()
@@ -178,20 +184,21 @@ mod tests {
 
     #[test]
     fn a_refused_body_is_read_for_its_identifications_as_far_as_it_is_readable() {
-        for body in [
-            // A key sent twice, inside identificationprocess or of it.
-            r#"{"identificationprocess":{"result":"A","result":"A","transactionnumber":"tn-1"}}"#,
-            r#"{"identificationprocess":{"transactionnumber":"tn-1"},"identificationprocess":{}}"#,
-            // Cut short after the number, or followed by bytes after its end.
-            r#"{"identificationprocess":{"transactionnumber":"tn-1","result":"SUCC"#,
-            r#"{"identificationprocess":{"transactionnumber":"tn-1"}} and more"#,
-            // The key written with an escape reads as the key.
-            r#"{"identificationprocess":{"transaction\u006eumber":"tn-1"}}"#,
-            // The same number twice counts once.
-            r#"{"identificationprocess":{"transactionnumber":"tn-1","transactionnumber":"tn-1"}}"#,
-        ] {
-            assert_eq!(named(body.as_bytes()), ["tn-1"], "{body}");
-        }
+        assert_each_names(
+            &[
+                // A key sent twice, inside identificationprocess or of it.
+                r#"{"identificationprocess":{"result":"A","result":"A","transactionnumber":"tn-1"}}"#,
+                r#"{"identificationprocess":{"transactionnumber":"tn-1"},"identificationprocess":{}}"#,
+                // Cut short after the number, or followed by bytes after its end.
+                r#"{"identificationprocess":{"transactionnumber":"tn-1","result":"SUCC"#,
+                r#"{"identificationprocess":{"transactionnumber":"tn-1"}} and more"#,
+                // The key written with an escape reads as the key.
+                r#"{"identificationprocess":{"transaction\u006eumber":"tn-1"}}"#,
+                // The same number twice counts once.
+                r#"{"identificationprocess":{"transactionnumber":"tn-1","transactionnumber":"tn-1"}}"#,
+            ],
+            &["tn-1"],
+        );
         let mut cut = br#"{"identificationprocess":{"transactionnumber":"tn-1","id":""#.to_vec();
         cut.extend_from_slice(b"\xff\xfe");
         assert_eq!(named(&cut), ["tn-1"], "invalid UTF-8 after the number");
@@ -209,19 +216,20 @@ mod tests {
 
     #[test]
     fn only_valid_numbers_in_their_place_are_identifications() {
-        for body in [
-            "not json",
-            r#"{"x":{"identificationprocess":{"transactionnumber":"tn-1"}}}"#,
-            r#"{"identificationprocess":{"x":{"transactionnumber":"tn-1"}}}"#,
-            r#"{"identificationprocess":"tn-1","transactionnumber":"tn-1"}"#,
-            r#"{"identificationprocess":{"transactionnumber":["tn-1"]}}"#,
-            r#"{"identificationprocess":{"transactionnumber":""}}"#,
-            r#"{"identificationprocess":{"transactionnumber":"tn 1"}}"#,
-            r#"{"identificationprocess":{"transactionnumber":"tn-1"#,
-            r#"{"identificationprocess":{"transactionnumber":"tn-1\"#,
-        ] {
-            assert_eq!(named(body.as_bytes()), Vec::<String>::new(), "{body}");
-        }
+        assert_each_names(
+            &[
+                "not json",
+                r#"{"x":{"identificationprocess":{"transactionnumber":"tn-1"}}}"#,
+                r#"{"identificationprocess":{"x":{"transactionnumber":"tn-1"}}}"#,
+                r#"{"identificationprocess":"tn-1","transactionnumber":"tn-1"}"#,
+                r#"{"identificationprocess":{"transactionnumber":["tn-1"]}}"#,
+                r#"{"identificationprocess":{"transactionnumber":""}}"#,
+                r#"{"identificationprocess":{"transactionnumber":"tn 1"}}"#,
+                r#"{"identificationprocess":{"transactionnumber":"tn-1"#,
+                r#"{"identificationprocess":{"transactionnumber":"tn-1\"#,
+            ],
+            &[],
+        );
         // Not an object at all: its bytes are searched, and name it.
         assert_eq!(
             named(br#"[{"identificationprocess":{"transactionnumber":"tn-1"}}]"#),
@@ -242,7 +250,7 @@ mod tests {
 
     #[test]
     fn what_stops_the_reading_does_not_hide_a_number_after_it() {
-        for body in [
+        assert_each_names(&[
             // A raw line break in a free-text field, as careless senders write them.
             "{\"identificationprocess\":{\"agentname\":\"A\nB\",\"transactionnumber\":\"tn-1\"}}",
             // Not JSON before the number.
@@ -255,9 +263,7 @@ mod tests {
             r#"{"identificationprocess":{"transactionnumber":1e999,"transactionnumber":"tn-1"}}"#,
             // White space around the colon, an escaped quote in a value before.
             "{\"identificationprocess\":{\"reason\":\"say \\\"hi\\\"\",\"transactionnumber\" :\n \"tn-1\",}}",
-        ] {
-            assert_eq!(named(body.as_bytes()), ["tn-1"], "{body}");
-        }
+        ], &["tn-1"]);
         let mut bad_key = br#"{"identificationprocess":{""#.to_vec();
         bad_key.extend_from_slice(b"\xff\": 1, \"transactionnumber\":\"tn-1\"}}");
         assert_eq!(named(&bad_key), ["tn-1"], "invalid UTF-8 in a key before");
