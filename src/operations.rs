@@ -503,9 +503,14 @@ fn time(time: DateTime<Utc>) -> String {
 
 /// A text value as one field of a tab-separated line: a backslash, tab, line break or any
 /// other control character (a sender's `result` or `reason` may hold them) is escaped, so
-/// that a value never splits its line or its field, nor reaches a terminal as a control.
+/// that a value never splits its line or its field, nor reaches a terminal as a control; so
+/// are the characters that break or reorder a line without being controls, or hide in it
+/// (see [`is_invisible`]), so that what an operator reads, and copies, is what was sent.
 fn text(value: &str) -> Cow<'_, str> {
-    if !value.chars().any(|c| c == '\\' || c.is_control()) {
+    if !value
+        .chars()
+        .any(|c| c == '\\' || c.is_control() || is_invisible(c))
+    {
         return Cow::Borrowed(value);
     }
     let mut escaped = String::with_capacity(value.len() + 8);
@@ -515,7 +520,7 @@ fn text(value: &str) -> Cow<'_, str> {
             '\t' => escaped.push_str("\\t"),
             '\n' => escaped.push_str("\\n"),
             '\r' => escaped.push_str("\\r"),
-            c if c.is_control() => {
+            c if c.is_control() || is_invisible(c) => {
                 // Infallible: writing to a String.
                 let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
             }
@@ -523,6 +528,23 @@ fn text(value: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(escaped)
+}
+
+/// Unicode's line and paragraph separators (a line break to some viewers), the marks and
+/// overrides of bidirectional text (which reorder what follows them on screen), and the
+/// zero-width characters and byte order mark (unseen, but part of a copied value).
+fn is_invisible(c: char) -> bool {
+    matches!(
+        c,
+        '\u{2028}'
+            | '\u{2029}'
+            | '\u{061c}'
+            | '\u{200b}'..='\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2060}'
+            | '\u{2066}'..='\u{2069}'
+            | '\u{feff}'
+    )
 }
 
 #[cfg(test)]
@@ -538,6 +560,12 @@ mod tests {
             "a\\tb\\nc\\rd\\\\e\\u{1b}[31mf\\u{85}"
         );
         assert_eq!(text("Käse ✓"), "Käse ✓");
+        // Found by a red-team session: printed raw, these broke or reordered a row.
+        assert_eq!(
+            text("a\u{2028}b\u{202e}c\u{200b}d\u{feff}"),
+            "a\\u{2028}b\\u{202e}c\\u{200b}d\\u{feff}"
+        );
+        assert_eq!(text("עברית"), "עברית");
     }
 
     #[test]
