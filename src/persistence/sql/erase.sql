@@ -17,9 +17,11 @@ attempts_erased AS (
     WHERE transaction_number IN (SELECT identification_id FROM signings_erased)
     RETURNING 1
 ),
+-- `= ANY(ARRAY(...))` rather than `IN (SELECT ...)`: beside the OR, only this form lets each
+-- side use its index (a BitmapOr); the other scanned the whole table while ingest waited.
 rejected_erased AS (
     DELETE FROM rejected_deliveries
-    WHERE transaction_number IN (SELECT identification_id FROM signings_erased)
+    WHERE transaction_number = ANY(ARRAY(SELECT identification_id FROM signings_erased))
        OR also_named && ARRAY(SELECT identification_id FROM signings_erased)
     RETURNING 1
 )
