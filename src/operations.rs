@@ -530,20 +530,41 @@ fn text(value: &str) -> Cow<'_, str> {
     Cow::Owned(escaped)
 }
 
-/// Unicode's line and paragraph separators (a line break to some viewers), the marks and
-/// overrides of bidirectional text (which reorder what follows them on screen), and the
-/// zero-width characters and byte order mark (unseen, but part of a copied value).
+/// Unicode's line and paragraph separators (a line break to some viewers), and the
+/// characters a terminal shows as nothing though they are part of a copied value, or that
+/// change how what follows them is shown: Unicode 15's Default_Ignorable_Code_Point (the
+/// marks and overrides of bidirectional text, zero-width characters, variation selectors,
+/// fillers, tags, the byte order mark) and the other format characters (General_Category Cf:
+/// prepended concatenation marks, interlinear annotations). From DerivedCoreProperties.txt and
+/// UnicodeData.txt; no maintained crate we use carries these properties.
 fn is_invisible(c: char) -> bool {
     matches!(
         c,
-        '\u{2028}'
-            | '\u{2029}'
+        '\u{00ad}'
+            | '\u{034f}'
+            | '\u{0600}'..='\u{0605}'
             | '\u{061c}'
+            | '\u{06dd}'
+            | '\u{070f}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08e2}'
+            | '\u{115f}'..='\u{1160}'
+            | '\u{17b4}'..='\u{17b5}'
+            | '\u{180b}'..='\u{180f}'
             | '\u{200b}'..='\u{200f}'
-            | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'
-            | '\u{2066}'..='\u{2069}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2060}'..='\u{206f}'
+            | '\u{3164}'
+            | '\u{fe00}'..='\u{fe0f}'
             | '\u{feff}'
+            | '\u{ffa0}'
+            | '\u{fff0}'..='\u{fffb}'
+            | '\u{110bd}'
+            | '\u{110cd}'
+            | '\u{13430}'..='\u{1343f}'
+            | '\u{1bca0}'..='\u{1bca3}'
+            | '\u{1d173}'..='\u{1d17a}'
+            | '\u{e0000}'..='\u{e0fff}'
     )
 }
 
@@ -564,6 +585,11 @@ mod tests {
         assert_eq!(
             text("a\u{2028}b\u{202e}c\u{200b}d\u{feff}"),
             "a\\u{2028}b\\u{202e}c\\u{200b}d\\u{feff}"
+        );
+        // And what a second look found still printed as nothing.
+        assert_eq!(
+            text("S\u{ad}U\u{180e}C\u{fff9}C\u{e0041}E\u{1d173}S\u{34f}S\u{3164}"),
+            "S\\u{ad}U\\u{180e}C\\u{fff9}C\\u{e0041}E\\u{1d173}S\\u{34f}S\\u{3164}"
         );
         assert_eq!(text("עברית"), "עברית");
     }
