@@ -76,8 +76,24 @@ impl<'a> DeliveryHeaders<'a> {
 /// header cannot carry two methods' credentials); HTTP and proxies, which strip, rewrite or
 /// interpret it on the way (hop-by-hop and framing headers, `Expect`, `X-Forwarded-For`,
 /// `Proxy-Authorization`); or the service's own logs and answers, which would hold the token
-/// (`X-Request-Id` is logged and echoed, `traceparent`'s trace id logged; `tracestate` and
-/// `baggage` go with it through tracing systems).
+/// (`X-Request-Id` is logged and echoed, `traceparent`'s trace id logged), and the headers
+/// of tracing systems, which proxies and meshes pass on and record (see [`TRACING`]).
+/// Trace context headers, W3C's and the common others'; lowercase, as `HeaderName` holds them.
+const TRACING: [&str; 12] = [
+    "tracestate",
+    "baggage",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "uber-trace-id",
+    "x-amzn-trace-id",
+    "x-cloud-trace-context",
+    "sentry-trace",
+];
+
 pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName]) -> bool {
     use actix_web::http::header::{
         CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, FORWARDED, HOST,
@@ -108,7 +124,7 @@ pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName
         &X_FORWARDED_FOR,
     ];
     others.contains(&token_header)
-        || ["keep-alive", "proxy-connection", "tracestate", "baggage"]
-            .contains(&token_header.as_str())
+        || TRACING.contains(&token_header.as_str())
+        || ["keep-alive", "proxy-connection"].contains(&token_header.as_str())
         || (*token_header == AUTHORIZATION && methods.contains(&MethodName::Basic))
 }

@@ -830,6 +830,8 @@ mod tests {
             ("traceparent", &[MethodName::Token]),
             ("tracestate", &[MethodName::Token]),
             ("baggage", &[MethodName::Token]),
+            ("x-b3-traceid", &[MethodName::Token]),
+            ("x-amzn-trace-id", &[MethodName::Token]),
             ("expect", &[MethodName::Token]),
             ("proxy-authorization", &[MethodName::Token]),
         ] {
