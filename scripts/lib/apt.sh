@@ -3,7 +3,7 @@
 
 # Installs Debian's PACKAGEs, reading the package lists first: a fresh machine (or image) has
 # none, and `apt-get install` alone then finds nothing. `env` carries DEBIAN_FRONTEND through
-# sudo, which resets the environment.
+# sudo, which resets the environment (so sudo must allow `env`, not only `apt-get`).
 apt_install() {
     local sudo=""
     if [ "$(id -u)" -ne 0 ]; then
