@@ -7,5 +7,5 @@ mod page;
 
 pub use delivery::{Delivery, DeliveryError};
 pub use ids::{AttemptId, IdError, PersonId, SigningId, TransactionNumber, WebhookId};
-pub use named::transaction_numbers_of;
+pub use named::{transaction_numbers_of, MAX_NAMED};
 pub use page::{PageError, PageRequest};

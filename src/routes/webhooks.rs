@@ -17,7 +17,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::openapi::TransactionNumberText;
-use crate::domain::{transaction_numbers_of, AttemptId, WebhookId};
+use crate::domain::{transaction_numbers_of, AttemptId, WebhookId, MAX_NAMED};
 use crate::edge::body::read_json_body;
 use crate::edge::client_address::peer_of;
 use crate::error::{ApiError, DbResultExt as _, ErrorBody};
@@ -152,7 +152,9 @@ struct Authentic<'a> {
 impl Authentic<'_> {
     /// Keeps the delivery as refused with `refusal` and returns the answer for its sender:
     /// `refusal` itself; 503 when it could not be kept (the sender retries, so that nothing
-    /// IDnow sent is lost); 204 when it belongs to an erased identification.
+    /// IDnow sent is lost); 204 when it belongs to an erased identification. A body naming
+    /// more identifications than erasure could afford to look for (`domain::MAX_NAMED`;
+    /// IDnow's name one) is not kept: answered with `refusal`, and logged.
     async fn refuse(
         &self,
         webhook_id: Option<&WebhookId>,
@@ -163,12 +165,20 @@ impl Authentic<'_> {
             .headers()
             .get(CONTENT_TYPE)
             .and_then(|value| value.to_str().ok());
+        let Some(transaction_numbers) = transaction_numbers_of(self.body) else {
+            tracing::warn!(
+                code = refusal.code(),
+                "a refused delivery names more than {MAX_NAMED} identifications: not kept"
+            );
+            self.log.outcome("rejected_not_kept");
+            return Err(refusal);
+        };
         let rejected = RejectedDelivery {
             status: refusal.status_code().as_u16(),
             error_code: refusal.code(),
             webhook_id: webhook_id.map(WebhookId::as_str),
             content_type,
-            transaction_numbers: transaction_numbers_of(self.body),
+            transaction_numbers,
             body: self.body,
         };
         let keys = &self.state.payload_keys;

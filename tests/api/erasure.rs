@@ -236,6 +236,20 @@ async fn refused_bodies_are_erased_by_every_identification_they_name(pool: PgPoo
         serde_json::json!({"signings": 1, "attempts": 0, "rejected_deliveries": 2})
     );
     assert!(app.rejected_bodies().await.is_empty());
+
+    // Naming more than erasure could afford to look for: answered, not kept.
+    let values: Vec<String> = (0..=idnow_attempts::domain::MAX_NAMED)
+        .map(|n| format!(r#""tn-many-{n}""#))
+        .collect();
+    let many = format!(
+        r#"{{"identificationprocess":{{"transactionnumber":[{}]}}}}"#,
+        values.join(",")
+    );
+    assert_eq!(
+        app.deliver(many.as_bytes()).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert!(app.rejected_bodies().await.is_empty());
 }
 
 /// Many deliveries of one identification race its erasure: each is either erased with it
