@@ -536,7 +536,9 @@ fn text(value: &str) -> Cow<'_, str> {
 /// marks and overrides of bidirectional text, zero-width characters, variation selectors,
 /// fillers, tags, the byte order mark) and the other format characters (General_Category Cf:
 /// prepended concatenation marks, interlinear annotations). From DerivedCoreProperties.txt and
-/// UnicodeData.txt; no maintained crate we use carries these properties.
+/// UnicodeData.txt; no maintained crate we use carries these properties. A deliberate cost:
+/// the joiners and variation selectors that Persian and Indic names, emoji and some name
+/// kanji use are shown escaped too, since the operator's copy must be exactly what was sent.
 fn is_invisible(c: char) -> bool {
     matches!(
         c,

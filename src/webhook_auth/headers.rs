@@ -72,28 +72,44 @@ impl<'a> DeliveryHeaders<'a> {
     }
 }
 
-/// Whether `token_header` is a header that something else uses: another of `methods` (one
-/// header cannot carry two methods' credentials); HTTP and proxies, which strip, rewrite or
-/// interpret it on the way (hop-by-hop and framing headers, `Expect`, `X-Forwarded-For`,
-/// `Proxy-Authorization`); or the service's own logs and answers, which would hold the token
-/// (`X-Request-Id` is logged and echoed, `traceparent`'s trace id logged), and the headers
-/// of tracing systems, which proxies and meshes pass on and record (see [`TRACING`]).
-/// Trace context headers, W3C's and the common others'; lowercase, as `HeaderName` holds them.
-const TRACING: [&str; 12] = [
+/// Trace context headers, W3C's and the common others' (Zipkin's B3, Jaeger's and
+/// OpenTracing's, Datadog's, Envoy's, AWS's, Google Cloud's, Sentry's, New Relic's, Elastic's,
+/// SkyWalking's, gRPC's, Application Insights'); lowercase, as `HeaderName` holds them.
+const TRACING: [&str; 15] = [
     "tracestate",
     "baggage",
     "b3",
-    "x-b3-traceid",
-    "x-b3-spanid",
-    "x-b3-parentspanid",
-    "x-b3-sampled",
-    "x-b3-flags",
     "uber-trace-id",
+    "jaeger-debug-id",
+    "x-ot-span-context",
+    "x-client-trace-id",
     "x-amzn-trace-id",
     "x-cloud-trace-context",
     "sentry-trace",
+    "newrelic",
+    "elastic-apm-traceparent",
+    "grpc-trace-bin",
+    "request-id",
+    "request-context",
 ];
 
+/// The same, by the prefix of a family of headers.
+const TRACING_PREFIXES: [&str; 7] = [
+    "x-b3-",
+    "x-datadog-",
+    "ot-tracer-",
+    "ot-baggage-",
+    "uberctx-",
+    "x-envoy-",
+    "sw8",
+];
+
+/// Whether `token_header` is a header that something else uses: another of `methods` (one
+/// header cannot carry two methods' credentials); HTTP and proxies, which strip, rewrite or
+/// interpret it on the way (hop-by-hop and framing headers, `Expect`, `X-Forwarded-For`,
+/// `Proxy-Authorization`); the service's own logs and answers, which would hold the token
+/// (`X-Request-Id` is logged and echoed, `traceparent`'s trace id logged); or a tracing
+/// system, which proxies and meshes pass on and record ([`TRACING`], [`TRACING_PREFIXES`]).
 pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName]) -> bool {
     use actix_web::http::header::{
         CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, FORWARDED, HOST,
@@ -125,6 +141,9 @@ pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName
     ];
     others.contains(&token_header)
         || TRACING.contains(&token_header.as_str())
+        || TRACING_PREFIXES
+            .iter()
+            .any(|prefix| token_header.as_str().starts_with(prefix))
         || ["keep-alive", "proxy-connection"].contains(&token_header.as_str())
         || (*token_header == AUTHORIZATION && methods.contains(&MethodName::Basic))
 }

@@ -831,6 +831,8 @@ mod tests {
             ("tracestate", &[MethodName::Token]),
             ("baggage", &[MethodName::Token]),
             ("x-b3-traceid", &[MethodName::Token]),
+            ("x-datadog-trace-id", &[MethodName::Token]),
+            ("x-envoy-original-path", &[MethodName::Token]),
             ("x-amzn-trace-id", &[MethodName::Token]),
             ("expect", &[MethodName::Token]),
             ("proxy-authorization", &[MethodName::Token]),
