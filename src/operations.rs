@@ -507,10 +507,7 @@ fn time(time: DateTime<Utc>) -> String {
 /// are the characters that break or reorder a line without being controls, or hide in it
 /// (see [`is_invisible`]), so that what an operator reads, and copies, is what was sent.
 fn text(value: &str) -> Cow<'_, str> {
-    if !value
-        .chars()
-        .any(|c| c == '\\' || c.is_control() || is_invisible(c))
-    {
+    if !value.chars().any(|c| c == '\\' || shown_as_code(c)) {
         return Cow::Borrowed(value);
     }
     let mut escaped = String::with_capacity(value.len() + 8);
@@ -520,7 +517,7 @@ fn text(value: &str) -> Cow<'_, str> {
             '\t' => escaped.push_str("\\t"),
             '\n' => escaped.push_str("\\n"),
             '\r' => escaped.push_str("\\r"),
-            c if c.is_control() || is_invisible(c) => {
+            c if shown_as_code(c) => {
                 // Infallible: writing to a String.
                 let _ = write!(escaped, "\\u{{{:x}}}", u32::from(c));
             }
@@ -528,6 +525,11 @@ fn text(value: &str) -> Cow<'_, str> {
         }
     }
     Cow::Owned(escaped)
+}
+
+/// What `text` shows as its code point (`\u{…}`): controls, and what [`is_invisible`] says.
+fn shown_as_code(c: char) -> bool {
+    c.is_control() || is_invisible(c)
 }
 
 /// Unicode's line and paragraph separators (a line break to some viewers), and the

@@ -142,26 +142,16 @@ impl Shape {
         let mut depth = 0_usize;
         let mut at = 0;
         while let Some(&byte) = bytes.get(at) {
-            at += 1;
             if byte == b'"' {
-                // Strings are most of a payload: jump from quote or backslash to the next.
-                loop {
-                    let Some(offset) = bytes
-                        .get(at..)
-                        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-                    else {
-                        // Unterminated: not JSON, which the syntax check refuses first.
-                        return shape;
-                    };
-                    let quote = bytes[at + offset] == b'"';
-                    // Past the quote, or past the backslash and the character it escapes.
-                    at += offset + if quote { 1 } else { 2 };
-                    if quote {
-                        break;
-                    }
-                }
+                // Strings are most of a payload: jump past them at once.
+                let Some(end) = string_end(bytes, at) else {
+                    // Unterminated: not JSON, which the syntax check refuses first.
+                    return shape;
+                };
+                at = end;
                 continue;
             }
+            at += 1;
             match byte {
                 b'[' | b'{' => {
                     depth += 1;
@@ -172,6 +162,21 @@ impl Shape {
             }
         }
         shape
+    }
+}
+
+/// Where the JSON string literal whose opening quote is at `at` ends: past its closing quote;
+/// `None` when it has none. Jumps from quote or backslash to the next, so that a payload's
+/// strings, most of its bytes, are passed over at memchr's pace.
+pub(super) fn string_end(bytes: &[u8], at: usize) -> Option<usize> {
+    let mut next = at + 1;
+    loop {
+        let offset = memchr::memchr2(b'"', b'\\', bytes.get(next..)?)?;
+        if bytes[next + offset] == b'"' {
+            return Some(next + offset + 1);
+        }
+        // Past the backslash and the character it escapes.
+        next += offset + 2;
     }
 }
 

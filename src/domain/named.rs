@@ -18,6 +18,7 @@ use std::collections::HashSet;
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use super::delivery::string_end;
 use super::TransactionNumber;
 
 /// The most identifications one body may name and be kept. IDnow's name one; each named one
@@ -112,7 +113,8 @@ impl Named {
         while let Some(&byte) = body.get(at) {
             at = match byte {
                 b'"' => {
-                    let end = string_end(body, at);
+                    // One without its closing quote runs to the end of the body.
+                    let end = string_end(body, at).unwrap_or(body.len());
                     // An object's keys are not values.
                     let key = depth > 0 && body.get(skip_space(body, end)) == Some(&b':');
                     if !key {
@@ -161,23 +163,6 @@ fn skip_space(body: &[u8], at: usize) -> usize {
         .count()
 }
 
-/// Where the string literal that starts (with its quote) at `at` ends: past its closing
-/// quote, or at the end of the body if it has none.
-fn string_end(body: &[u8], at: usize) -> usize {
-    let mut next = at + 1;
-    while let Some(offset) = body
-        .get(next..)
-        .and_then(|rest| memchr::memchr2(b'"', b'\\', rest))
-    {
-        if body[next + offset] == b'"' {
-            return next + offset + 1;
-        }
-        // Past the backslash and the character it escapes.
-        next += offset + 2;
-    }
-    body.len()
-}
-
 /// The structured read: the body's object, its `identificationprocess` objects and their
 /// `transactionnumber` strings and numbers, keys matched after their escapes are decoded and
 /// in any case. Each `identificationprocess` is taken as raw JSON and read on its own, so that
@@ -204,9 +189,14 @@ impl<'de> Visitor<'de> for Walk<'_> {
     }
 
     fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<(), M::Error> {
-        let (named, key) = match self {
-            Self::Body(named) => (named, "identificationprocess"),
-            Self::Process(named) => (named, "transactionnumber"),
+        let (named, in_process) = match self {
+            Self::Body(named) => (named, false),
+            Self::Process(named) => (named, true),
+        };
+        let key = if in_process {
+            "transactionnumber"
+        } else {
+            "identificationprocess"
         };
         while let Some(wanted) = map.next_key_seed(KeyIs(key))? {
             if !wanted {
@@ -214,7 +204,7 @@ impl<'de> Visitor<'de> for Walk<'_> {
                 continue;
             }
             let value: &RawValue = map.next_value()?;
-            if key == "transactionnumber" {
+            if in_process {
                 match serde_json::from_str::<serde_json::Value>(value.get()) {
                     Ok(serde_json::Value::String(number)) => named.add(&number),
                     Ok(serde_json::Value::Number(_)) => named.add(value.get()),
