@@ -1,5 +1,7 @@
 //! Liveness and readiness for the orchestrator.
 
+use std::time::Duration;
+
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -20,6 +22,10 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// How long readiness waits for a look at the keys rows use: well within the probe's timeout
+/// (3 s, deploy/base/deployment.yaml). A longer look answers a later probe.
+const LOOK_WAIT: Duration = Duration::from_secs(1);
+
 /// Whether to send traffic here: 200 only when the database answers, every migration is
 /// applied and every key rows are encrypted under is configured; 503 otherwise, and once the
 /// process has been asked to stop.
@@ -38,7 +44,18 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     if state.draining.is_draining() {
         return Err(ApiError::Unavailable(anyhow::anyhow!("shutting down")));
     }
-    match persistence::readiness(&state.database, &state.payload_keys).await {
+    let mut readiness = persistence::readiness(&state.database, &state.payload_keys).await;
+    // The registry may name a key whose last rows were erased or purged since: if a look
+    // finds none, the key is forgotten and this replica is ready after all.
+    if matches!(readiness, Ok(Readiness::KeysMissing(_)))
+        && state
+            .unconfigured_keys
+            .forget_unused(&state.database, LOOK_WAIT)
+            .await
+    {
+        readiness = persistence::readiness(&state.database, &state.payload_keys).await;
+    }
+    match readiness {
         Ok(Readiness::Ready) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
         Ok(Readiness::MigrationsPending) => Err(ApiError::Unavailable(anyhow::anyhow!(
             "database migrations are pending"

@@ -447,3 +447,52 @@ async fn reencrypt_with_the_wrong_keys_fails_and_leaves_the_replicas_ready(pool:
         .await;
     assert_listed_byte_for_byte(&app, &[("sig-wrong-keys", vec![body])]).await;
 }
+
+/// A key whose rows were all erased may leave `PAYLOAD_ENCRYPTION_KEYS` without `reencrypt`:
+/// the registry still names it, and readiness, finding no row under it, forgets it and is
+/// ready. A key that rows still use is kept (see the tests above).
+#[sqlx::test(migrations = false)]
+async fn a_key_whose_rows_were_all_erased_may_be_dropped_without_reencrypt(pool: PgPool) {
+    const K3: &str = "k3:MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";
+    let rotated = spawn_app_with(pool.clone(), with_keys(&format!("{K3},{K2}"))).await;
+    rotated.register(PERSON, "sig-k3", "tn-k3").await;
+    let stored = rotated
+        .deliver(&webhook_body("tn-k3", "SUCCESS", "2026-10-01T10:00:00Z"))
+        .await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    // Refused and kept, under k3 too.
+    let no_result = br#"{"identificationprocess":{"transactionnumber":"tn-k3"}}"#;
+    assert_eq!(
+        rotated.deliver(no_result).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let erased = rotated.erase_as(ERASE_TOKEN, PERSON).await;
+    assert_eq!(erased.status(), StatusCode::OK);
+    let counts: serde_json::Value = erased.json().await.expect("a JSON body");
+    assert_eq!(
+        counts,
+        serde_json::json!({"signings": 1, "attempts": 1, "rejected_deliveries": 1})
+    );
+    drop(rotated);
+
+    let registered = || async {
+        sqlx::query_scalar::<_, String>("SELECT key_id FROM payload_keys ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .expect("registered keys")
+    };
+    assert_eq!(registered().await, ["k3"]);
+    let service = ServiceProcess::start(&pool, &[("PAYLOAD_ENCRYPTION_KEYS", K2)]);
+    assert_eq!(
+        service.app.get("/health/ready").await.status(),
+        StatusCode::OK
+    );
+    assert!(registered().await.is_empty());
+    service.signal(nix::sys::signal::Signal::SIGTERM);
+    let (_, log) = service.wait().await;
+    let forgotten = log.iter().any(|line| {
+        line.contains("no row uses these unconfigured key ids any more")
+            && line.contains(r#""key_ids":"k3""#)
+    });
+    assert!(forgotten, "{log:#?}");
+}
