@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{from_fn, ErrorHandlers};
+use actix_web::web::Bytes;
 use actix_web::{web, App, HttpServer};
 use anyhow::Context as _;
 use sqlx::postgres::PgConnectOptions;
@@ -157,6 +158,7 @@ fn serve(
     let webhook_auth = settings.webhooks.auth;
     let trusted_proxies = TrustedProxies::new(settings.webhooks.trusted_proxies);
     let methods: Vec<_> = webhook_auth.methods().collect();
+    let openapi = Bytes::from(routes::openapi::served_json(&webhook_auth));
     let metrics = Metrics::new(pools.clone(), limits.body_budget.clone(), &methods)
         .context("registering the metrics")?;
     let retention = Background(tokio::spawn(
@@ -195,6 +197,7 @@ fn serve(
             limits: limits.clone(),
             metrics: metrics.clone(),
             draining: draining.clone(),
+            openapi: openapi.clone(),
         });
         let observed = Rc::new(metrics.clone());
         let request_timeout = http.request_timeout;

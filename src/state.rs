@@ -3,6 +3,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use actix_web::web::Bytes;
+
 use crate::at_rest::PayloadKeys;
 use crate::edge::client_address::TrustedProxies;
 use crate::edge::EdgeLimits;
@@ -28,6 +30,8 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     pub limits: EdgeLimits,
     pub metrics: Metrics,
+    /// `GET /openapi.json`'s answer: the description of this configuration.
+    pub openapi: Bytes,
     pub draining: Draining,
 }
 

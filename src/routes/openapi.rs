@@ -4,9 +4,8 @@
 //! for clients to generate from; a test fails when the two differ.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
 
-use actix_web::HttpResponse;
+use actix_web::{web, HttpResponse};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{self, header::HeaderBuilder, ObjectBuilder, RefOr, Schema, Type};
 use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
@@ -14,6 +13,8 @@ use utoipa::{Modify, OpenApi, PartialSchema, ToSchema};
 use super::{attempts, health, metrics, persons, signings, webhooks};
 use crate::error::{ErrorBody, ErrorObject};
 use crate::persistence::persons::Erased;
+use crate::state::AppState;
+use crate::webhook_auth::{MethodName, WebhookAuth};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -32,7 +33,7 @@ use crate::persistence::persons::Erased;
         health::live,
         health::ready,
         metrics::scrape,
-        document,
+        serve,
     ),
     components(schemas(ErrorBody, ErrorObject<'static>, Erased, ResourceId, TransactionNumberText)),
     modifiers(&SecuritySchemes, &EveryAnswer),
@@ -46,8 +47,66 @@ use crate::persistence::persons::Erased;
 )]
 struct ApiDoc;
 
-/// The description as served and committed: pretty JSON, ending in a newline.
+/// The description as committed, of every webhook method: pretty JSON, ending in a newline.
 pub fn document_json() -> String {
+    pretty(&document())
+}
+
+/// The description as a server configured with `auth` serves it: the committed one, of the
+/// webhook methods `auth` enables only, in the order they are tried, with the empty
+/// requirement `{}` among them when `source` admits deliveries without credentials, and the
+/// `token` scheme in the header `WEBHOOK_TOKEN_HEADER` names. A client generated from it
+/// sends what this server takes. With every method but `source` and the default header, it
+/// is the committed description.
+pub fn served_json(auth: &WebhookAuth) -> String {
+    let mut document = document();
+    let enabled: Vec<MethodName> = auth.methods().collect();
+    if let Some(schemes) = document
+        .pointer_mut("/components/securitySchemes")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for method in MethodName::ALL {
+            if let Some(scheme) = scheme_of(method).filter(|_| !enabled.contains(&method)) {
+                schemes.remove(scheme);
+            }
+        }
+        let header = auth.token_header().as_str();
+        if let Some(name) = schemes
+            .get_mut("token")
+            .and_then(|token| token.get_mut("name"))
+        {
+            // As configured; the default keeps its capitals (header names ignore case).
+            if !name
+                .as_str()
+                .is_some_and(|name| name.eq_ignore_ascii_case(header))
+            {
+                *name = header.into();
+            }
+        }
+    }
+    if let Some(operation) = document.pointer_mut("/paths/~1v1~1webhooks~1idnow/post") {
+        let requirements = enabled.iter().map(|method| match scheme_of(*method) {
+            Some(scheme) => serde_json::json!({ scheme: [] }),
+            None => serde_json::json!({}),
+        });
+        operation["security"] = requirements.collect();
+    }
+    pretty(&document)
+}
+
+/// The security scheme of a webhook method; `None` for `source`, which asks for no
+/// credentials.
+fn scheme_of(method: MethodName) -> Option<&'static str> {
+    match method {
+        MethodName::StandardWebhooks => Some("standardWebhooks"),
+        MethodName::Hmac => Some("hmac"),
+        MethodName::Token => Some("token"),
+        MethodName::Basic => Some("basic"),
+        MethodName::Source => None,
+    }
+}
+
+fn document() -> serde_json::Value {
     let mut document = ApiDoc::openapi();
     // Cargo's `UNLICENSED` is not an SPDX identifier: the name alone says it.
     if let Some(license) = &mut document.info.license {
@@ -56,7 +115,12 @@ pub fn document_json() -> String {
     let mut document = serde_json::to_value(document)
         .unwrap_or_else(|error| unreachable!("an OpenAPI document serialises: {error}"));
     camel_case_links(&mut document);
-    let mut json = serde_json::to_string_pretty(&document)
+    document
+}
+
+/// Pretty JSON, ending in a newline.
+fn pretty(document: &serde_json::Value) -> String {
+    let mut json = serde_json::to_string_pretty(document)
         .unwrap_or_else(|error| unreachable!("a JSON value serialises: {error}"));
     json.push('\n');
     json
@@ -95,9 +159,6 @@ fn camel_case_links(document: &mut serde_json::Value) {
     }
 }
 
-/// Rendered once: it depends on nothing but the code.
-static DOCUMENT: LazyLock<String> = LazyLock::new(document_json);
-
 /// This description.
 #[utoipa::path(
     get,
@@ -106,10 +167,10 @@ static DOCUMENT: LazyLock<String> = LazyLock::new(document_json);
     operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 description of every route.", content_type = "application/json", body = Object)),
 )]
-pub async fn document() -> HttpResponse {
+pub async fn serve(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(mime::APPLICATION_JSON)
-        .body(DOCUMENT.as_str())
+        .body(state.openapi.clone())
 }
 
 /// A person's or a signing's id in a path: what `PersonId::parse` and `SigningId::parse`

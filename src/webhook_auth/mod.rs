@@ -325,6 +325,11 @@ impl WebhookAuth {
         self.methods.iter().map(Method::name)
     }
 
+    /// The header the `token` method reads (`WEBHOOK_TOKEN_HEADER`).
+    pub fn token_header(&self) -> &HeaderName {
+        &self.token_header
+    }
+
     /// Whether the source gate is set.
     pub fn checks_sources(&self) -> bool {
         self.allowed_sources.is_some()

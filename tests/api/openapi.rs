@@ -1,5 +1,6 @@
 //! `GET /openapi.json`: the description clients generate from, as the contract lists the
-//! routes, served by the real server exactly as committed.
+//! routes, served by the real server as committed, narrowed to the webhook methods it is
+//! configured with.
 
 use std::collections::BTreeMap;
 
@@ -11,9 +12,29 @@ use crate::helpers::*;
 /// The committed description, which clients generate from.
 const COMMITTED: &str = include_str!("../../openapi.json");
 
+/// The test environment with `variables` added.
+async fn spawn_with(pool: PgPool, variables: &[(&str, &str)]) -> TestApp {
+    let mut environment = test_environment();
+    for (name, value) in variables {
+        environment.insert((*name).to_owned(), (*value).to_owned());
+    }
+    spawn_app_with(pool, environment).await
+}
+
+/// The committed description is what a server of every webhook method but `source` serves.
 #[sqlx::test(migrations = false)]
 async fn the_description_is_served_as_committed_and_covers_every_route(pool: PgPool) {
-    let app = spawn_app(pool).await;
+    let tokens = sha256_hex("a-static-token");
+    let basic = format!("idnow:{}", sha256_hex("a password"));
+    let app = spawn_with(
+        pool,
+        &[
+            ("WEBHOOK_AUTH", "standard-webhooks,hmac,token,basic"),
+            ("WEBHOOK_TOKENS", &tokens),
+            ("WEBHOOK_BASIC_CREDENTIALS", &basic),
+        ],
+    )
+    .await;
     let response = app.get("/openapi.json").await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(content_type(&response), Some("application/json"));
@@ -81,5 +102,60 @@ async fn the_description_is_served_as_committed_and_covers_every_route(pool: PgP
     assert_eq!(
         listing["security"],
         serde_json::json!([{"bearer": ["idnow_attempts:read"]}])
+    );
+}
+
+/// What a server serves describes how to reach it: only the webhook methods it enables, in
+/// the order it tries them, `{}` where `source` takes deliveries without credentials, and the
+/// static token in the configured header (which the server reads: `sources.rs`).
+#[sqlx::test(migrations = false)]
+async fn the_description_served_is_of_the_servers_own_webhook_methods(pool: PgPool) {
+    let schemes = |document: &serde_json::Value| -> Vec<String> {
+        let schemes = document["components"]["securitySchemes"].as_object();
+        schemes.expect("schemes").keys().cloned().collect()
+    };
+    let webhook = |document: &serde_json::Value| -> serde_json::Value {
+        document["paths"]["/v1/webhooks/idnow"]["post"]["security"].clone()
+    };
+
+    // The test environment: the default methods.
+    let app = spawn_app(pool.clone()).await;
+    let document: serde_json::Value = app.get("/openapi.json").await.json().await.expect("JSON");
+    assert_eq!(
+        webhook(&document),
+        serde_json::json!([{"standardWebhooks": []}, {"hmac": []}])
+    );
+    assert_eq!(schemes(&document), ["bearer", "hmac", "standardWebhooks"]);
+    drop(app);
+
+    let token = "a-static-token-of-idnow";
+    let tokens = sha256_hex(token);
+    let basic = format!("idnow:{}", sha256_hex("a password"));
+    let app = spawn_with(
+        pool,
+        &[
+            ("WEBHOOK_AUTH", "source,basic,token"),
+            ("WEBHOOK_TOKENS", &tokens),
+            ("WEBHOOK_TOKEN_HEADER", "X-IDnow-Token"),
+            ("WEBHOOK_BASIC_CREDENTIALS", &basic),
+            ("WEBHOOK_ALLOWED_SOURCES", "127.0.0.0/8, ::1/128"),
+        ],
+    )
+    .await;
+    let document: serde_json::Value = app.get("/openapi.json").await.json().await.expect("JSON");
+    assert_eq!(
+        webhook(&document),
+        serde_json::json!([{"token": []}, {"basic": []}, {}])
+    );
+    assert_eq!(schemes(&document), ["basic", "bearer", "token"]);
+    let scheme = &document["components"]["securitySchemes"]["token"];
+    assert_eq!(scheme["in"], "header");
+    let header = scheme["name"].as_str().expect("a header name");
+    assert_eq!(header, "x-idnow-token");
+    // The rest of the description is the committed one's.
+    let committed: serde_json::Value = serde_json::from_str(COMMITTED).expect("JSON");
+    assert_eq!(
+        document["paths"]["/v1/persons/{person_id}"],
+        committed["paths"]["/v1/persons/{person_id}"]
     );
 }
