@@ -104,16 +104,38 @@ const TRACING_PREFIXES: [&str; 7] = [
     "sw8",
 ];
 
+/// Headers that proxies, load balancers and CDNs set or overwrite on the way in, whatever the
+/// sender put there: ingress-nginx sets `X-Real-IP` and the `X-Forwarded-*` family, Cloudflare
+/// its `CF-*`, and many add to `Via`; affinity and caching read `Cookie`. A token there would
+/// be lost on the way, and every delivery refused. Lowercase, as `HeaderName` holds them.
+const PROXIED: [&str; 11] = [
+    "via",
+    "cookie",
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "fastly-client-ip",
+    "x-original-forwarded-for",
+    "x-original-uri",
+    "x-original-url",
+    "x-scheme",
+];
+
+/// The same, by the prefix of a family of headers.
+const PROXIED_PREFIXES: [&str; 2] = ["x-forwarded-", "cf-"];
+
 /// Whether `token_header` is a header that something else uses: another of `methods` (one
 /// header cannot carry two methods' credentials); HTTP and proxies, which strip, rewrite or
-/// interpret it on the way (hop-by-hop and framing headers, `Expect`, `X-Forwarded-For`,
-/// `Proxy-Authorization`); the service's own logs and answers, which would hold the token
-/// (`X-Request-Id` is logged and echoed, `traceparent`'s trace id logged); or a tracing
-/// system, which proxies and meshes pass on and record ([`TRACING`], [`TRACING_PREFIXES`]).
+/// interpret it on the way (hop-by-hop and framing headers, `Expect`, `Forwarded`,
+/// `Proxy-Authorization`, and [`PROXIED`], [`PROXIED_PREFIXES`]); the service's own logs and
+/// answers, which would hold the token (`X-Request-Id` is logged and echoed, `traceparent`'s
+/// trace id logged); or a tracing system, which proxies and meshes pass on and record
+/// ([`TRACING`], [`TRACING_PREFIXES`]).
 pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName]) -> bool {
     use actix_web::http::header::{
         CONNECTION, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, FORWARDED, HOST,
-        PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, X_FORWARDED_FOR,
+        PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE,
     };
 
     use crate::telemetry::{REQUEST_ID, TRACEPARENT};
@@ -137,13 +159,14 @@ pub(super) fn is_read_by_others(token_header: &HeaderName, methods: &[MethodName
         &TRAILER,
         &TRANSFER_ENCODING,
         &UPGRADE,
-        &X_FORWARDED_FOR,
     ];
+    let name = token_header.as_str();
+    let named_in = |names: &[&str], prefixes: &[&str]| {
+        names.contains(&name) || prefixes.iter().any(|prefix| name.starts_with(prefix))
+    };
     others.contains(&token_header)
-        || TRACING.contains(&token_header.as_str())
-        || TRACING_PREFIXES
-            .iter()
-            .any(|prefix| token_header.as_str().starts_with(prefix))
-        || ["keep-alive", "proxy-connection"].contains(&token_header.as_str())
+        || named_in(&TRACING, &TRACING_PREFIXES)
+        || named_in(&PROXIED, &PROXIED_PREFIXES)
+        || ["keep-alive", "proxy-connection"].contains(&name)
         || (*token_header == AUTHORIZATION && methods.contains(&MethodName::Basic))
 }

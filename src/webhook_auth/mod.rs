@@ -841,6 +841,14 @@ mod tests {
             ("x-amzn-trace-id", &[MethodName::Token]),
             ("expect", &[MethodName::Token]),
             ("proxy-authorization", &[MethodName::Token]),
+            // Set or overwritten by proxies on the way in (a red-team session).
+            ("x-real-ip", &[MethodName::Token]),
+            ("x-forwarded-proto", &[MethodName::Token]),
+            ("x-forwarded-host", &[MethodName::Token]),
+            ("via", &[MethodName::Token]),
+            ("true-client-ip", &[MethodName::Token]),
+            ("cf-connecting-ip", &[MethodName::Token]),
+            ("cookie", &[MethodName::Token]),
         ] {
             let taken = WebhookAuth::new(Credentials {
                 token_header: HeaderName::from_static(header),
