@@ -73,6 +73,9 @@ pub enum ApiError {
     /// timeout, shutting down); the client should retry.
     #[error("The service cannot take the request right now; retry later.")]
     Unavailable(#[source] anyhow::Error),
+    /// The process is stopping: readiness from SIGTERM on, at every roll-out, not a fault.
+    #[error("The service cannot take the request right now; retry later.")]
+    ShuttingDown,
     /// The process holds as many request body bytes as it allows itself (the body budget):
     /// load shed before reading, not a fault.
     #[error("The service cannot take the request right now; retry later.")]
@@ -131,9 +134,10 @@ impl ApiError {
     }
 
     /// Whether this answer reports a fault of the service (a 5xx to investigate), rather than
-    /// the client's mistake or load shed on purpose.
+    /// the client's mistake, load shed on purpose or a stop.
     pub fn is_fault(&self) -> bool {
-        self.status_code().is_server_error() && !matches!(self, Self::Overloaded)
+        self.status_code().is_server_error()
+            && !matches!(self, Self::Overloaded | Self::ShuttingDown)
     }
 
     /// The machine-readable `code` of the error body.
@@ -186,7 +190,7 @@ impl ApiError {
             Self::Unprocessable { code, .. } => {
                 (S::UNPROCESSABLE_ENTITY, *code, "Unprocessable Entity")
             }
-            Self::Unavailable(_) | Self::Overloaded => (
+            Self::Unavailable(_) | Self::ShuttingDown | Self::Overloaded => (
                 S::SERVICE_UNAVAILABLE,
                 "service_unavailable",
                 "Service Unavailable",
@@ -260,7 +264,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed(allow) => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
             }
-            Self::Unavailable(_) | Self::Overloaded => {
+            Self::Unavailable(_) | Self::ShuttingDown | Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
             }
             Self::UnsupportedContentEncoding => {

@@ -42,7 +42,7 @@ const LOOK_WAIT: Duration = Duration::from_secs(1);
 )]
 pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.draining.is_draining() {
-        return Err(ApiError::Unavailable(anyhow::anyhow!("shutting down")));
+        return Err(ApiError::ShuttingDown);
     }
     let mut readiness = persistence::readiness(&state.database, &state.payload_keys).await;
     // The registry may name a key whose last rows were erased or purged since: if a look

@@ -105,8 +105,21 @@ async fn sigterm_drains_in_flight_deliveries_and_loses_no_acknowledged_one(pool:
         }
     }
 
-    let (exit, _log) = service.wait().await;
+    let (exit, log) = service.wait().await;
     assert!(exit.success(), "SIGTERM ends the service with 0: {exit:?}");
+    // Readiness' 503s of a stop, at every roll-out, are no fault to page anyone for.
+    let readiness: Vec<&String> = log
+        .iter()
+        .filter(|line| line.contains(r#""http.route":"/health/ready""#))
+        .filter(|line| line.contains(r#""status":503"#))
+        .collect();
+    assert!(!readiness.is_empty(), "{log:#?}");
+    assert!(
+        readiness
+            .iter()
+            .all(|line| line.contains(r#""level":"INFO""#)),
+        "{readiness:#?}"
+    );
     assert!(
         signalled.elapsed()
             < Duration::from_secs(SHUTDOWN_DELAY_SECONDS + SHUTDOWN_TIMEOUT_SECONDS),
