@@ -45,6 +45,13 @@ async fn main() -> ExitCode {
     }
     match run(command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
+        // `… | head`: stopped by its reader. Ends as a process that SIGPIPE ends would
+        // (128 + 13), which shells know, without an ERROR line: the command did not fail,
+        // though it may not have finished (`set -o pipefail` says so).
+        Err(error) if operations::is_reader_gone(&error) => {
+            tracing::debug!("the reader of standard output went away");
+            ExitCode::from(141)
+        }
         Err(error) => {
             tracing::error!(error = format!("{error:#}"), "exiting on error");
             ExitCode::FAILURE
@@ -66,6 +73,9 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .await
                 .context("serving HTTP")
         }
-        command => operations::run(command, &settings, &mut std::io::stdout()).await,
+        command => {
+            let mut out = operations::Stdout(std::io::stdout());
+            operations::run(command, &settings, &mut out).await
+        }
     }
 }

@@ -37,6 +37,45 @@ const REENCRYPT_BATCH: i64 = 500;
 /// whatever its size): what bounds the command's memory, since bodies go up to 1 MiB.
 const REENCRYPT_BATCH_BYTES: i64 = 8 * 1024 * 1024;
 
+/// Standard output, on which a broken pipe (its reader went away: `rejected list | head`)
+/// fails with [`ReaderGone`] inside, so that [`is_reader_gone`] tells it from a broken pipe
+/// of the database's connection.
+#[derive(Debug)]
+pub struct Stdout(pub std::io::Stdout);
+
+impl Write for Stdout {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write(bytes).map_err(reader_gone)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(reader_gone)
+    }
+}
+
+fn reader_gone(error: std::io::Error) -> std::io::Error {
+    match error.kind() {
+        std::io::ErrorKind::BrokenPipe => std::io::Error::new(error.kind(), ReaderGone),
+        _ => error,
+    }
+}
+
+/// What [`Stdout`] fails with when nobody reads it any more.
+#[derive(Debug, thiserror::Error)]
+#[error("the reader of standard output went away")]
+pub struct ReaderGone;
+
+/// Whether `error` is that [`Stdout`]'s reader went away: the reader stopped the command, as
+/// `head` does, which is no failure of the command's to log.
+pub fn is_reader_gone(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<ReaderGone>())
+    })
+}
+
 /// Runs `command`, which is not `serve`.
 pub async fn run(
     command: Command,

@@ -154,6 +154,16 @@ pub async fn operator_command(
     args: &[&str],
     environment: &[(&str, &str)],
 ) -> std::process::Output {
+    operator_command_with(pool, args, environment, |_| {}).await
+}
+
+/// As [`operator_command`], with the command set up further by `configure` (its stdout, say).
+pub async fn operator_command_with(
+    pool: &PgPool,
+    args: &[&str],
+    environment: &[(&str, &str)],
+    configure: impl FnOnce(&mut std::process::Command),
+) -> std::process::Output {
     let mut command = binary();
     command
         .args(args)
@@ -161,6 +171,7 @@ pub async fn operator_command(
         .env("IDNOW_WEBHOOK_SECRETS", WEBHOOK_SECRET)
         .env("PAYLOAD_ENCRYPTION_KEYS", PAYLOAD_KEYS)
         .envs(environment.iter().copied());
+    configure(&mut command);
     // Off the test's runtime, which the server of the test may share.
     tokio::task::spawn_blocking(move || command.output())
         .await

@@ -635,3 +635,28 @@ async fn unregistered_lists_unclaimed_identifications_until_claimed_and_older_th
         [format!("tn-recent\t1\t{recent}\t{recent}")]
     );
 }
+
+/// `rejected list | head`: a command whose reader goes away stops as SIGPIPE would stop it
+/// (141) and logs no ERROR, since it did not fail.
+#[sqlx::test(migrations = false)]
+async fn a_command_whose_reader_went_away_stops_without_an_error(pool: PgPool) {
+    let app = spawn_app(pool.clone()).await;
+    assert_eq!(
+        app.deliver(&without_result("tn-gone")).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // The reader is gone before the command writes a byte: its first line fails.
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let output = operator_command_with(&pool, &["rejected", "list"], &[], |command| {
+        command.stdout(writer);
+    })
+    .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains(r#""level":"ERROR""#), "{stderr}");
+
+    // Read, it lists as ever.
+    let listed = rows(&run(&pool, &["rejected", "list"]).await, LIST_HEADER);
+    assert_eq!(listed.len(), 1);
+}
