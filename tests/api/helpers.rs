@@ -119,6 +119,15 @@ pub async fn spawn_app_with(pool: PgPool, environment: HashMap<String, String>) 
     spawn_app_with_settings(pool, settings).await
 }
 
+/// The test server with `variables` added to the test environment, or overriding it.
+pub async fn spawn_app_adding(pool: PgPool, variables: &[(&str, &str)]) -> TestApp {
+    let mut environment = test_environment();
+    for (name, value) in variables {
+        environment.insert((*name).to_owned(), (*value).to_owned());
+    }
+    spawn_app_with(pool, environment).await
+}
+
 /// Starts the real server on a free port of 127.0.0.1, whatever the settings say.
 pub async fn spawn_app_with_settings(pool: PgPool, mut settings: Settings) -> TestApp {
     settings.http.host = IpAddr::V4(Ipv4Addr::LOCALHOST);

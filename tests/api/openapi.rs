@@ -12,21 +12,12 @@ use crate::helpers::*;
 /// The committed description, which clients generate from.
 const COMMITTED: &str = include_str!("../../openapi.json");
 
-/// The test environment with `variables` added.
-async fn spawn_with(pool: PgPool, variables: &[(&str, &str)]) -> TestApp {
-    let mut environment = test_environment();
-    for (name, value) in variables {
-        environment.insert((*name).to_owned(), (*value).to_owned());
-    }
-    spawn_app_with(pool, environment).await
-}
-
 /// The committed description is what a server of every webhook method but `source` serves.
 #[sqlx::test(migrations = false)]
 async fn the_description_is_served_as_committed_and_covers_every_route(pool: PgPool) {
     let tokens = sha256_hex("a-static-token");
     let basic = format!("idnow:{}", sha256_hex("a password"));
-    let app = spawn_with(
+    let app = spawn_app_adding(
         pool,
         &[
             ("WEBHOOK_AUTH", "standard-webhooks,hmac,token,basic"),
@@ -131,7 +122,7 @@ async fn the_description_served_is_of_the_servers_own_webhook_methods(pool: PgPo
     let token = "a-static-token-of-idnow";
     let tokens = sha256_hex(token);
     let basic = format!("idnow:{}", sha256_hex("a password"));
-    let app = spawn_with(
+    let app = spawn_app_adding(
         pool,
         &[
             ("WEBHOOK_AUTH", "source,basic,token"),

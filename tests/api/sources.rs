@@ -24,15 +24,6 @@ const BASIC_USER: &str = "idnow";
 const BASIC_PASSWORD: &str = "correct horse battery staple";
 const CHALLENGE: &str = r#"Basic realm="idnow-webhooks""#;
 
-/// The test server with `variables` added to the test environment.
-async fn spawn(pool: PgPool, variables: &[(&str, &str)]) -> TestApp {
-    let mut environment = test_environment();
-    for (name, value) in variables {
-        environment.insert((*name).to_owned(), (*value).to_owned());
-    }
-    spawn_app_with(pool, environment).await
-}
-
 /// A client whose connections leave from `source`, an address of 127.0.0.0/8 or `::1`.
 fn client_from(source: &str) -> reqwest::Client {
     let source: IpAddr = source.parse().expect("an address");
@@ -144,7 +135,7 @@ async fn assert_nothing_kept(app: &TestApp, attempts: i64) {
 #[sqlx::test(migrations = false)]
 async fn token_admits_the_listed_tokens_in_the_configured_header(pool: PgPool) {
     let tokens = format!("{},{}", sha256_hex(TOKEN), sha256_hex(NEXT_TOKEN));
-    let app = spawn(
+    let app = spawn_app_adding(
         pool,
         &[
             ("WEBHOOK_AUTH", "token"),
@@ -197,7 +188,7 @@ async fn basic_admits_listed_users_and_challenges_everyone_else(pool: PgPool) {
         sha256_hex(BASIC_PASSWORD),
         sha256_hex("other password")
     );
-    let app = spawn(
+    let app = spawn_app_adding(
         pool,
         &[
             ("WEBHOOK_AUTH", "basic"),
@@ -231,7 +222,7 @@ async fn basic_admits_listed_users_and_challenges_everyone_else(pool: PgPool) {
 
 #[sqlx::test(migrations = false)]
 async fn source_admits_only_allowed_addresses_and_refuses_others_before_reading_them(pool: PgPool) {
-    let app = spawn(
+    let app = spawn_app_adding(
         pool,
         &[
             ("WEBHOOK_AUTH", "source"),
@@ -278,7 +269,7 @@ async fn source_admits_only_allowed_addresses_and_refuses_others_before_reading_
 /// credential, and a wrong one does not spoil it.
 #[sqlx::test(migrations = false)]
 async fn with_source_enabled_an_allowed_address_suffices_whatever_else_is_sent(pool: PgPool) {
-    let app = spawn(
+    let app = spawn_app_adding(
         pool,
         &[
             ("WEBHOOK_AUTH", "source,token"),
@@ -306,7 +297,7 @@ async fn with_source_enabled_an_allowed_address_suffices_whatever_else_is_sent(p
 async fn an_unparsable_chain_from_a_trusted_proxy_is_refused_without_allowed_sources_too(
     pool: PgPool,
 ) {
-    let app = spawn(pool, &[("TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let app = spawn_app_adding(pool, &[("TRUSTED_PROXIES", "127.0.0.1")]).await;
     let before = scrape(&app).await;
     let (proxy, untrusted) = (Sender::at("127.0.0.1", &app), Sender::at("127.0.0.3", &app));
     let (first, second, third) = (body(0), body(1), body(2));
@@ -332,7 +323,7 @@ async fn an_unparsable_chain_from_a_trusted_proxy_is_refused_without_allowed_sou
 async fn the_source_gate_stands_before_every_method(pool: PgPool) {
     let tokens = sha256_hex(TOKEN);
     let credentials = format!("{BASIC_USER}:{}", sha256_hex(BASIC_PASSWORD));
-    let app = spawn(
+    let app = spawn_app_adding(
         pool,
         &[
             ("WEBHOOK_AUTH", "standard-webhooks,hmac,token,basic"),
@@ -367,7 +358,7 @@ async fn the_source_gate_stands_before_every_method(pool: PgPool) {
 #[sqlx::test(migrations = false)]
 async fn a_trusted_proxy_forwards_the_client_address_and_nobody_else_does(pool: PgPool) {
     // The test's own 127.0.0.1 is the ingress; 10.0.0.0/8 are proxies behind it.
-    let app = spawn(
+    let app = spawn_app_adding(
         pool,
         &[
             ("WEBHOOK_AUTH", "source"),
@@ -431,7 +422,7 @@ async fn a_trusted_proxy_forwards_the_client_address_and_nobody_else_does(pool: 
 
 #[sqlx::test(migrations = false)]
 async fn behind_a_proxy_credentials_and_the_forwarded_source_are_both_needed(pool: PgPool) {
-    let app = spawn(
+    let app = spawn_app_adding(
         pool,
         &[
             ("WEBHOOK_AUTH", "token"),
@@ -694,7 +685,7 @@ async fn the_admission_matrix(pool: PgPool) {
             ("TRUSTED_PROXIES", "127.0.0.1"),
         ];
         variables.extend_from_slice(extra);
-        let app = spawn(db, &variables).await;
+        let app = spawn_app_adding(db, &variables).await;
         for route in Route::ALL {
             for valid in [true, false] {
                 let (peer, chain) = route.peer_and_chain();
