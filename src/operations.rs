@@ -96,8 +96,9 @@ pub async fn run(
             Ok(())
         }
         Command::Reencrypt => {
-            // The server's statement timeout, which this command shares with it.
-            let writes_last = settings.database.writes_last();
+            // A write's transaction lasts at most its statement timeout (the server's, not
+            // this command's); a minute more for clocks and commits.
+            let writes_last = settings.database.statement_timeout + Duration::from_secs(60);
             reencrypt(&database.0, &settings.payload_keys, writes_last, out).await
         }
         Command::Purge { dry_run } => purge(&database.0, &settings.retention, dry_run, out).await,
@@ -206,7 +207,7 @@ pub async fn reencrypt(
             writeln!(out, "{}: {written} of {total} re-encrypted", table.name())?;
         }
     }
-    let forgotten = keys::forget_unused(database, &[current], writes_last)
+    let forgotten = keys::forget_unused(database, current, writes_last)
         .await
         .context("unregistering keys no row uses")?;
     if !forgotten.is_empty() {

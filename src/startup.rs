@@ -18,7 +18,6 @@ use crate::edge::linger::Lingering;
 use crate::edge::listener::{self, Stack};
 use crate::edge::{self, body, connection, limits, EdgeLimits};
 use crate::metrics::Metrics;
-use crate::persistence::keys::UnconfiguredKeys;
 use crate::persistence::writer::AttemptWriter;
 use crate::persistence::{self, Database, WorkerPools};
 use crate::routes;
@@ -165,10 +164,6 @@ fn serve(
         settings.retention.run(retention, metrics.clone()),
     ));
     let payload_keys = settings.payload_keys;
-    let unconfigured_keys = UnconfiguredKeys::new(
-        payload_keys.ids().map(|id| id.as_str().to_owned()),
-        settings.database.writes_last(),
-    );
     let draining = Draining::default();
     let drain_on_stop = draining.clone();
     let api_keys = web::Data::new(settings.api_keys);
@@ -192,7 +187,6 @@ fn serve(
             database,
             webhook_auth: webhook_auth.clone(),
             payload_keys: payload_keys.clone(),
-            unconfigured_keys: unconfigured_keys.clone(),
             trusted_proxies: trusted_proxies.clone(),
             limits: limits.clone(),
             metrics: metrics.clone(),

@@ -9,7 +9,6 @@ use crate::at_rest::PayloadKeys;
 use crate::edge::client_address::TrustedProxies;
 use crate::edge::EdgeLimits;
 use crate::metrics::Metrics;
-use crate::persistence::keys::UnconfiguredKeys;
 use crate::persistence::writer::AttemptWriter;
 use crate::persistence::Database;
 use crate::webhook_auth::WebhookAuth;
@@ -24,8 +23,6 @@ pub struct AppState {
     pub webhook_auth: WebhookAuth,
     /// Seal what is stored, open what is read.
     pub payload_keys: Arc<PayloadKeys>,
-    /// Readiness' look at the keys rows use that are not configured: one for the process.
-    pub unconfigured_keys: UnconfiguredKeys,
     /// Whose `X-Forwarded-For` tells the client's address.
     pub trusted_proxies: TrustedProxies,
     pub limits: EdgeLimits,

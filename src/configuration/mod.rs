@@ -594,12 +594,6 @@ impl DatabaseSettings {
         }
     }
 
-    /// The longest a write of the server's can take to commit: its statement timeout, and a
-    /// minute more for clocks and commits (see `persistence::keys::forget_unused`).
-    pub fn writes_last(&self) -> Duration {
-        self.statement_timeout + Duration::from_secs(60)
-    }
-
     /// One connection, opened when first needed: for work that runs a statement at a time
     /// beside the server (retention).
     pub fn single_connection(&self) -> Self {

@@ -4,8 +4,7 @@
 //! encrypts a row registers its key in the same transaction, and [`forget_unused`] removes the
 //! ids no row uses any more. Readiness reads that small table, not the attempts.
 
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -215,20 +214,19 @@ pub async fn count_stale(
     Ok((rows(row.attempts), rows(row.rejected)))
 }
 
-/// Unregisters every key id outside `keep` that no row uses; returns them.
+/// Unregisters every key id but `current` that no row uses; returns them.
 ///
-/// Which of those ids rows use is read first, without holding anything: for each, a scan of
-/// both tables that stops at the first row under it. Rows written meanwhile under an old key
-/// (a replica that still encrypts with it) are then found in one transaction that first waits
-/// for every statement that encrypts and is in flight (each holds ROW EXCLUSIVE on
-/// `payload_keys` until it commits; SHARE ROW EXCLUSIVE waits for them and holds new ones
-/// back) and looks only at rows received since the scan began, less `writes_last` (the
-/// longest a write's transaction can run: its statement timeout), through the `received_at`
-/// indexes. So the registry never loses an id a row uses, and ingest waits only for that
-/// short look-up. Interrupted, it changes nothing.
+/// Which ids rows use is read first, without holding anything: a scan of both tables. Rows
+/// written meanwhile under an old key (a replica that still encrypts with it) are then found
+/// in one transaction that first waits for every statement that encrypts and is in flight
+/// (each holds ROW EXCLUSIVE on `payload_keys` until it commits; SHARE ROW EXCLUSIVE waits for
+/// them and holds new ones back) and looks only at rows received since the scan began, less
+/// `writes_last` (the longest a write's transaction can run: its statement timeout), through
+/// the `received_at` indexes. So the registry never loses an id a row uses, and ingest waits
+/// only for that short look-up. Interrupted, it changes nothing.
 pub async fn forget_unused(
     database: &Database,
-    keep: &[&str],
+    current: &str,
     writes_last: Duration,
 ) -> Result<Vec<String>, sqlx::Error> {
     let scan = database
@@ -236,14 +234,11 @@ pub async fn forget_unused(
             sqlx::query!(
                 r#"
                 SELECT now() AS "started!: DateTime<Utc>",
-                       ARRAY(SELECT k.key_id FROM payload_keys k
-                             WHERE k.key_id <> ALL($1)
-                               AND (EXISTS (SELECT FROM attempts a WHERE a.key_id = k.key_id)
-                                    OR EXISTS (SELECT FROM rejected_deliveries r
-                                               WHERE r.key_id = k.key_id)))
+                       ARRAY(SELECT key_id FROM attempts WHERE key_id IS NOT NULL
+                             UNION
+                             SELECT key_id FROM rejected_deliveries WHERE key_id IS NOT NULL)
                            AS "used!"
-                "#,
-                keep as &[&str],
+                "#
             )
             .fetch_one(&mut *conn)
             .await
@@ -258,14 +253,14 @@ pub async fn forget_unused(
             sqlx::query_scalar!(
                 r#"
                 DELETE FROM payload_keys k
-                WHERE k.key_id <> ALL($1) AND k.key_id <> ALL($2)
+                WHERE k.key_id <> $1 AND k.key_id <> ALL($2)
                   AND NOT EXISTS (SELECT 1 FROM attempts a
                                   WHERE a.received_at >= $3 AND a.key_id = k.key_id)
                   AND NOT EXISTS (SELECT 1 FROM rejected_deliveries r
                                   WHERE r.received_at >= $3 AND r.key_id = k.key_id)
                 RETURNING key_id
                 "#,
-                keep as &[&str],
+                current,
                 &scan.used,
                 since,
             )
@@ -273,76 +268,6 @@ pub async fn forget_unused(
             .await
         })
         .await
-}
-
-/// How often a replica may look again whether rows still use key ids it is not configured
-/// with: each look scans both tables for an id no row uses.
-const LOOK_AGAIN_AFTER: Duration = Duration::from_secs(5 * 60);
-
-/// For readiness: forgets the key ids the registry names but the configuration does not, once
-/// no row uses them. Rows go with erasure and retention too, not only with `reencrypt`; without
-/// this, a replica started without a key whose last rows were erased stayed unready until
-/// someone ran `reencrypt`. One look at a time, at most once per [`LOOK_AGAIN_AFTER`], in the
-/// process: shared by its workers.
-#[derive(Debug, Clone)]
-pub struct UnconfiguredKeys {
-    configured: Arc<[String]>,
-    writes_last: Duration,
-    last_look: Arc<Mutex<Option<Instant>>>,
-}
-
-impl UnconfiguredKeys {
-    /// `configured`: every key the process may decrypt with; `writes_last`: see
-    /// [`forget_unused`].
-    pub fn new(configured: impl IntoIterator<Item = String>, writes_last: Duration) -> Self {
-        Self {
-            configured: configured.into_iter().collect(),
-            writes_last,
-            last_look: Arc::default(),
-        }
-    }
-
-    /// Starts a look on `database` in the background, unless one started within
-    /// [`LOOK_AGAIN_AFTER`], and waits at most `wait` for it: `true` when it finished in time
-    /// and forgot ids. The look goes on beyond the wait; it logs what it did.
-    pub async fn forget_unused(&self, database: &Database, wait: Duration) -> bool {
-        {
-            let mut last_look = self
-                .last_look
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if last_look.is_some_and(|at| at.elapsed() < LOOK_AGAIN_AFTER) {
-                return false;
-            }
-            *last_look = Some(Instant::now());
-        }
-        let (database, configured, writes_last) = (
-            database.clone(),
-            Arc::clone(&self.configured),
-            self.writes_last,
-        );
-        let look = tokio::task::spawn_local(async move {
-            let keep: Vec<&str> = configured.iter().map(String::as_str).collect();
-            match forget_unused(&database, &keep, writes_last).await {
-                Ok(forgotten) if forgotten.is_empty() => false,
-                Ok(forgotten) => {
-                    tracing::info!(
-                        key_ids = %forgotten.join(", "),
-                        "no row uses these unconfigured key ids any more: forgotten"
-                    );
-                    true
-                }
-                Err(error) => {
-                    tracing::warn!(
-                        error = %error,
-                        "could not look whether rows still use the unconfigured key ids"
-                    );
-                    false
-                }
-            }
-        });
-        matches!(tokio::time::timeout(wait, look).await, Ok(Ok(true)))
-    }
 }
 
 #[cfg(test)]

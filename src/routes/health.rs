@@ -1,7 +1,5 @@
 //! Liveness and readiness for the orchestrator.
 
-use std::time::Duration;
-
 use actix_web::{web, HttpResponse};
 use serde_json::json;
 use utoipa::ToSchema;
@@ -22,10 +20,6 @@ pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
-/// How long readiness waits for a look at the keys rows use: well within the probe's timeout
-/// (3 s, deploy/base/deployment.yaml). A longer look answers a later probe.
-const LOOK_WAIT: Duration = Duration::from_secs(1);
-
 /// Whether to send traffic here: 200 only when the database answers, every migration is
 /// applied and every key rows are encrypted under is configured; 503 otherwise, and once the
 /// process has been asked to stop.
@@ -44,18 +38,7 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
     if state.draining.is_draining() {
         return Err(ApiError::ShuttingDown);
     }
-    let mut readiness = persistence::readiness(&state.database, &state.payload_keys).await;
-    // The registry may name a key whose last rows were erased or purged since: if a look
-    // finds none, the key is forgotten and this replica is ready after all.
-    if matches!(readiness, Ok(Readiness::KeysMissing(_)))
-        && state
-            .unconfigured_keys
-            .forget_unused(&state.database, LOOK_WAIT)
-            .await
-    {
-        readiness = persistence::readiness(&state.database, &state.payload_keys).await;
-    }
-    match readiness {
+    match persistence::readiness(&state.database, &state.payload_keys).await {
         Ok(Readiness::Ready) => Ok(HttpResponse::Ok().json(json!({ "status": "ready" }))),
         Ok(Readiness::MigrationsPending) => Err(ApiError::Unavailable(anyhow::anyhow!(
             "database migrations are pending"
