@@ -447,3 +447,54 @@ async fn reencrypt_with_the_wrong_keys_fails_and_leaves_the_replicas_ready(pool:
         .await;
     assert_listed_byte_for_byte(&app, &[("sig-wrong-keys", vec![body])]).await;
 }
+
+/// A key whose rows were all erased is still registered, so a replica started without it is
+/// not ready; `reencrypt` run with the keys that stay forgets it, without the dropped key,
+/// and the replica is ready.
+#[sqlx::test(migrations = false)]
+async fn reencrypt_forgets_a_key_whose_rows_were_all_erased(pool: PgPool) {
+    const K3: &str = "k3:MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";
+    let rotated = spawn_app_with(pool.clone(), with_keys(&format!("{K3},{K2}"))).await;
+    rotated.register(PERSON, "sig-k3", "tn-k3").await;
+    let stored = rotated
+        .deliver(&webhook_body("tn-k3", "SUCCESS", "2026-10-01T10:00:00Z"))
+        .await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    // Refused and kept, under k3 too.
+    let no_result = br#"{"identificationprocess":{"transactionnumber":"tn-k3"}}"#;
+    assert_eq!(
+        rotated.deliver(no_result).await.status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    let erased = rotated.erase_as(ERASE_TOKEN, PERSON).await;
+    assert_eq!(erased.status(), StatusCode::OK);
+    let counts: serde_json::Value = erased.json().await.expect("a JSON body");
+    assert_eq!(
+        counts,
+        serde_json::json!({"signings": 1, "attempts": 1, "rejected_deliveries": 1})
+    );
+    drop(rotated);
+
+    let without_k3 = spawn_app_with(pool.clone(), with_keys(K2)).await;
+    assert_error(
+        without_k3.get("/health/ready").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+    let output = operator_command(&pool, &["reencrypt"], &[("PAYLOAD_ENCRYPTION_KEYS", K2)]).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("re-encrypting under key k2: 0 attempts, 0 rejected deliveries"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("no row uses key id(s) k3 any more"),
+        "{stdout}"
+    );
+    assert_eq!(
+        without_k3.get("/health/ready").await.status(),
+        StatusCode::OK
+    );
+}
