@@ -47,9 +47,9 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // `… | head`: stopped by its reader. Ends as a process that SIGPIPE ends would
         // (128 + 13), which shells know, without an ERROR line: the command did not fail,
-        // though it may not have finished (`set -o pipefail` says so).
+        // though it may not have finished (`set -o pipefail` says so, and so does this line).
         Err(error) if operations::is_reader_gone(&error) => {
-            tracing::debug!("the reader of standard output went away");
+            tracing::info!("stopped: the reader of standard output went away");
             ExitCode::from(141)
         }
         Err(error) => {

@@ -65,7 +65,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, request_timeout: Duration) {
     .service(resource(
         "/openapi.json",
         "GET",
-        web::get().to(openapi::serve),
+        web::get().to(openapi::document),
     ));
 }
 

@@ -33,7 +33,7 @@ use crate::webhook_auth::{MethodName, WebhookAuth};
         health::live,
         health::ready,
         metrics::scrape,
-        serve,
+        document,
     ),
     components(schemas(ErrorBody, ErrorObject<'static>, Erased, ResourceId, TransactionNumberText)),
     modifiers(&SecuritySchemes, &EveryAnswer),
@@ -49,7 +49,7 @@ struct ApiDoc;
 
 /// The description as committed, of every webhook method: pretty JSON, ending in a newline.
 pub fn document_json() -> String {
-    pretty(&document())
+    pretty(&description())
 }
 
 /// The description as a server configured with `auth` serves it: the committed one, of the
@@ -59,7 +59,7 @@ pub fn document_json() -> String {
 /// sends what this server takes. With every method but `source` and the default header, it
 /// is the committed description.
 pub fn served_json(auth: &WebhookAuth) -> String {
-    let mut document = document();
+    let mut document = description();
     let enabled: Vec<MethodName> = auth.methods().collect();
     if let Some(schemes) = document
         .pointer_mut("/components/securitySchemes")
@@ -106,7 +106,7 @@ fn scheme_of(method: MethodName) -> Option<&'static str> {
     }
 }
 
-fn document() -> serde_json::Value {
+fn description() -> serde_json::Value {
     let mut document = ApiDoc::openapi();
     // Cargo's `UNLICENSED` is not an SPDX identifier: the name alone says it.
     if let Some(license) = &mut document.info.license {
@@ -167,7 +167,7 @@ fn camel_case_links(document: &mut serde_json::Value) {
     operation_id = "openapi",
     responses((status = 200, description = "The OpenAPI 3.1 description of every route.", content_type = "application/json", body = Object)),
 )]
-pub async fn serve(state: web::Data<AppState>) -> HttpResponse {
+pub async fn document(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(mime::APPLICATION_JSON)
         .body(state.openapi.clone())

@@ -139,6 +139,16 @@ async fn the_description_served_is_of_the_servers_own_webhook_methods(pool: PgPo
         serde_json::json!([{"token": []}, {"basic": []}, {}])
     );
     assert_eq!(schemes(&document), ["basic", "bearer", "token"]);
+    // Every operation's requirements name schemes the description has.
+    for item in document["paths"].as_object().expect("paths").values() {
+        for operation in item.as_object().expect("a path item").values() {
+            for requirement in operation["security"].as_array().into_iter().flatten() {
+                for scheme in requirement.as_object().expect("a requirement").keys() {
+                    assert!(schemes(&document).contains(scheme), "{scheme}");
+                }
+            }
+        }
+    }
     let scheme = &document["components"]["securitySchemes"]["token"];
     assert_eq!(scheme["in"], "header");
     let header = scheme["name"].as_str().expect("a header name");

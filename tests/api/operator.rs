@@ -655,6 +655,10 @@ async fn a_command_whose_reader_went_away_stops_without_an_error(pool: PgPool) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(141), "{stderr}");
     assert!(!stderr.contains(r#""level":"ERROR""#), "{stderr}");
+    assert!(
+        stderr.contains("stopped: the reader of standard output went away"),
+        "{stderr}"
+    );
 
     // Read, it lists as ever.
     let listed = rows(&run(&pool, &["rejected", "list"]).await, LIST_HEADER);
