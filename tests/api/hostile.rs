@@ -288,6 +288,47 @@ async fn a_chunked_body_whose_framing_has_no_end_is_refused_at_once(pool: PgPool
     assert_eq!(app.attempt_count().await, 1);
 }
 
+/// The service upgrades no connection (RFC 9110 §7.8: a server may ignore `Upgrade`): a request
+/// that asks for a WebSocket or another protocol is served as any other, its body framed by its
+/// `Content-Length`, on a connection that stays open for the request pipelined behind it.
+#[sqlx::test(migrations = false)]
+async fn a_request_asking_for_an_upgrade_is_served_as_any_other(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = success();
+    let signature = key(WEBHOOK_SECRET).hmac_signature(&body);
+    for upgrade in ["websocket", "h2c", "foo/1"] {
+        let mut request = format!(
+            "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+             X-Idnow-Signature: {signature}\r\nConnection: keep-alive, Upgrade\r\n\
+             Upgrade: {upgrade}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        request.extend_from_slice(
+            b"GET /health/live HTTP/1.1\r\nHost: idnow\r\nConnection: close\r\n\r\n",
+        );
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
+            .await
+            .expect("connect");
+        stream.write_all(&request).await.expect("sent");
+        let (answer, _) = read_until_closed(&mut stream).await;
+        let statuses: Vec<&str> = answer
+            .match_indices("HTTP/1.1 ")
+            .map(|(at, _)| &answer[at + 9..at + 12])
+            .collect();
+        // Stored the first time, a duplicate after; then the pipelined request's answer.
+        assert_eq!(statuses.len(), 2, "{upgrade}: {answer}");
+        assert!(["202", "200"].contains(&statuses[0]), "{upgrade}: {answer}");
+        assert_eq!(statuses[1], "200", "{upgrade}: {answer}");
+        assert!(
+            !answer.to_ascii_lowercase().contains("upgrade"),
+            "{upgrade}: {answer}"
+        );
+    }
+    assert_eq!(app.attempt_count().await, 1);
+}
+
 /// The fuzzer's seeds and every crash it found, as signed deliveries: never a 5xx.
 #[sqlx::test(migrations = false)]
 async fn fuzzing_seeds_and_regressions_never_get_a_server_error(pool: PgPool) {

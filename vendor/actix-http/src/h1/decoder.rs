@@ -1,4 +1,10 @@
-use std::{io, marker::PhantomData, mem::MaybeUninit, task::Poll};
+use std::{
+    io,
+    marker::PhantomData,
+    mem::MaybeUninit,
+    sync::atomic::{AtomicBool, Ordering},
+    task::Poll,
+};
 
 use actix_codec::Decoder;
 use bytes::{Bytes, BytesMut};
@@ -71,6 +77,12 @@ pub(crate) trait MessageType: Sized {
     fn headers_mut(&mut self) -> &mut HeaderMap;
 
     fn decode(src: &mut BytesMut) -> Result<Option<(Self, PayloadType)>, ParseError>;
+
+    /// PATCHED (idnow-attempts, vendor/README.md): whether a message asking for an upgrade
+    /// (`Connection: upgrade`, `Upgrade: websocket`) is framed as one.
+    fn takes_upgrades() -> bool {
+        true
+    }
 
     fn set_headers(
         &mut self,
@@ -169,6 +181,7 @@ pub(crate) trait MessageType: Sized {
                                     break;
                                 } else if option.eq_ignore_ascii_case("upgrade")
                                     && ka != Some(ConnectionType::Close)
+                                    && Self::takes_upgrades()
                                 {
                                     ka = Some(ConnectionType::Upgrade);
                                 } else if option.eq_ignore_ascii_case("keep-alive") && ka.is_none()
@@ -229,7 +242,7 @@ pub(crate) trait MessageType: Sized {
             Ok(PayloadLength::Payload(PayloadType::Payload(
                 PayloadDecoder::chunked(),
             )))
-        } else if has_upgrade_websocket {
+        } else if has_upgrade_websocket && Self::takes_upgrades() {
             Ok(PayloadLength::UpgradeWebSocket)
         } else if let Some(len) = content_length {
             // Content-Length
@@ -242,7 +255,26 @@ pub(crate) trait MessageType: Sized {
     }
 }
 
+/// PATCHED (idnow-attempts, vendor/README.md): set once by [`ignore_upgrades`].
+static IGNORE_UPGRADES: AtomicBool = AtomicBool::new(false);
+
+/// PATCHED (idnow-attempts, vendor/README.md): for a server that upgrades no connection, for
+/// the whole process. A request asking for an upgrade is then decoded as any other (RFC 9110
+/// §7.8: a server may ignore `Upgrade`): its body framed by its `Content-Length` or chunked
+/// coding, not read to the end of the stream as a WebSocket's would be, and its connection
+/// kept or closed as its other `Connection` options say, not closed after the answer.
+/// Unpatched, such a request's answer said `Connection: upgrade` and ended the connection,
+/// losing any request pipelined behind it, and a `POST` asking for a WebSocket had its body
+/// read until the client closed, whatever its `Content-Length`.
+pub fn ignore_upgrades() {
+    IGNORE_UPGRADES.store(true, Ordering::Relaxed);
+}
+
 impl MessageType for Request {
+    fn takes_upgrades() -> bool {
+        !IGNORE_UPGRADES.load(Ordering::Relaxed)
+    }
+
     fn set_connection_type(&mut self, conn_type: Option<ConnectionType>) {
         if let Some(ctype) = conn_type {
             self.head_mut().set_connection_type(ctype);

@@ -20,6 +20,8 @@ mod utils;
 pub use self::{
     client::{ClientCodec, ClientPayloadCodec},
     codec::Codec,
+    // PATCHED (idnow-attempts, vendor/README.md): a server that upgrades no connection.
+    decoder::ignore_upgrades,
     dispatcher::Dispatcher,
     expect::ExpectHandler,
     own_answers::{set_own_answer_body, OwnAnswerBody},
