@@ -67,6 +67,10 @@ pub enum ApiError {
     /// so this answer is for the log only.
     #[error("The client did not read its answers in time.")]
     SlowReader,
+    /// The body's framing is broken (a malformed chunk): nothing after it on the connection
+    /// can be read, so the answer ends the connection, and says so.
+    #[error("The body could not be read.")]
+    UnreadableBody,
     #[error("{detail}")]
     Unprocessable { code: &'static str, detail: String },
     /// The service cannot take the request now (database away, pool exhausted, request
@@ -162,6 +166,7 @@ impl ApiError {
                 "Method Not Allowed",
             ),
             Self::BadRequest { code, .. } => (S::BAD_REQUEST, *code, "Bad Request"),
+            Self::UnreadableBody => (S::BAD_REQUEST, "unreadable_body", "Bad Request"),
             Self::Conflict(_) => (S::CONFLICT, "conflict", "Conflict"),
             Self::WebhookIdReused => (S::CONFLICT, "webhook_id_reused", "Conflict"),
             Self::PayloadTooLarge { .. } => (
@@ -275,6 +280,11 @@ impl ResponseError for ApiError {
                 );
             }
             _ => {}
+        }
+        if matches!(self, Self::UnreadableBody) {
+            response
+                .head_mut()
+                .set_connection_type(actix_web::http::ConnectionType::Close);
         }
         response
     }

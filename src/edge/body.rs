@@ -138,8 +138,7 @@ async fn read_within(
     let mut single: Option<web::Bytes> = None;
     let mut joined = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk
-            .map_err(|_| ApiError::bad_request("unreadable_body", "The body could not be read."))?;
+        let chunk = chunk.map_err(|_| ApiError::UnreadableBody)?;
         let received = single.as_ref().map_or(joined.len(), web::Bytes::len) + chunk.len();
         if received > limits.size {
             return Err(ApiError::PayloadTooLarge { limit: limits.size });

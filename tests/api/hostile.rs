@@ -261,6 +261,13 @@ async fn a_chunked_body_whose_framing_has_no_end_is_refused_at_once(pool: PgPool
             "{name}: answered at once, not after {took:?}"
         );
         assert_raw_error(&answer, StatusCode::BAD_REQUEST, "unreadable_body");
+        // The connection ends after it, as the answer says.
+        assert!(
+            answer
+                .to_ascii_lowercase()
+                .contains("\r\nconnection: close\r\n"),
+            "{name}: {answer}"
+        );
     }
     assert_eq!(app.attempt_count().await, 0);
 
@@ -296,10 +303,18 @@ async fn a_request_asking_for_an_upgrade_is_served_as_any_other(pool: PgPool) {
     let app = spawn_app(pool).await;
     let body = success();
     let signature = key(WEBHOOK_SECRET).hmac_signature(&body);
-    for upgrade in ["websocket", "h2c", "foo/1"] {
+    for (connection, upgrade) in [
+        ("Connection: keep-alive, Upgrade\r\n", "websocket"),
+        ("", "websocket"),
+        (
+            "Connection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n",
+            "h2c",
+        ),
+        ("Connection: upgrade\r\n", "foo/1"),
+    ] {
         let mut request = format!(
             "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
-             X-Idnow-Signature: {signature}\r\nConnection: keep-alive, Upgrade\r\n\
+             X-Idnow-Signature: {signature}\r\n{connection}\
              Upgrade: {upgrade}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
