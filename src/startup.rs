@@ -198,12 +198,12 @@ fn serve(
         let observed = Rc::new(metrics.clone());
         let request_timeout = http.request_timeout;
         App::new()
-            // Innermost the header limit, before any route runs; then every error answer
-            // gets the contract's body; then a body left unread closes its connection; then
-            // a client that takes no answers waits; outermost, the metrics and the request
-            // log see the final answer.
+            // Innermost the header limit and the Host check, before any route runs; then
+            // every error answer gets the contract's body; then a body left unread closes its
+            // connection; then a client that takes no answers waits; outermost, the metrics
+            // and the request log see the final answer.
             .wrap(from_fn(move |request, next| {
-                limits::limit_header_size(http.max_header_bytes, request, next)
+                limits::check_head(http.max_header_bytes, request, next)
             }))
             .wrap(ErrorHandlers::new().default_handler(edge::contract_shape))
             .wrap(from_fn(body::close_on_unread_body))

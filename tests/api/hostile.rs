@@ -344,6 +344,47 @@ async fn a_request_asking_for_an_upgrade_is_served_as_any_other(pool: PgPool) {
     assert_eq!(app.attempt_count().await, 1);
 }
 
+/// RFC 9112 §3.2: a `Host` that is not a host and port is 400, in the contract's shape, on
+/// every route; the connection serves on.
+#[sqlx::test(migrations = false)]
+async fn a_host_that_is_not_one_is_refused(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    for host in ["a b", "u@x", "x:abc", "[::1", "x/y"] {
+        for target in ["/health/live", "/v1/webhooks/idnow"] {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
+                .await
+                .expect("connect");
+            let request = format!(
+                "GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n\
+                 GET /health/live HTTP/1.1\r\nHost: idnow\r\nConnection: close\r\n\r\n"
+            );
+            stream.write_all(request.as_bytes()).await.expect("sent");
+            let (answer, _) = read_until_closed(&mut stream).await;
+            let second = answer.rfind("HTTP/1.1 ").expect("two answers");
+            assert_raw_error(
+                &answer[..second],
+                StatusCode::BAD_REQUEST,
+                "malformed_request",
+            );
+            assert!(
+                answer[second..].starts_with("HTTP/1.1 200 "),
+                "{host}: {answer}"
+            );
+        }
+    }
+    // A host and port, a name, an IPv6 address: served.
+    for host in ["idnow", "127.0.0.1:8080", "[::1]:8080"] {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
+            .await
+            .expect("connect");
+        let request =
+            format!("GET /health/live HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.expect("sent");
+        let (answer, _) = read_until_closed(&mut stream).await;
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{host}: {answer}");
+    }
+}
+
 /// The fuzzer's seeds and every crash it found, as signed deliveries: never a 5xx.
 #[sqlx::test(migrations = false)]
 async fn fuzzing_seeds_and_regressions_never_get_a_server_error(pool: PgPool) {
