@@ -54,23 +54,22 @@ pub async fn check_head(
 /// §3.2.2), or empty. An IP literal in brackets is an IPv6 address; a name is unreserved
 /// characters, percent-encodings and sub-delimiters; a port is digits. No user info.
 fn is_host(value: &[u8]) -> bool {
-    let (host, port) = match value.strip_prefix(b"[") {
+    let (host_is_valid, port) = match value.strip_prefix(b"[") {
         Some(literal) => {
             let Some(end) = literal.iter().position(|&byte| byte == b']') else {
                 return false;
             };
             let address = std::str::from_utf8(&literal[..end]).ok();
-            if address
-                .and_then(|a| a.parse::<std::net::Ipv6Addr>().ok())
-                .is_none()
-            {
-                return false;
-            }
-            (&[][..], &literal[end + 1..])
+            let is_ipv6 = address.is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+            (is_ipv6, &literal[end + 1..])
         }
         None => match value.iter().rposition(|&byte| byte == b':') {
-            Some(colon) => value.split_at(colon),
-            None => (value, &[][..]),
+            // No `http` URI has an empty host (RFC 9110 §4.2.1), so no port goes without one.
+            Some(colon) => {
+                let (host, port) = value.split_at(colon);
+                (!host.is_empty() && is_reg_name(host), port)
+            }
+            None => (is_reg_name(value), &[][..]),
         },
     };
     let port_is_digits = match port.split_first() {
@@ -78,7 +77,7 @@ fn is_host(value: &[u8]) -> bool {
         Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
         Some(_) => false,
     };
-    port_is_digits && is_reg_name(host)
+    host_is_valid && port_is_digits
 }
 
 /// RFC 3986's `reg-name`, which an IPv4 address also is: `*( unreserved / pct-encoded /
@@ -153,7 +152,7 @@ mod tests {
         }
         for host in [
             "a b", "u@x", "x:abc", "x:-1", "[::1", "[::1]x", "[x]:80", "x/y", "\"x\"", "x, y",
-            "x%zz", "x%4", ":80:80", "x\u{e9}",
+            "x%zz", "x%4", ":80:80", "x\u{e9}", ":80", ":",
         ] {
             assert!(!is_host(host.as_bytes()), "{host:?}");
         }

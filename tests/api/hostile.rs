@@ -342,6 +342,23 @@ async fn a_request_asking_for_an_upgrade_is_served_as_any_other(pool: PgPool) {
         );
     }
     assert_eq!(app.attempt_count().await, 1);
+
+    // Nor does it tunnel: a CONNECT has the body its framing gives it, none here, and what
+    // follows it is the next request.
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connect");
+    stream
+        .write_all(
+            b"CONNECT idnow:80 HTTP/1.1\r\nHost: idnow:80\r\nContent-Length: 0\r\n\r\n\
+              GET /health/live HTTP/1.1\r\nHost: idnow\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .expect("sent");
+    let (answer, _) = read_until_closed(&mut stream).await;
+    let second = answer.rfind("HTTP/1.1 ").expect("two answers");
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer[second..].starts_with("HTTP/1.1 200 "), "{answer}");
 }
 
 /// RFC 9112 §3.2: a `Host` that is not a host and port is 400, in the contract's shape, on

@@ -258,11 +258,12 @@ pub(crate) trait MessageType: Sized {
 /// PATCHED (idnow-attempts, vendor/README.md): set once by [`ignore_upgrades`].
 static IGNORE_UPGRADES: AtomicBool = AtomicBool::new(false);
 
-/// PATCHED (idnow-attempts, vendor/README.md): for a server that upgrades no connection, for
-/// the whole process. A request asking for an upgrade is then decoded as any other (RFC 9110
-/// §7.8: a server may ignore `Upgrade`): its body framed by its `Content-Length` or chunked
-/// coding, not read to the end of the stream as a WebSocket's would be, and its connection
-/// kept or closed as its other `Connection` options say, not closed after the answer.
+/// PATCHED (idnow-attempts, vendor/README.md): for a server that upgrades no connection and
+/// tunnels none, for the whole process. A request asking for an upgrade is then decoded as
+/// any other (RFC 9110 §7.8: a server may ignore `Upgrade`): its body framed by its
+/// `Content-Length` or chunked coding, not read to the end of the stream as a WebSocket's
+/// would be, and its connection kept or closed as its other `Connection` options say, not
+/// closed after the answer. A `CONNECT` is framed as any other request too.
 /// Unpatched, such a request's answer said `Connection: upgrade` and ended the connection,
 /// losing any request pipelined behind it, and a `POST` asking for a WebSocket had its body
 /// read until the client closed, whatever its `Content-Length`.
@@ -390,7 +391,9 @@ impl MessageType for Request {
                 PayloadType::Stream(PayloadDecoder::eof())
             }
             PayloadLength::None => {
-                if method == Method::CONNECT {
+                // PATCHED (idnow-attempts, vendor/README.md): a server that upgrades nothing
+                // tunnels nothing either: a CONNECT without a body has none.
+                if method == Method::CONNECT && Self::takes_upgrades() {
                     PayloadType::Stream(PayloadDecoder::eof())
                 } else {
                     PayloadType::None
