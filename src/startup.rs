@@ -172,7 +172,8 @@ fn serve(
     // The answers actix-http gives before any route (400, 431, 408) carry the contract's
     // error body too. Process-wide; every server of the process sets the same.
     actix_http::h1::set_own_answer_body(edge::refusals::own_answer_body);
-    // No route upgrades a connection: a request asking for one is served as any other.
+    // No route upgrades a connection or tunnels one: a request asking for either is served
+    // as any other.
     actix_http::h1::ignore_upgrades();
     let mut server = HttpServer::new(move || {
         // Called on each worker's thread, within its runtime: the pool and the writer made

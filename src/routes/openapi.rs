@@ -1,7 +1,8 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description of every route, generated from the
 //! handlers' `#[utoipa::path]` attributes and the types they answer with, so that it cannot
-//! drift from them. The same document is committed as `openapi.json` at the repository's root
-//! for clients to generate from; a test fails when the two differ.
+//! drift from them. A server serves it narrowed to its own webhook methods ([`served_json`]);
+//! the description of every method is committed as `openapi.json` at the repository's root
+//! for clients to generate from, and a test fails when it differs from the code's.
 
 use std::borrow::Cow;
 
