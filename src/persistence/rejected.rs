@@ -40,11 +40,11 @@ pub async fn keep(
     // In order of creation, as attempt ids (`AttemptId::generate`): a page of the index at hand.
     let id = Uuid::now_v7();
     let sealed = keys.seal(Binding::Rejected { id }, delivery.body);
-    let also_named: Option<Vec<String>> = delivery
+    let also_named: Option<Vec<&str>> = delivery
         .transaction_numbers
         .get(1..)
         .filter(|others| !others.is_empty())
-        .map(|others| others.iter().map(|n| n.as_str().to_owned()).collect());
+        .map(|others| others.iter().map(TransactionNumber::as_str).collect());
     let identifications: Vec<Vec<u8>> = delivery
         .transaction_numbers
         .iter()
@@ -74,7 +74,7 @@ pub async fn keep(
         sealed.key_id.as_str(),
         sealed.bytes,
         &identifications,
-        also_named.as_deref(),
+        also_named.as_deref() as Option<&[&str]>,
     )
     .fetch_optional(&mut *conn)
     .await?;

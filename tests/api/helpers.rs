@@ -718,6 +718,18 @@ pub async fn read_until_closed(stream: &mut tokio::net::TcpStream) -> (String, D
     )
 }
 
+/// Sends `request`, raw bytes, on a new connection to the server on `port`, and returns what
+/// it answers until it closes the connection ([`read_until_closed`]).
+pub async fn exchange(port: u16, request: &[u8]) -> String {
+    use tokio::io::AsyncWriteExt as _;
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream.write_all(request).await.expect("sent");
+    read_until_closed(&mut stream).await.0
+}
+
 /// [`assert_error`] for an answer read off the socket as text (status line, head and body),
 /// as the answers actix-http gives before any route, where no HTTP client would read on.
 pub fn assert_raw_error(answer: &str, status: StatusCode, code: &str) -> serde_json::Value {

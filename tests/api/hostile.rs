@@ -323,11 +323,7 @@ async fn a_request_asking_for_an_upgrade_is_served_as_any_other(pool: PgPool) {
         request.extend_from_slice(
             b"GET /health/live HTTP/1.1\r\nHost: idnow\r\nConnection: close\r\n\r\n",
         );
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
-            .await
-            .expect("connect");
-        stream.write_all(&request).await.expect("sent");
-        let (answer, _) = read_until_closed(&mut stream).await;
+        let answer = exchange(app.port(), &request).await;
         let statuses: Vec<&str> = answer
             .match_indices("HTTP/1.1 ")
             .map(|(at, _)| &answer[at + 9..at + 12])
@@ -345,17 +341,12 @@ async fn a_request_asking_for_an_upgrade_is_served_as_any_other(pool: PgPool) {
 
     // Nor does it tunnel: a CONNECT has the body its framing gives it, none here, and what
     // follows it is the next request.
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
-        .await
-        .expect("connect");
-    stream
-        .write_all(
-            b"CONNECT idnow:80 HTTP/1.1\r\nHost: idnow:80\r\nContent-Length: 0\r\n\r\n\
-              GET /health/live HTTP/1.1\r\nHost: idnow\r\nConnection: close\r\n\r\n",
-        )
-        .await
-        .expect("sent");
-    let (answer, _) = read_until_closed(&mut stream).await;
+    let answer = exchange(
+        app.port(),
+        b"CONNECT idnow:80 HTTP/1.1\r\nHost: idnow:80\r\nContent-Length: 0\r\n\r\n\
+          GET /health/live HTTP/1.1\r\nHost: idnow\r\nConnection: close\r\n\r\n",
+    )
+    .await;
     let second = answer.rfind("HTTP/1.1 ").expect("two answers");
     assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
     assert!(answer[second..].starts_with("HTTP/1.1 200 "), "{answer}");
@@ -368,15 +359,11 @@ async fn a_host_that_is_not_one_is_refused(pool: PgPool) {
     let app = spawn_app(pool).await;
     for host in ["a b", "u@x", "x:abc", "[::1", "x/y"] {
         for target in ["/health/live", "/v1/webhooks/idnow"] {
-            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
-                .await
-                .expect("connect");
             let request = format!(
                 "GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n\
                  GET /health/live HTTP/1.1\r\nHost: idnow\r\nConnection: close\r\n\r\n"
             );
-            stream.write_all(request.as_bytes()).await.expect("sent");
-            let (answer, _) = read_until_closed(&mut stream).await;
+            let answer = exchange(app.port(), request.as_bytes()).await;
             let second = answer.rfind("HTTP/1.1 ").expect("two answers");
             assert_raw_error(
                 &answer[..second],
@@ -391,13 +378,9 @@ async fn a_host_that_is_not_one_is_refused(pool: PgPool) {
     }
     // A host and port, a name, an IPv6 address: served.
     for host in ["idnow", "127.0.0.1:8080", "[::1]:8080"] {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
-            .await
-            .expect("connect");
         let request =
             format!("GET /health/live HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        stream.write_all(request.as_bytes()).await.expect("sent");
-        let (answer, _) = read_until_closed(&mut stream).await;
+        let answer = exchange(app.port(), request.as_bytes()).await;
         assert!(answer.starts_with("HTTP/1.1 200 "), "{host}: {answer}");
     }
 }
