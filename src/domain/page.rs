@@ -19,6 +19,10 @@ pub enum PageError {
     InvalidSize,
     #[error("{0} is given more than once")]
     Repeated(&'static str),
+    /// `page`, or a member of it other than `number` and `size` (`page[Size]`, `page[offset]`):
+    /// a client's slip that would otherwise silently give it another page than it asked for.
+    #[error("page[number] and page[size] are the only pagination parameters")]
+    UnknownMember,
 }
 
 const NUMBER_KEY: &str = "page[number]";
@@ -38,7 +42,8 @@ impl PageRequest {
     pub const MAX_SIZE: u32 = 1000;
 
     /// Reads the pagination parameters of a raw (still percent-encoded) query string. Other
-    /// parameters are left to others.
+    /// parameters are left to others, but the `page` family is this one's (as JSON:API
+    /// reserves it): a member of it that is not known is refused.
     pub fn from_query(query: &str) -> Result<Self, PageError> {
         let mut number = None;
         let mut size = None;
@@ -46,6 +51,9 @@ impl PageRequest {
             let (slot, key, error) = match key.as_ref() {
                 NUMBER_KEY => (&mut number, NUMBER_KEY, PageError::InvalidNumber),
                 SIZE_KEY => (&mut size, SIZE_KEY, PageError::InvalidSize),
+                other if other == "page" || other.starts_with("page[") => {
+                    return Err(PageError::UnknownMember)
+                }
                 _ => continue,
             };
             if slot.is_some() {
@@ -133,6 +141,10 @@ mod tests {
     fn defaults_to_the_first_ten() {
         assert_eq!(PageRequest::from_query(""), Ok(page(1, 10)));
         assert_eq!(PageRequest::from_query("foo=bar"), Ok(page(1, 10)));
+        assert_eq!(
+            PageRequest::from_query("pages=2&paging[size]=3"),
+            Ok(page(1, 10))
+        );
     }
 
     #[test]
@@ -165,6 +177,10 @@ mod tests {
                 "page[number]=1&page[number]=2",
                 PageError::Repeated("page[number]"),
             ),
+            ("page[Size]=3", PageError::UnknownMember),
+            ("page%5Boffset%5D=3&page[size]=5", PageError::UnknownMember),
+            ("page=2", PageError::UnknownMember),
+            ("page[]=2", PageError::UnknownMember),
         ] {
             assert_eq!(PageRequest::from_query(query), Err(error), "{query}");
         }
