@@ -295,6 +295,42 @@ async fn a_chunked_body_whose_framing_has_no_end_is_refused_at_once(pool: PgPool
     assert_eq!(app.attempt_count().await, 1);
 }
 
+/// A chunked body's trailer section is field lines (RFC 9112 §7.1.2), checked as a head's
+/// are: a line that is not one, such as a request line a front end may have meant as the next
+/// request, fails the body, and nothing is stored. Trailer fields as RFC 9110 allows them are
+/// taken (and dropped).
+#[sqlx::test(migrations = false)]
+async fn a_chunked_body_whose_trailers_are_not_field_lines_is_refused(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let body = success();
+    let chunked = |trailers: &str| {
+        let mut request = format!(
+            "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+             X-Idnow-Signature: {}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+             {:x}\r\n",
+            key(WEBHOOK_SECRET).hmac_signature(&body),
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&body);
+        request.extend_from_slice(format!("\r\n0\r\n{trailers}\r\n").as_bytes());
+        request
+    };
+    for trailers in [
+        "GET /v1/persons/p/signings/s/idnow_attempts HTTP/1.1\r\nHost: idnow\r\n",
+        " X-Folded: 1\r\n",
+        "X-Nul: a\0b\r\n",
+    ] {
+        let answer = exchange(app.port(), &chunked(trailers)).await;
+        assert_raw_error(&answer, StatusCode::BAD_REQUEST, "unreadable_body");
+    }
+    assert_eq!(app.attempt_count().await, 0);
+
+    let answer = exchange(app.port(), &chunked("X-Checksum: 1a2b\r\nExpires:\r\n")).await;
+    assert!(answer.starts_with("HTTP/1.1 202 "), "{answer}");
+    assert_eq!(app.attempt_count().await, 1);
+}
+
 /// The service upgrades no connection (RFC 9110 §7.8: a server may ignore `Upgrade`): a request
 /// that asks for a WebSocket or another protocol is served as any other, its body framed by its
 /// `Content-Length`, on a connection that stays open for the request pipelined behind it.

@@ -25,6 +25,9 @@ pub(super) enum ChunkedState {
     Body,
     BodyCr,
     BodyLf,
+    // PATCHED (idnow-attempts, vendor/README.md): a trailer field's name, checked as the
+    // value is; see `read_trailer_name`.
+    TrailerName,
     Trailer,
     TrailerLf,
     EndCr,
@@ -50,6 +53,7 @@ impl ChunkedState {
             Body => ChunkedState::read_body(body, size, buf),
             BodyCr => ChunkedState::read_body_cr(body),
             BodyLf => ChunkedState::read_body_lf(body),
+            TrailerName => ChunkedState::read_trailer_name(body),
             Trailer => ChunkedState::read_trailer(body),
             TrailerLf => ChunkedState::read_trailer_lf(body),
             EndCr => ChunkedState::read_end_cr(body),
@@ -195,11 +199,30 @@ impl ChunkedState {
         }
     }
 
+    // PATCHED (idnow-attempts, vendor/README.md): a trailer line is a field line, `field-name
+    // ":" OWS field-value OWS` (RFC 9112 §7.1.2, RFC 9110 §5), as a header line is. Any line
+    // was taken and dropped, up to its CR: a request line (`GET /x HTTP/1.1`), a line starting
+    // with white space (obs-fold, which the head refuses) or one holding a NUL or a bare LF.
+    // What one party takes for a trailer and another for a request is how requests are
+    // smuggled past a front end, so such a body is refused as a malformed chunk is.
+    fn read_trailer_name(rdr: &mut BytesMut) -> Poll<Result<ChunkedState, io::Error>> {
+        loop {
+            match byte!(rdr) {
+                b':' => return Poll::Ready(Ok(ChunkedState::Trailer)),
+                byte if is_token_char(byte) => continue,
+                _ => return Poll::Ready(Err(invalid_trailer())),
+            }
+        }
+    }
+
+    // PATCHED (idnow-attempts, vendor/README.md): a field value is visible characters,
+    // obs-text, spaces and tabs (RFC 9110 §5.5); see `read_trailer_name`.
     fn read_trailer(rdr: &mut BytesMut) -> Poll<Result<ChunkedState, io::Error>> {
         loop {
             match byte!(rdr) {
                 b'\r' => return Poll::Ready(Ok(ChunkedState::TrailerLf)),
-                _ => continue,
+                b'\t' | b' '..=b'~' | 0x80..=0xff => continue,
+                _ => return Poll::Ready(Err(invalid_trailer())),
             }
         }
     }
@@ -217,7 +240,9 @@ impl ChunkedState {
     fn read_end_cr(rdr: &mut BytesMut) -> Poll<Result<ChunkedState, io::Error>> {
         match byte!(rdr) {
             b'\r' => Poll::Ready(Ok(ChunkedState::EndLf)),
-            _ => Poll::Ready(Ok(ChunkedState::Trailer)),
+            // PATCHED (idnow-attempts, vendor/README.md): see `read_trailer_name`.
+            byte if is_token_char(byte) => Poll::Ready(Ok(ChunkedState::TrailerName)),
+            _ => Poll::Ready(Err(invalid_trailer())),
         }
     }
 
@@ -230,6 +255,20 @@ impl ChunkedState {
             ))),
         }
     }
+}
+
+// PATCHED (idnow-attempts, vendor/README.md): see `ChunkedState::read_trailer_name`.
+/// Whether `byte` is a `tchar` of RFC 9110 §5.6.2, of which field names are made.
+fn is_token_char(byte: u8) -> bool {
+    byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte)
+}
+
+// PATCHED (idnow-attempts, vendor/README.md): see `ChunkedState::read_trailer_name`.
+fn invalid_trailer() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "Invalid chunk trailer: not a field line",
+    )
 }
 
 #[cfg(test)]
@@ -540,5 +579,59 @@ mod tests {
 
         assert_decode_chunk_eq!(pl, buf, b"data");
         assert_decode_chunked_eof!(pl, buf);
+    }
+
+    // PATCHED (idnow-attempts, vendor/README.md): a trailer line that is not a field line.
+    #[test]
+    fn trailer_lines_that_are_not_field_lines_are_refused() {
+        for trailer in [
+            "GET /smuggled HTTP/1.1\r\n\r\n",
+            " X-Folded: 1\r\n\r\n",
+            "\tX-Folded: 1\r\n\r\n",
+            ": no name\r\n\r\n",
+            "X-Nul: a\0b\r\n\r\n",
+            "X-Bare-Lf: a\nb\r\n\r\n",
+            "X-Name With-Space: 1\r\n\r\n",
+            "X-Fine: 1\r\nX-Then-Not Fine\r\n\r\n",
+        ] {
+            let mut buf = BytesMut::from(
+                format!(
+                    "POST /test HTTP/1.1\r\nHost: localhost\r\n\
+                     transfer-encoding: chunked\r\n\r\n4\r\ndata\r\n0\r\n{trailer}"
+                )
+                .as_str(),
+            );
+            let mut reader = MessageDecoder::<Request>::default();
+            let mut pl = reader.decode(&mut buf).unwrap().unwrap().1.unwrap();
+            assert_decode_chunk_eq!(pl, buf, b"data");
+            let err = pl.decode(&mut buf).expect_err(trailer);
+            assert!(
+                err.to_string().contains("Invalid chunk trailer"),
+                "{trailer:?}: {err}"
+            );
+        }
+    }
+
+    // PATCHED (idnow-attempts, vendor/README.md): field lines as RFC 9110 allows them.
+    #[test]
+    fn trailer_field_lines_are_taken() {
+        for trailer in [
+            "X-Checksum:12345\r\n\r\n",
+            "x-empty:\r\n\r\n",
+            "Server-Timing: total;dur=12.5, db;desc=\"q\"\t\r\n\r\n",
+            "X-Obs-Text: caf\u{e9}\r\nA!#$%&'*+-.^_`|~9: 1\r\n\r\n",
+        ] {
+            let mut buf = BytesMut::from(
+                format!(
+                    "POST /test HTTP/1.1\r\nHost: localhost\r\n\
+                     transfer-encoding: chunked\r\n\r\n4\r\ndata\r\n0\r\n{trailer}"
+                )
+                .as_str(),
+            );
+            let mut reader = MessageDecoder::<Request>::default();
+            let mut pl = reader.decode(&mut buf).unwrap().unwrap().1.unwrap();
+            assert_decode_chunk_eq!(pl, buf, b"data");
+            assert_decode_chunked_eof!(pl, buf);
+        }
     }
 }

@@ -642,6 +642,7 @@ impl Decoder for PayloadDecoder {
                         state,
                         ChunkedState::SizeLws
                             | ChunkedState::Extension
+                            | ChunkedState::TrailerName
                             | ChunkedState::Trailer
                             | ChunkedState::TrailerLf
                     ) || (*state == ChunkedState::SizeRest && *size == 0);
