@@ -12,7 +12,7 @@ mod webhooks;
 use std::time::Duration;
 
 use actix_web::middleware::from_fn;
-use actix_web::{web, HttpResponse, Resource, Route};
+use actix_web::{guard, web, HttpResponse, Resource, Route};
 
 use crate::edge::limits::limit_request_time;
 use crate::error::ApiError;
@@ -34,8 +34,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, request_timeout: Duration) {
     .service(
         resource(
             "/v1/persons/{person_id}/signings/{signing_id}/idnow_attempts",
-            "GET",
-            web::get().to(attempts::list),
+            READ,
+            read().to(attempts::list),
         )
         .wrap(limit_time()),
     )
@@ -55,18 +55,24 @@ pub fn configure(cfg: &mut web::ServiceConfig, request_timeout: Duration) {
         )
         .wrap(limit_time()),
     )
-    .service(resource("/health/live", "GET", web::get().to(health::live)))
-    .service(resource(
-        "/health/ready",
-        "GET",
-        web::get().to(health::ready),
-    ))
-    .service(resource("/metrics", "GET", web::get().to(metrics::scrape)))
+    .service(resource("/health/live", READ, read().to(health::live)))
+    .service(resource("/health/ready", READ, read().to(health::ready)))
+    .service(resource("/metrics", READ, read().to(metrics::scrape)))
     .service(resource(
         "/openapi.json",
-        "GET",
-        web::get().to(openapi::document),
+        READ,
+        read().to(openapi::document),
     ));
+}
+
+/// The methods of a resource that is read: `GET`, and `HEAD`, which every general-purpose
+/// server must serve where it serves `GET` (RFC 9110 §9.1). A `HEAD` runs the route as a `GET`
+/// does; actix-http sends the answer's head alone, its `Content-Length` that of the body a
+/// `GET` would get (§9.3.2).
+const READ: &str = "GET, HEAD";
+
+fn read() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
 }
 
 /// The resource at `pattern`, served by `route`, which takes the method `allow` names: any

@@ -345,6 +345,8 @@ impl Modify for EveryAnswer {
             // The methods of this path, as the 405 answer's `Allow` names them.
             let methods = [
                 ("GET", item.get.is_some()),
+                // Served wherever GET is (`routes::READ`), and not described apart.
+                ("HEAD", item.get.is_some()),
                 ("PUT", item.put.is_some()),
                 ("POST", item.post.is_some()),
                 ("DELETE", item.delete.is_some()),

@@ -36,9 +36,13 @@ async fn wrong_methods_are_405_with_allow(pool: PgPool) {
         (
             reqwest::Method::POST,
             format!("/v1/persons/{PERSON}/signings/s/idnow_attempts"),
-            "GET",
+            "GET, HEAD",
         ),
-        (reqwest::Method::POST, "/health/ready".to_owned(), "GET"),
+        (
+            reqwest::Method::POST,
+            "/health/ready".to_owned(),
+            "GET, HEAD",
+        ),
     ] {
         let response = app
             .client
@@ -54,6 +58,15 @@ async fn wrong_methods_are_405_with_allow(pool: PgPool) {
         )
         .await;
     }
+    // HEAD is served only where GET is; elsewhere its 405 is as GET's, without the body.
+    let response = app
+        .client
+        .head(app.url("/v1/webhooks/idnow"))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()["allow"], "POST");
 }
 
 #[sqlx::test(migrations = false)]

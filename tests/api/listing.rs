@@ -193,3 +193,58 @@ async fn listing_needs_the_read_scope(pool: PgPool) {
         assert_eq!(error["title"], "Unauthorized Action");
     }
 }
+
+/// `HEAD` is served wherever `GET` is (RFC 9110 §9.1): the status and headers a `GET` gets,
+/// with the `Content-Length` of its body but no body, so that the connection serves on in
+/// step; and it needs what the `GET` needs. The page here is large enough (20 attempts) to
+/// take the path where actix-http writes a body from its own bytes.
+#[sqlx::test(migrations = false)]
+async fn head_answers_as_get_does_without_the_body(pool: PgPool) {
+    let (app, _) = app_with_history(pool).await;
+    let listing = format!("/v1/persons/{PERSON}/signings/{SIGNING}/idnow_attempts?page[size]=20");
+    for path in [
+        listing.as_str(),
+        "/health/live",
+        "/health/ready",
+        "/openapi.json",
+    ] {
+        // HEAD first, on the connection the GET then takes: a body sent after the HEAD's head
+        // would be read as the GET's answer.
+        let head = app
+            .client
+            .head(app.url(path))
+            .bearer_auth(READ_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        let get = app
+            .client
+            .get(app.url(path))
+            .bearer_auth(READ_TOKEN)
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(head.status(), StatusCode::OK, "{path}");
+        assert_eq!(get.status(), StatusCode::OK, "{path}");
+        for name in ["content-type", "link", "total", "per-page"] {
+            assert_eq!(
+                head.headers().get(name),
+                get.headers().get(name),
+                "{path}: {name}"
+            );
+        }
+        let length = head.headers()["content-length"].clone();
+        assert!(head.bytes().await.expect("no body").is_empty(), "{path}");
+        let body = get.bytes().await.expect("body");
+        assert_eq!(length, body.len().to_string(), "{path}");
+    }
+
+    let response = app
+        .client
+        .head(app.url(&listing))
+        .send()
+        .await
+        .expect("sent");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(response.headers()["www-authenticate"], "Bearer");
+}
