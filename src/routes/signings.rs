@@ -2,6 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
 use super::extract::{Authorized, SigningPath};
@@ -23,6 +24,27 @@ pub struct RegistrationBody {
     /// The IDnow transaction number.
     #[schema(value_type = TransactionNumberText)]
     identification_id: String,
+}
+
+impl RegistrationBody {
+    /// `400 invalid_json` for a body that is not JSON; `422 invalid_registration` for JSON that
+    /// is not an object with a string `identification_id`. The object is checked for first:
+    /// serde's derived `Deserialize` also reads a struct from an array (`["tn"]`), and calls an
+    /// array too long for it a syntax error.
+    fn parse(body: &[u8]) -> Result<Self, ApiError> {
+        let not_a_registration = || {
+            ApiError::unprocessable(
+                "invalid_registration",
+                "The body must be an object with a string identification_id.",
+            )
+        };
+        let json: &RawValue = serde_json::from_slice(body)
+            .map_err(|_| ApiError::bad_request("invalid_json", "The body is not valid JSON."))?;
+        if !json.get().starts_with('{') {
+            return Err(not_a_registration());
+        }
+        serde_json::from_str(json.get()).map_err(|_| not_a_registration())
+    }
 }
 
 /// The registration as it stands.
@@ -84,16 +106,7 @@ pub async fn register(
     log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_json_body(&request, payload, state.limits.body(BODY_LIMIT)).await?;
-    let registration: RegistrationBody = serde_json::from_slice(&body).map_err(|e| {
-        if e.is_data() {
-            ApiError::unprocessable(
-                "invalid_registration",
-                "The body must be an object with a string identification_id.",
-            )
-        } else {
-            ApiError::bad_request("invalid_json", "The body is not valid JSON.")
-        }
-    })?;
+    let registration = RegistrationBody::parse(&body)?;
     let identification_id =
         TransactionNumber::parse(&registration.identification_id).map_err(|e| {
             ApiError::unprocessable("invalid_registration", format!("identification_id {e}"))

@@ -103,7 +103,13 @@ async fn malformed_registrations_are_refused(pool: PgPool) {
         "{}",
         r#"{"identification_id":7}"#,
         r#"{"identification_id":""}"#,
+        r#"{"identification_id":"tn-1","identification_id":"tn-2"}"#,
         "[]",
+        // serde reads a struct from an array too: not a registration here.
+        r#"["tn-array"]"#,
+        r#"["tn-array","extra",1]"#,
+        r#""tn-1""#,
+        "null",
     ] {
         let response = put(body, "application/json").await.expect("sent");
         assert_error(
@@ -113,6 +119,11 @@ async fn malformed_registrations_are_refused(pool: PgPool) {
         )
         .await;
     }
+    // None of them registered the signing.
+    assert_eq!(
+        app.register(PERSON, "sig-1", "tn-other").await.status(),
+        StatusCode::CREATED
+    );
     let response = put(r#"{"identification_id":"tn"}"#, "text/plain")
         .await
         .expect("sent");
