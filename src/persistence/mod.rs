@@ -14,8 +14,11 @@ pub mod signings;
 mod worker_pools;
 pub mod writer;
 
+use std::time::Duration;
+
 use sqlx::migrate::Migrator;
 use sqlx::postgres::PgConnectOptions;
+use sqlx::ConnectOptions as _;
 
 pub use self::failure::Transient;
 pub use self::pool::Database;
@@ -91,11 +94,19 @@ pub fn connect_workers(
     )
 }
 
+/// sqlx logs every statement slower than a second at WARN, with its whole SQL (2 KB for a
+/// batch's INSERT) and no request id: while the database is slow, one such line per request,
+/// beside the request's own line, which already says what the request cost (`elapsed_ms`),
+/// as the writer's metrics say what its statements cost. So they are at DEBUG, as sqlx's lines
+/// of every statement are: there when asked for, never by default.
 fn session_options(settings: &DatabaseSettings, options: PgConnectOptions) -> PgConnectOptions {
-    options.application_name(env!("CARGO_PKG_NAME")).options([(
-        "statement_timeout",
-        settings.statement_timeout.as_millis().to_string(),
-    )])
+    options
+        .application_name(env!("CARGO_PKG_NAME"))
+        .options([(
+            "statement_timeout",
+            settings.statement_timeout.as_millis().to_string(),
+        )])
+        .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(1))
 }
 
 /// Applies pending migrations. sqlx holds a PostgreSQL advisory lock meanwhile, so replicas

@@ -496,3 +496,30 @@ async fn a_client_that_reads_no_answers_is_never_logged_as_an_error(pool: PgPool
     let (_, log) = service.wait().await;
     assert_no_error_or_warning(&events(&log), "a client's doing");
 }
+
+/// A statement slower than a second is the database's doing, and the service's own lines say
+/// what it cost (the request's `elapsed_ms`, the writer's metrics): no WARN line quoting the
+/// statement's SQL, which sqlx writes by default for each one, so that a slow database does
+/// not double the log with kilobytes of the service's internals.
+#[sqlx::test(migrations = false)]
+async fn a_slow_statement_is_not_logged_with_its_sql(pool: PgPool) {
+    let service = ServiceProcess::start(&pool, &[]);
+    let lock = AttemptsLock::take(&service.app.db.connect_options(), "SHARE").await;
+    let body = webhook_body("tn-slow-statement", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    let delivery = service.app.deliver(&body);
+    // The INSERT waits behind the lock for longer than sqlx's threshold of a slow statement
+    // (1 s): the slowness is what is tested, not a wait for something to happen.
+    let release = async {
+        tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+        lock.release().await;
+    };
+    let (response, ()) = tokio::join!(delivery, release);
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+
+    service.signal(Signal::SIGTERM);
+    let (_, log) = service.wait().await;
+    let events = events(&log);
+    assert_no_error_or_warning(&events, "a slow statement");
+    let text = log.join("\n");
+    assert!(!text.contains("INSERT"), "no SQL in the log: {text}");
+}
