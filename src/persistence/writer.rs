@@ -139,7 +139,8 @@ impl AttemptWriter {
     /// Starts the writer's task on the current runtime. It ends once every handle is dropped.
     ///
     /// An attempt waits at most about `acquire_timeout` for a free slot, as a request waits
-    /// for a pooled connection; then it is answered [`WriteError::Busy`] (503).
+    /// for a pooled connection; then it is answered [`WriteError::Busy`] (503). With a slot, its
+    /// batch waits at most as long again to grow beside batches in flight before it starts.
     pub fn start(
         database: Database,
         concurrency: usize,
@@ -206,7 +207,13 @@ impl Writer {
             let mut batch = vec![first];
             self.gather(&mut batch, &mut waiting);
             // Beside batches in flight, a small batch waits to grow, or for one of them to
-            // end (then it is the one batch a quiet queue would have started anyway).
+            // end (then it is the one batch a quiet queue would have started anyway); at most
+            // for the acquire timeout, then it starts beside them: a batch the database holds
+            // up must not hold attempts that have a slot longer than a request waits for a
+            // connection (it held them until its statement timed out, a red-team session
+            // measured).
+            let wait_to_grow = tokio::time::sleep(acquire_timeout);
+            tokio::pin!(wait_to_grow);
             loop {
                 // Listening before looking: a batch that ends in between still wakes it.
                 let ended = self.ended.notified();
@@ -217,6 +224,7 @@ impl Writer {
                 }
                 tokio::select! {
                     () = &mut ended => {}
+                    () = &mut wait_to_grow => break,
                     next = waiting.recv() => match next {
                         Some(next) => {
                             batch.push(next);

@@ -49,6 +49,60 @@ async fn a_request_that_takes_too_long_is_503_and_its_retry_is_one_attempt(pool:
     assert_eq!(app.attempt_count().await, 1);
 }
 
+/// A batch that has its slot waits to grow beside a batch in flight for the acquire timeout
+/// at most, then starts beside it: when the database holds up the batch in flight, the next
+/// one is answered by its own statement's timeout, not only once the first one's has passed
+/// too.
+#[sqlx::test(migrations = false)]
+async fn a_batch_beside_one_held_up_starts_after_the_acquire_timeout(pool: PgPool) {
+    const STATEMENT: Duration = Duration::from_secs(3);
+    let app = spawn_app_adjusted(pool, |s| {
+        // One writer, with both slots.
+        s.http.workers = std::num::NonZeroUsize::MIN;
+        s.database.write_concurrency = 2;
+        s.database.acquire_timeout = SHORT;
+        s.database.statement_timeout = STATEMENT;
+        s.http.request_timeout = STATEMENT * 5;
+    })
+    .await;
+    let lock = AttemptsLock::take(&app.db.connect_options(), "SHARE").await;
+    let held_up = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND application_name = 'idnow-attempts' AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&app.db)
+        .await
+        .expect("pg_stat_activity")
+    };
+
+    let first_body = webhook_body("tn-held-1", "SUCCESS", "2026-10-02T09:31:47Z");
+    let first = app.deliver(&first_body);
+    let second = async {
+        // Once the first batch waits for the lock, the second is beside it.
+        wait_until(|| async { held_up().await >= 1 }).await;
+        let started = Instant::now();
+        let response = app
+            .deliver(&webhook_body(
+                "tn-held-2",
+                "SUCCESS",
+                "2026-10-02T09:31:48Z",
+            ))
+            .await;
+        (response, started.elapsed())
+    };
+    let (first, (second, waited)) = tokio::join!(first, second);
+    assert_unavailable(first).await;
+    assert_unavailable(second).await;
+    // About SHORT + STATEMENT; held until the first batch's end, it was about 2 × STATEMENT.
+    assert!(
+        waited < STATEMENT + Duration::from_millis(1_500),
+        "answered by its own statement's timeout: {waited:?}"
+    );
+    lock.release().await;
+    assert_eq!(app.attempt_count().await, 0);
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_head_that_does_not_arrive_in_time_is_closed_with_408(pool: PgPool) {
     let app = spawn_app_adjusted(pool, |s| s.http.client_request_timeout = SHORT).await;
