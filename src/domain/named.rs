@@ -7,11 +7,16 @@
 //! every value of a key spelled `transactionnumber`, in any case and anywhere in the body, is
 //! taken, whatever surrounds it: a string (raw control characters in it read as if escaped),
 //! a number as written, or every string and number of an array or object given as the value;
-//! each as it is and trimmed. A structured read adds `identificationprocess.transactionnumber`
-//! written with escapes (`transaction\u006eumber`) as a string or number, as far as the body
-//! is readable. All of it errs towards naming too much, which only ever erases more, or
-//! refuses to keep more. What is not seen: a key written with escapes anywhere else, a body
-//! inside a JSON string (its quotes escaped), a body in UTF-16 or UTF-32.
+//! each as it is and trimmed. A string the body ends in, without its closing quote, is taken
+//! as far as it goes. IDnow's `filename` and `href` name the identification too, ahead of
+//! `transactionnumber` (`…/<transaction number>.zip`): the last segment of their path without
+//! its extension is taken, so that a body cut short before its `transactionnumber` is found
+//! all the same. A structured read adds `identificationprocess.transactionnumber` written with
+//! escapes (`transaction\u006eumber`) as a string or number, as far as the body is readable.
+//! All of it errs towards naming too much, which only ever erases more, or refuses to keep
+//! more. What is not seen: a key written with escapes anywhere else, a body inside a JSON
+//! string (its quotes escaped), a body in UTF-16 or UTF-32, a body cut short within the first
+//! transaction number it holds.
 
 use std::collections::HashSet;
 
@@ -68,27 +73,29 @@ impl Named {
     /// The string literal `literal` (quotes included) decoded; a raw control character in it,
     /// which JSON forbids and careless senders write, is read as if it were escaped.
     fn add_literal(&mut self, literal: &[u8]) {
-        if let Ok(text) = serde_json::from_slice::<String>(literal) {
-            self.add(&text);
-            return;
-        }
-        let mut escaped = Vec::with_capacity(literal.len() + 16);
-        for &byte in literal {
-            if byte < 0x20 {
-                escaped.extend_from_slice(format!("\\u{byte:04x}").as_bytes());
-            } else {
-                escaped.push(byte);
-            }
-        }
-        if let Ok(text) = serde_json::from_slice::<String>(&escaped) {
+        if let Some(text) = decode_literal(literal) {
             self.add(&text);
         }
     }
 
-    /// The values of every `"transactionnumber":` in `body`'s bytes, in any case. Linear: a
-    /// key found inside a value already taken (an array holding more keys) is not taken again.
+    /// As [`Named::add_literal`], for a `filename` or `href`: the last segment of its path,
+    /// without its extension (`/api/v1/…/identifications/<number>.zip`).
+    fn add_file_stem(&mut self, literal: &[u8]) {
+        if let Some(text) = decode_literal(literal) {
+            let file = text.rsplit('/').next().unwrap_or_default();
+            let stem = file
+                .rsplit_once('.')
+                .map_or(file, |(stem, _extension)| stem);
+            self.add(stem);
+        }
+    }
+
+    /// The values of every `"transactionnumber":` in `body`'s bytes, in any case, then the
+    /// file stems of every `"filename":` and `"href":` string. Linear: a key found inside a
+    /// value already taken (an array holding more keys) is not taken again.
     fn search(&mut self, body: &[u8]) {
         const KEY: &[u8] = b"\"transactionnumber\"";
+        const FILE_KEYS: [&[u8]; 2] = [b"\"filename\"", b"\"href\""];
         let lower = body.to_ascii_lowercase();
         let mut taken_to = 0;
         for at in memchr::memmem::find_iter(&lower, KEY) {
@@ -101,6 +108,19 @@ impl Named {
             let colon = skip_space(body, at + KEY.len());
             if body.get(colon) == Some(&b':') {
                 taken_to = self.value(body, skip_space(body, colon + 1));
+            }
+        }
+        for key in FILE_KEYS {
+            for at in memchr::memmem::find_iter(&lower, key) {
+                if self.full() {
+                    return;
+                }
+                let colon = skip_space(body, at + key.len());
+                let start = skip_space(body, colon + 1);
+                if body.get(colon) == Some(&b':') && body.get(start) == Some(&b'"') {
+                    let end = string_end(body, start).unwrap_or(body.len());
+                    self.add_file_stem(&body[start..end]);
+                }
             }
         }
     }
@@ -151,6 +171,39 @@ impl Named {
         }
         at
     }
+}
+
+/// The string literal `literal` decoded: from its opening quote to its closing one, or to the
+/// end of the body when it has none (a body cut short). A raw control character in it, which
+/// JSON forbids and careless senders write, is read as if it were escaped.
+fn decode_literal(literal: &[u8]) -> Option<String> {
+    let mut closed = literal.to_vec();
+    if string_end(literal, 0).is_none() {
+        // A lone backslash at the cut would escape the closing quote.
+        if closed.len() > 1 && closed.ends_with(b"\\") {
+            let backslashes = closed
+                .iter()
+                .rev()
+                .take_while(|&&byte| byte == b'\\')
+                .count();
+            if backslashes % 2 == 1 {
+                closed.pop();
+            }
+        }
+        closed.push(b'"');
+    }
+    if let Ok(text) = serde_json::from_slice::<String>(&closed) {
+        return Some(text);
+    }
+    let mut escaped = Vec::with_capacity(closed.len() + 16);
+    for &byte in &closed {
+        if byte < 0x20 {
+            escaped.extend_from_slice(format!("\\u{byte:04x}").as_bytes());
+        } else {
+            escaped.push(byte);
+        }
+    }
+    serde_json::from_slice::<String>(&escaped).ok()
 }
 
 /// The first position at or after `at` that is not JSON white space.
@@ -297,6 +350,13 @@ mod tests {
                 r#"{"identificationprocess":{"transactionnumber":["tn-1"]}}"#,
                 r#"{"identificationprocess":{"transactionnumber":{"value":["tn-1"]}}}"#,
                 r#"{"identificationprocess":{"transactionnumber":" tn-1 "}}"#,
+                // Cut short after the number, within its string (a red-team session's).
+                r#"{"identificationprocess":{"transactionnumber":"tn-1"#,
+                r#"{"identificationprocess":{"transactionnumber":"tn-1\"#,
+                // Named by IDnow's file name or link alone.
+                r#"{"identificationprocess":{"filename":"tn-1.zip","href":"/api/v1/x/identifications/tn-1.z"#,
+                r#"{"identificationprocess":{"href":"/api/v1/x/identifications/tn-1.zip","#,
+                r#"{"identificationprocess":{"filename":"tn-1"#,
                 // Raw controls in the value itself (a review's), an escaped NUL after it.
                 "{\"identificationprocess\":{\"transactionnumber\":\"tn-1\n\"}}",
                 "{\"identificationprocess\":{\"transactionnumber\":\"\ttn-1\r\n\"}}",
@@ -343,6 +403,35 @@ mod tests {
         );
     }
 
+    /// A body cut short anywhere after IDnow's first mention of the number, in its
+    /// `filename`, ahead of `transactionnumber` (a red-team session found 240 of the success
+    /// fixture's cuts that erasure missed).
+    #[test]
+    fn a_fixture_cut_short_anywhere_names_its_number_once_it_holds_it() {
+        for fixture in [
+            SUCCESS,
+            include_str!("../../tests/fixtures/canceled_after_review.json"),
+            include_str!("../../tests/fixtures/fraud_suspicion_pending.json"),
+            include_str!("../../tests/fixtures/lifecycle/2_review_pending.json"),
+        ] {
+            let number = serde_json::from_str::<serde_json::Value>(fixture).expect("JSON")
+                ["identificationprocess"]["transactionnumber"]
+                .as_str()
+                .expect("a number")
+                .to_owned();
+            for cut in 0..=fixture.len() {
+                let body = &fixture.as_bytes()[..cut];
+                if memchr::memmem::find(body, number.as_bytes()).is_some() {
+                    assert!(
+                        named(body).contains(&number),
+                        "{:?}",
+                        String::from_utf8_lossy(body)
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn only_valid_numbers_as_values_of_the_key_are_identifications() {
         assert_each_names(
@@ -352,8 +441,6 @@ mod tests {
                 r#"{"identificationprocess":{"transactionnumber":"tn 1"}}"#,
                 r#"{"identificationprocess":{"transactionnumber":null}}"#,
                 r#"{"identificationprocess":{"transactionnumber" "tn-1"}}"#,
-                r#"{"identificationprocess":{"transactionnumber":"tn-1"#,
-                r#"{"identificationprocess":{"transactionnumber":"tn-1\"#,
                 r#"{"identificationprocess":{"transactionnumbers":"tn-1"}}"#,
                 // Words of a text, not a key.
                 r#"{"note":"\"transactionnumber\":\"tn-1\""}"#,

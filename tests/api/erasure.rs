@@ -160,7 +160,8 @@ async fn erasure_removes_a_person_counts_it_and_acknowledges_late_deliveries(poo
 }
 
 /// A refused body is erased by every identification it names, even where it is not readable
-/// as a whole (a key sent twice, cut short, a raw line break in a text, bytes after its end),
+/// as a whole (a key sent twice, cut short, a raw line break in a text, bytes after its end;
+/// named by IDnow's file name alone),
 /// and one naming an erased identification anywhere is acknowledged and not kept again. A
 /// red-team session found such bodies kept past their person's erasure, and kept again after
 /// it; a review, a body kept past the erasure of the second identification it named.
@@ -176,13 +177,16 @@ async fn refused_bodies_are_erased_by_every_identification_they_name(pool: PgPoo
     let behind_decoys = format!(
         r#"{{{decoys}"identificationprocess":{{"result":"SUCCESS","transactionnumber":"tn-unreadable"}}}}"#
     );
-    let of_the_person: [&[u8]; 9] = [
+    let of_the_person: [&[u8]; 10] = [
         behind_decoys.as_bytes(),
         br#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":["tn-unreadable"]}}"#,
         br#"{"identificationprocess":{"result":"SUCCESS","result":"SUCCESS","transactionnumber":"tn-unreadable"},"userdata":{"lastname":{"value":"MUSTERMANN"}}}"#,
         br#"{"identificationprocess":{"transactionnumber":"tn-unreadable"},"identificationprocess":{"result":"SUCCESS"}}"#,
         br#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":"tn-unreadable"}} trailing"#,
         br#"{"identificationprocess":{"transactionnumber":"tn-unreadable","result":"SUCC"#,
+        // Cut short before its transactionnumber: named by IDnow's file name (a red-team
+        // session's).
+        br#"{"identificationprocess":{"result":"SUCCESS","filename":"tn-unreadable.zip","agentname":"TRO"#,
         b"{\"identificationprocess\":{\"result\":\"ABORTED\",\"reason\":\"line\nbreak\",\"transactionnumber\":\"tn-unreadable\"}}",
         // Naming both, in either order: erased with either person.
         br#"{"identificationprocess":{"transactionnumber":"tn-unreadable","transactionnumber":"tn-other"}}"#,
@@ -201,11 +205,11 @@ async fn refused_bodies_are_erased_by_every_identification_they_name(pool: PgPoo
         app.deliver(of_another).await.status(),
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    assert_eq!(app.rejected_bodies().await.len(), 10);
+    assert_eq!(app.rejected_bodies().await.len(), 11);
 
     assert_eq!(
         erase(&app, PERSON).await,
-        serde_json::json!({"signings": 1, "attempts": 0, "rejected_deliveries": 9})
+        serde_json::json!({"signings": 1, "attempts": 0, "rejected_deliveries": 10})
     );
     let kept = app.rejected_bodies().await;
     assert_eq!(kept.len(), 1);
