@@ -423,7 +423,7 @@ mod tests {
         let workers = [pools.open().0, pools.open().0];
         let methods = [MethodName::StandardWebhooks, MethodName::Hmac];
         let metrics =
-            Metrics::new(pools, BodyBudget::new(1024), &methods).expect("metrics register");
+            Metrics::new(pools, BodyBudget::new(1024, 1024), &methods).expect("metrics register");
         (metrics, workers)
     }
 

@@ -83,6 +83,9 @@ pub struct HttpSettings {
     pub body_limit: usize,
     /// Request body bytes the whole process holds at once, at most (503 beyond).
     pub body_budget: usize,
+    /// Of [`HttpSettings::body_budget`], what the bodies of one client address may hold at
+    /// once (503 beyond), so that no one sender keeps the others' bodies out.
+    pub body_budget_per_client: usize,
     /// Connections the whole process holds at once; further ones wait in the listen
     /// backlog until one closes.
     pub max_connections: usize,
@@ -224,6 +227,9 @@ struct DatabaseFile {
 struct HttpFile {
     body_limit_bytes: usize,
     body_budget_bytes: usize,
+    /// Default: a quarter of `body_budget_bytes`, at least `body_limit_bytes`.
+    #[serde(default)]
+    body_budget_per_client_bytes: Option<usize>,
     max_connections: usize,
     /// Default: one per core.
     #[serde(default)]
@@ -358,6 +364,19 @@ impl TryFrom<FileSettings> for Settings {
             ));
         }
 
+        let body_budget_per_client = file
+            .http
+            .body_budget_per_client_bytes
+            .unwrap_or((file.http.body_budget_bytes / 4).max(file.http.body_limit_bytes));
+        if body_budget_per_client < file.http.body_limit_bytes
+            || body_budget_per_client > file.http.body_budget_bytes
+        {
+            return Err(ConfigError::invalid(
+                "http.body_budget_per_client_bytes",
+                "must be from http.body_limit_bytes to http.body_budget_bytes",
+            ));
+        }
+
         let workers = file
             .http
             .workers
@@ -397,6 +416,7 @@ impl TryFrom<FileSettings> for Settings {
                 port: file.port,
                 body_limit: file.http.body_limit_bytes,
                 body_budget: file.http.body_budget_bytes,
+                body_budget_per_client,
                 max_connections: file.http.max_connections,
                 workers,
                 keep_alive: Duration::from_secs(file.http.keep_alive_seconds),
@@ -1119,6 +1139,43 @@ mod tests {
     /// The README's configuration tables are written by hand: they must state every variable
     /// and every key of config/default.toml with the default written there, and nothing else.
     #[test]
+    fn a_clients_share_of_the_body_budget_lies_within_it() {
+        let dir =
+            std::env::temp_dir().join(format!("idnow-attempts-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("share.toml");
+        let vars = env(&REQUIRED);
+        let load = |text: &str| {
+            std::fs::write(&file, text).expect("write config");
+            Settings::load_from(Some(&file), |name| vars.get(name).cloned())
+                .map(|settings| settings.http.body_budget_per_client)
+        };
+        const MIB: usize = 1 << 20;
+        // A quarter of the budget by default, at least the largest body.
+        assert_eq!(load("").expect("valid"), 4 * MIB);
+        assert_eq!(
+            load("[http]\nbody_budget_bytes = 2097152\n").expect("valid"),
+            MIB
+        );
+        assert_eq!(
+            load("[http]\nbody_budget_per_client_bytes = 2097152\n").expect("valid"),
+            2 * MIB
+        );
+        for beyond in ["1048575", "16777217"] {
+            let error = load(&format!(
+                "[http]\nbody_budget_per_client_bytes = {beyond}\n"
+            ))
+            .expect_err(beyond)
+            .to_string();
+            assert!(
+                error.starts_with("http.body_budget_per_client_bytes"),
+                "{error}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).expect("temp dir removed");
+    }
+
+    #[test]
     fn the_readme_states_every_default() {
         use figment::value::Value;
 
@@ -1168,7 +1225,11 @@ mod tests {
             }
         }
         // Computed at start when not set, so commented out in the file.
-        for computed in ["database.write_concurrency", "http.workers"] {
+        for computed in [
+            "database.write_concurrency",
+            "http.workers",
+            "http.body_budget_per_client_bytes",
+        ] {
             take(computed);
         }
         assert!(rows.is_empty(), "rows for no setting: {:?}", rows.keys());

@@ -49,7 +49,7 @@ impl EdgeLimits {
         Self {
             webhook_body: http.body_limit,
             body_read_timeout: http.body_read_timeout,
-            body_budget: BodyBudget::new(http.body_budget),
+            body_budget: BodyBudget::new(http.body_budget, http.body_budget_per_client),
         }
     }
 
@@ -59,6 +59,7 @@ impl EdgeLimits {
             size,
             timeout: self.body_read_timeout,
             budget: &self.body_budget,
+            client: None,
         }
     }
 }

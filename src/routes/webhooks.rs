@@ -73,15 +73,18 @@ pub async fn receive(
     log: RequestLog,
 ) -> Result<HttpResponse, ApiError> {
     let auth = &state.webhook_auth;
-    let admitted = auth
-        .admit(state.trusted_proxies.client_of(&request))
-        .map_err(|refused| {
-            state.metrics.forbidden_source(refused);
-            log.refused_source(refused, peer_of(&request));
-            ApiError::ForbiddenSource
-        })?;
+    let client = state.trusted_proxies.client_of(&request);
+    let admitted = auth.admit(client).map_err(|refused| {
+        state.metrics.forbidden_source(refused);
+        log.refused_source(refused, peer_of(&request));
+        ApiError::ForbiddenSource
+    })?;
     let limits = &state.limits;
-    let body = read_json_body(&request, payload, limits.body(limits.webhook_body)).await?;
+    // The sender's share of the body budget is its address's, the one the source check reads.
+    let body_limits = limits
+        .body(limits.webhook_body)
+        .from_client(client.or_else(|| peer_of(&request)));
+    let body = read_json_body(&request, payload, body_limits).await?;
     let verified = admitted
         .verify(auth.headers(request.headers()), &body, SystemTime::now())
         .map_err(|refused| {

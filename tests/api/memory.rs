@@ -185,6 +185,87 @@ async fn bodies_beyond_the_budget_are_answered_503_instead_of_read(pool: PgPool)
     .expect("the scrape answers");
 }
 
+/// One client address holds at most its share of the body budget: a sender that trickles
+/// bodies on many connections keeps no other sender's delivery out (a red-team session had 15
+/// of 32 signed deliveries answered 503 by one address's 100 slow connections). Clients are
+/// told apart by a trusted proxy's `X-Forwarded-For`, as behind an ingress.
+#[sqlx::test(migrations = false)]
+async fn one_client_holds_its_share_of_the_budget_and_no_more(pool: PgPool) {
+    const HOSTILE: &str = "198.51.100.7";
+    let app = spawn_app_adjusted(pool, |settings| {
+        settings.http.body_limit = 64 * 1024;
+        settings.http.body_budget = 256 * 1024;
+        settings.http.body_budget_per_client = 128 * 1024;
+        settings.webhooks.trusted_proxies =
+            idnow_attempts::networks::Networks::parse(&["127.0.0.1"]).expect("valid");
+    })
+    .await;
+    let deliver_from = |client: &'static str, body: Vec<u8>| {
+        app.client
+            .post(app.url("/v1/webhooks/idnow"))
+            .header("content-type", "application/json")
+            .header(
+                "x-idnow-signature",
+                key(WEBHOOK_SECRET).hmac_signature(&body),
+            )
+            .header("x-forwarded-for", client)
+            .body(body)
+            .send()
+    };
+
+    // Two bodies of the hostile client, each 60 KiB sent of 64 declared, then stalled.
+    let mut holders = Vec::new();
+    for _ in 0..2 {
+        let mut holder = TcpStream::connect(("127.0.0.1", app.port()))
+            .await
+            .expect("connects");
+        let head = format!(
+            "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: localhost\r\nX-Forwarded-For: {HOSTILE}\r\n\
+             X-Idnow-Signature: sha256=00\r\nContent-Length: {}\r\n\r\n",
+            64 * 1024
+        );
+        holder.write_all(head.as_bytes()).await.expect("head sent");
+        holder
+            .write_all(&vec![b' '; 60 * 1024])
+            .await
+            .expect("body sent");
+        holders.push(holder);
+    }
+    wait_until(|| async { body_bytes_in_flight(&app).await == (120 * 1024) as f64 }).await;
+
+    // Its share holds 8 KiB more: a third body of 20 KiB is refused as it arrives, though the
+    // budget as a whole has 136 KiB free.
+    let third = padded(
+        webhook_body("tn-share", "ABORTED", "2026-10-02T09:00:00Z"),
+        20 * 1024,
+    );
+    assert_unavailable(deliver_from(HOSTILE, third).await.expect("answered")).await;
+    // Another client's bodies are read and stored meanwhile, a large one among them.
+    for (minute, size) in [(1, 60 * 1024), (2, 2 * 1024)] {
+        let body = padded(
+            webhook_body(
+                "tn-share",
+                "ABORTED",
+                &format!("2026-10-02T09:0{minute}:00Z"),
+            ),
+            size,
+        );
+        let response = deliver_from("203.0.113.5", body).await.expect("answered");
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    assert_eq!(app.attempt_count().await, 2);
+
+    // Once the hostile client's bodies are gone, its share is free again.
+    drop(holders);
+    wait_until(|| async { body_bytes_in_flight(&app).await == 0.0 }).await;
+    let retry = padded(
+        webhook_body("tn-share", "ABORTED", "2026-10-02T09:03:00Z"),
+        60 * 1024,
+    );
+    let response = deliver_from(HOSTILE, retry).await.expect("answered");
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+}
+
 /// `body` with a padding field that makes it `size` bytes long.
 fn padded(mut body: Vec<u8>, size: usize) -> Vec<u8> {
     body.pop();
