@@ -51,9 +51,7 @@ impl PageRequest {
             let (slot, key, error) = match key.as_ref() {
                 NUMBER_KEY => (&mut number, NUMBER_KEY, PageError::InvalidNumber),
                 SIZE_KEY => (&mut size, SIZE_KEY, PageError::InvalidSize),
-                other if other == "page" || other.starts_with("page[") => {
-                    return Err(PageError::UnknownMember)
-                }
+                other if is_page_member(other) => return Err(PageError::UnknownMember),
                 _ => continue,
             };
             if slot.is_some() {
@@ -120,6 +118,15 @@ impl PageRequest {
     }
 }
 
+/// Whether `key` is `page` or a member of it (`page[…]`), in any case: `PAGE[size]` is a
+/// slip too.
+fn is_page_member(key: &str) -> bool {
+    let family = key
+        .get(..4)
+        .is_some_and(|start| start.eq_ignore_ascii_case("page"));
+    family && (key.len() == 4 || key[4..].starts_with('['))
+}
+
 /// Plain decimal digits only: no sign, no exponent, no spaces.
 fn parse_positive(value: &str) -> Option<NonZeroU32> {
     if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
@@ -181,6 +188,8 @@ mod tests {
             ("page%5Boffset%5D=3&page[size]=5", PageError::UnknownMember),
             ("page=2", PageError::UnknownMember),
             ("page[]=2", PageError::UnknownMember),
+            ("PAGE[size]=3", PageError::UnknownMember),
+            ("Page=3", PageError::UnknownMember),
         ] {
             assert_eq!(PageRequest::from_query(query), Err(error), "{query}");
         }
