@@ -9,6 +9,7 @@
 //! would let a client pick the one its proxy does not rewrite.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use actix_web::http::header::X_FORWARDED_FOR;
 use actix_web::HttpRequest;
@@ -46,6 +47,9 @@ impl TrustedProxies {
     ) -> Option<IpAddr> {
         let peer = peer.to_canonical();
         if !self.0.contains(peer) {
+            if forwarded.into_iter().next().is_some() {
+                ignored_forwarding();
+            }
             return Some(peer);
         }
         let mut left_most = None;
@@ -60,6 +64,20 @@ impl TrustedProxies {
             }
         }
         Some(right_most_untrusted.or(left_most).unwrap_or(peer))
+    }
+}
+
+/// Says once per process that an `X-Forwarded-For` was ignored: behind a proxy that
+/// `TRUSTED_PROXIES` does not list, every sender is the proxy, and shares its body budget
+/// share and its place in `WEBHOOK_ALLOWED_SOURCES`. Once, since any client can send the
+/// header; without the value, which is whatever the client wrote.
+fn ignored_forwarding() {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            "X-Forwarded-For from a peer not in TRUSTED_PROXIES was ignored (said once): \
+             behind a proxy, list it in TRUSTED_PROXIES, or every sender is the proxy"
+        );
     }
 }
 
