@@ -80,10 +80,9 @@ pub async fn receive(
         ApiError::ForbiddenSource
     })?;
     let limits = &state.limits;
-    // The sender's share of the body budget is its address's, the one the source check reads.
-    let body_limits = limits
-        .body(limits.webhook_body)
-        .from_client(client.or_else(|| peer_of(&request)));
+    // The sender's share of the body budget is its address's, the one the source check reads
+    // (admitted, so known).
+    let body_limits = limits.body(limits.webhook_body).from_client(client);
     let body = read_json_body(&request, payload, body_limits).await?;
     let verified = admitted
         .verify(auth.headers(request.headers()), &body, SystemTime::now())

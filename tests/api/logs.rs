@@ -507,10 +507,22 @@ async fn a_slow_statement_is_not_logged_with_its_sql(pool: PgPool) {
     let lock = AttemptsLock::take(&service.app.db.connect_options(), "SHARE").await;
     let body = webhook_body("tn-slow-statement", "SUCCESS", "2026-10-02T09:31:47+02:00");
     let delivery = service.app.deliver(&body);
-    // The INSERT waits behind the lock for longer than sqlx's threshold of a slow statement
-    // (1 s): the slowness is what is tested, not a wait for something to happen.
+    // Once the INSERT waits behind the lock, it is held there for longer than sqlx's
+    // threshold of a slow statement (1 s): the slowness is what is tested, not a wait for
+    // something to happen.
     let release = async {
-        tokio::time::sleep(std::time::Duration::from_millis(1_300)).await;
+        wait_until(|| async {
+            sqlx::query_scalar::<_, i64>(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND application_name = 'idnow-attempts' AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&service.app.db)
+            .await
+            .expect("pg_stat_activity")
+                >= 1
+        })
+        .await;
+        tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
         lock.release().await;
     };
     let (response, ()) = tokio::join!(delivery, release);
@@ -522,4 +534,39 @@ async fn a_slow_statement_is_not_logged_with_its_sql(pool: PgPool) {
     assert_no_error_or_warning(&events, "a slow statement");
     let text = log.join("\n");
     assert!(!text.contains("INSERT"), "no SQL in the log: {text}");
+}
+
+/// `X-Forwarded-For` from a peer that `TRUSTED_PROXIES` does not list is ignored, and said so
+/// once per process (behind an unlisted proxy every sender is the proxy): never its value,
+/// and never again, whoever sends it.
+#[sqlx::test(migrations = false)]
+async fn an_ignored_forwarding_header_is_said_once_without_its_value(pool: PgPool) {
+    let service = ServiceProcess::start(&pool, &[]);
+    for n in 0..3 {
+        let response = service
+            .app
+            .client
+            .post(service.app.url("/v1/webhooks/idnow"))
+            .header("x-forwarded-for", format!("198.51.100.{n}, MUSTERMANN"))
+            .body("{}")
+            .send()
+            .await
+            .expect("sent");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    service.signal(Signal::SIGTERM);
+    let (_, log) = service.wait().await;
+    let said: Vec<serde_json::Value> = events(&log)
+        .into_iter()
+        .filter(|event| event["level"] == "WARN")
+        .collect();
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0]["message"]
+        .as_str()
+        .is_some_and(|message| message.contains("TRUSTED_PROXIES")));
+    let text = log.join("\n");
+    assert!(
+        !text.contains("MUSTERMANN") && !text.contains("198.51.100."),
+        "{text}"
+    );
 }
