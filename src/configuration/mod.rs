@@ -1136,8 +1136,6 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("clean up");
     }
 
-    /// The README's configuration tables are written by hand: they must state every variable
-    /// and every key of config/default.toml with the default written there, and nothing else.
     #[test]
     fn a_clients_share_of_the_body_budget_lies_within_it() {
         let dir =
@@ -1175,6 +1173,8 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("temp dir removed");
     }
 
+    /// The README's configuration tables are written by hand: they must state every variable
+    /// and every key of config/default.toml with the default written there, and nothing else.
     #[test]
     fn the_readme_states_every_default() {
         use figment::value::Value;
