@@ -11,7 +11,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
-use crate::edge::body::{BodyBudget, Refusal};
+use crate::edge::body::BodyBudget;
 use crate::edge::refusals::PROTOCOL_REFUSALS;
 use crate::persistence::{Table, WorkerPools};
 use crate::webhook_auth::{AuthFailure, ForbiddenSource, MethodName, Refused};
@@ -380,36 +380,22 @@ impl Collector for PoolCollector {
     }
 }
 
-/// The body bytes requests hold, and the bodies refused for want of room, read from the
-/// budget at each scrape.
+/// The body bytes requests hold, read from the budget at each scrape, and the bodies it
+/// refused, which it counts itself.
 #[derive(Debug)]
 struct BodyBytesCollector {
     budget: BodyBudget,
     in_flight: IntGauge,
-    refused: IntCounterVec,
 }
 
 impl BodyBytesCollector {
     fn new(budget: BodyBudget) -> prometheus::Result<Self> {
-        let refused = IntCounterVec::new(
-            Opts::new(
-                "http_request_bodies_refused_total",
-                "Request bodies answered 503 unread for want of room, by reason: the whole \
-                 body budget held (`budget`), or the sender's client address holding its \
-                 share of it (`client_share`).",
-            ),
-            &["reason"],
-        )?;
-        for refusal in Refusal::ALL {
-            refused.with_label_values(&[refusal.as_str()]);
-        }
         Ok(Self {
             budget,
             in_flight: IntGauge::new(
                 "http_request_body_bytes_in_flight",
                 "Request body bytes held by requests now (http.body_budget_bytes at most).",
             )?,
-            refused,
         })
     }
 }
@@ -417,20 +403,15 @@ impl BodyBytesCollector {
 impl Collector for BodyBytesCollector {
     fn desc(&self) -> Vec<&Desc> {
         let mut descs = self.in_flight.desc();
-        descs.extend(self.refused.desc());
+        descs.extend(self.budget.refusals().desc());
         descs
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
         self.in_flight
             .set(i64::try_from(self.budget.in_use()).unwrap_or(i64::MAX));
-        for refusal in Refusal::ALL {
-            // The budget counts; the counter catches up with it.
-            let counter = self.refused.with_label_values(&[refusal.as_str()]);
-            counter.inc_by(self.budget.refused(refusal).saturating_sub(counter.get()));
-        }
         let mut families = self.in_flight.collect();
-        families.extend(self.refused.collect());
+        families.extend(self.budget.refusals().collect());
         families
     }
 }

@@ -12,7 +12,6 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -24,6 +23,7 @@ use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage as _, HttpRequest};
 use futures_util::{Stream, StreamExt as _};
+use prometheus::{IntCounterVec, Opts};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
@@ -43,8 +43,9 @@ pub struct BodyBudget {
     total: usize,
     per_client: usize,
     by_client: ByClient,
-    /// Bodies refused for want of room, by [`Refusal`].
-    refused: Arc<[AtomicU64; 2]>,
+    /// `http_request_bodies_refused_total`: bodies refused for want of room, by
+    /// [`Refusal`] (clones count together).
+    refused: IntCounterVec,
 }
 
 /// Bytes held by the bodies of each client now, by [`client_key`]; an entry lives while its
@@ -72,6 +73,23 @@ impl Refusal {
     }
 }
 
+fn refusals_counter() -> IntCounterVec {
+    let counter = IntCounterVec::new(
+        Opts::new(
+            "http_request_bodies_refused_total",
+            "Request bodies answered 503 unread for want of room, by reason: the whole body \
+             budget held (`budget`), or the sender's client address holding its share of it \
+             (`client_share`).",
+        ),
+        &["reason"],
+    )
+    .expect("a valid metric definition");
+    for refusal in Refusal::ALL {
+        counter.with_label_values(&[refusal.as_str()]);
+    }
+    counter
+}
+
 /// The key a client's share is kept under: its address, or for IPv6 its /64, the block one
 /// host or network is given (RFC 6177), so that one sender does not get a share for every
 /// address of its block.
@@ -90,18 +108,18 @@ impl BodyBudget {
             total,
             per_client: per_client.min(total),
             by_client: Arc::default(),
-            refused: Arc::default(),
+            refused: refusals_counter(),
         }
     }
 
-    /// Bodies refused so far for `refusal`.
-    pub fn refused(&self, refusal: Refusal) -> u64 {
-        self.refused[refusal as usize].load(Ordering::Relaxed)
+    /// `http_request_bodies_refused_total`, for the registry.
+    pub fn refusals(&self) -> &IntCounterVec {
+        &self.refused
     }
 
     /// The answer to a body that finds no room, counted.
     fn refuse(&self, refusal: Refusal) -> ApiError {
-        self.refused[refusal as usize].fetch_add(1, Ordering::Relaxed);
+        self.refused.with_label_values(&[refusal.as_str()]).inc();
         ApiError::Overloaded
     }
 
@@ -488,14 +506,31 @@ mod tests {
         let mut unknown = budget.share(None);
         budget.take(&mut unknown, 20).expect("the rest");
         assert_eq!(budget.in_use(), 100);
-        assert_eq!(budget.refused(Refusal::ClientShare), 3);
-        assert_eq!(budget.refused(Refusal::Budget), 0);
+        let refused = |refusal: Refusal| {
+            budget
+                .refusals()
+                .with_label_values(&[refusal.as_str()])
+                .get()
+        };
+        assert_eq!(refused(Refusal::ClientShare), 3);
+        assert_eq!(refused(Refusal::Budget), 0);
         // What a body held is given back to its client's share too, entry and all.
         drop(first);
         budget.take(&mut third, 30).expect("fits again");
         drop((second, third, others, same_block, unknown));
         assert_eq!(budget.in_use(), 0);
         assert!(budget.by_client.lock().expect("not poisoned").is_empty());
+    }
+
+    #[test]
+    fn a_client_is_its_address_or_its_ipv6_64() {
+        let key = |text: &str| client_key(text.parse().expect("an address"));
+        // IPv4, also written as IPv4-mapped IPv6, is itself: each address its own client.
+        assert_eq!(key("::ffff:192.0.2.1"), key("192.0.2.1"));
+        assert!(key("::ffff:192.0.2.1").is_ipv4());
+        assert_ne!(key("::ffff:192.0.2.1"), key("::ffff:192.0.2.2"));
+        assert_eq!(key("2001:db8:1:2:aaaa::1"), key("2001:db8:1:2::"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
     }
 
     #[test]

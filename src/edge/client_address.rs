@@ -75,8 +75,9 @@ fn ignored_forwarding() {
     static SAID: AtomicBool = AtomicBool::new(false);
     if !SAID.swap(true, Ordering::Relaxed) {
         tracing::warn!(
-            "X-Forwarded-For from a peer not in TRUSTED_PROXIES was ignored (said once): \
-             behind a proxy, list it in TRUSTED_PROXIES, or every sender is the proxy"
+            "X-Forwarded-For from a peer not in TRUSTED_PROXIES was ignored (said once): if \
+             this service is behind a proxy, list it in TRUSTED_PROXIES, or every sender is \
+             the proxy"
         );
     }
 }
