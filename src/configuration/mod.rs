@@ -227,7 +227,7 @@ struct DatabaseFile {
 struct HttpFile {
     body_limit_bytes: usize,
     body_budget_bytes: usize,
-    /// Default: a quarter of `body_budget_bytes`, at least `body_limit_bytes`.
+    /// Default: half of `body_budget_bytes`, at least `body_limit_bytes`.
     #[serde(default)]
     body_budget_per_client_bytes: Option<usize>,
     max_connections: usize,
@@ -367,7 +367,7 @@ impl TryFrom<FileSettings> for Settings {
         let body_budget_per_client = file
             .http
             .body_budget_per_client_bytes
-            .unwrap_or((file.http.body_budget_bytes / 4).max(file.http.body_limit_bytes));
+            .unwrap_or((file.http.body_budget_bytes / 2).max(file.http.body_limit_bytes));
         if body_budget_per_client < file.http.body_limit_bytes
             || body_budget_per_client > file.http.body_budget_bytes
         {
@@ -1149,10 +1149,10 @@ mod tests {
                 .map(|settings| settings.http.body_budget_per_client)
         };
         const MIB: usize = 1 << 20;
-        // A quarter of the budget by default, at least the largest body.
-        assert_eq!(load("").expect("valid"), 4 * MIB);
+        // Half the budget by default, at least the largest body.
+        assert_eq!(load("").expect("valid"), 8 * MIB);
         assert_eq!(
-            load("[http]\nbody_budget_bytes = 2097152\n").expect("valid"),
+            load("[http]\nbody_budget_bytes = 1572864\n").expect("valid"),
             MIB
         );
         assert_eq!(
