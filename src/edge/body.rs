@@ -522,6 +522,46 @@ mod tests {
         assert!(budget.by_client.lock().expect("not poisoned").is_empty());
     }
 
+    /// A body that arrives in pieces holds no more of the budget than the body limit: its
+    /// buffer grows by doubling, but to the size counted and never past the limit (`reserve`
+    /// doubled past both, and a 1,040,000-byte body in pieces was refused by a budget and
+    /// share of 1 MiB, found by a review).
+    #[actix_web::test]
+    async fn a_body_in_pieces_holds_its_limit_at_most() {
+        use actix_web::FromRequest as _;
+
+        const LIMIT: usize = 1 << 20;
+        let budget = BodyBudget::new(LIMIT, LIMIT);
+        let mut pieces = vec![web::Bytes::from(vec![b' '; 65_535])];
+        let mut sent = 65_535;
+        while sent < 1_040_000 {
+            let piece = (1_040_000 - sent).min(10_000);
+            pieces.push(web::Bytes::from(vec![b' '; piece]));
+            sent += piece;
+        }
+        let stream = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, PayloadError>));
+        let (request, _) = TestRequest::post().to_http_parts();
+        let mut payload = Payload::from(
+            Box::pin(stream) as Pin<Box<dyn Stream<Item = Result<web::Bytes, PayloadError>>>>
+        );
+        let payload = web::Payload::from_request(&request, &mut payload)
+            .await
+            .expect("a payload");
+        let limits = BodyLimits {
+            size: LIMIT,
+            timeout: Duration::from_secs(5),
+            budget: &budget,
+            client: Some([192, 0, 2, 1].into()),
+        };
+        let body = read_json_body(&request, payload, limits)
+            .await
+            .expect("a body within the limit fits a budget and share of the limit");
+        assert_eq!(body.len(), 1_040_000);
+        assert!(budget.in_use() <= LIMIT, "{}", budget.in_use());
+        drop(body);
+        assert_eq!(budget.in_use(), 0);
+    }
+
     #[test]
     fn a_client_is_its_address_or_its_ipv6_64() {
         let key = |text: &str| client_key(text.parse().expect("an address"));
