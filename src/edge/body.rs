@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -126,12 +126,9 @@ impl BodyBudget {
     /// Whether `bytes` more fit now, in the budget and in `share`'s client's share: checked,
     /// not taken.
     fn fits(&self, share: &Share, bytes: usize) -> Result<(), ApiError> {
-        if let Some((client, by_client)) = &share.client {
-            let held = by_client.lock().unwrap_or_else(PoisonError::into_inner);
-            let of_client = held.get(client).copied().unwrap_or(0);
-            if of_client + bytes > self.per_client {
-                return Err(self.refuse(Refusal::ClientShare));
-            }
+        if let Some(client) = &share.client {
+            // Checked only: the lock goes at once.
+            drop(self.room_of(client, bytes)?);
         }
         if bytes > self.free() {
             return Err(self.refuse(Refusal::Budget));
@@ -157,25 +154,35 @@ impl BodyBudget {
         }
     }
 
+    /// The clients' counts, locked, and the bytes `client` holds now, when `bytes` more fit
+    /// its share.
+    fn room_of<'c>(
+        &self,
+        (key, by_client): &'c (IpAddr, ByClient),
+        bytes: usize,
+    ) -> Result<(MutexGuard<'c, HashMap<IpAddr, usize>>, usize), ApiError> {
+        let held = by_client.lock().unwrap_or_else(PoisonError::into_inner);
+        let of_client = held.get(key).copied().unwrap_or(0);
+        if of_client + bytes > self.per_client {
+            return Err(self.refuse(Refusal::ClientShare));
+        }
+        Ok((held, of_client))
+    }
+
     /// Takes `bytes` more for `share`, or refuses at once: a request never waits for memory.
     fn take(&self, share: &mut Share, bytes: usize) -> Result<(), ApiError> {
-        let mut by_client = match &share.client {
-            Some((client, by_client)) => {
-                let held = by_client.lock().unwrap_or_else(PoisonError::into_inner);
-                let of_client = held.get(client).copied().unwrap_or(0);
-                if of_client + bytes > self.per_client {
-                    return Err(self.refuse(Refusal::ClientShare));
-                }
-                Some((held, *client, of_client))
-            }
-            None => None,
-        };
+        // The client's count stays locked until the budget has given the bytes too.
+        let room = share
+            .client
+            .as_ref()
+            .map(|client| self.room_of(client, bytes))
+            .transpose()?;
         let taken = u32::try_from(bytes)
             .ok()
             .and_then(|bytes| self.available.clone().try_acquire_many_owned(bytes).ok())
             .ok_or_else(|| self.refuse(Refusal::Budget))?;
-        if let Some((held, client, of_client)) = &mut by_client {
-            held.insert(*client, *of_client + bytes);
+        if let (Some((mut held, of_client)), Some((key, _))) = (room, &share.client) {
+            held.insert(*key, of_client + bytes);
         }
         match &mut share.permit {
             Some(permit) => permit.merge(taken),
