@@ -98,26 +98,20 @@ impl Named {
         const FILE_KEYS: [&[u8]; 2] = [b"\"filename\"", b"\"href\""];
         let lower = body.to_ascii_lowercase();
         let mut taken_to = 0;
-        for at in memchr::memmem::find_iter(&lower, KEY) {
+        for (at, start) in values_of(&lower, body, KEY) {
             if self.full() {
                 return;
             }
-            if at < taken_to {
-                continue;
-            }
-            let colon = skip_space(body, at + KEY.len());
-            if body.get(colon) == Some(&b':') {
-                taken_to = self.value(body, skip_space(body, colon + 1));
+            if at >= taken_to {
+                taken_to = self.value(body, start);
             }
         }
         for key in FILE_KEYS {
-            for at in memchr::memmem::find_iter(&lower, key) {
+            for (_, start) in values_of(&lower, body, key) {
                 if self.full() {
                     return;
                 }
-                let colon = skip_space(body, at + key.len());
-                let start = skip_space(body, colon + 1);
-                if body.get(colon) == Some(&b':') && body.get(start) == Some(&b'"') {
+                if body.get(start) == Some(&b'"') {
                     let end = string_end(body, start).unwrap_or(body.len());
                     self.add_file_stem(&body[start..end]);
                 }
@@ -204,6 +198,19 @@ fn decode_literal(literal: &[u8]) -> Option<String> {
         }
     }
     serde_json::from_slice::<String>(&escaped).ok()
+}
+
+/// Where `key` (quotes included, in lower case) stands in `lower`, `body` in lower case, and
+/// where the value after its `:` starts in `body`, for each time it is followed by one.
+fn values_of<'a>(
+    lower: &'a [u8],
+    body: &'a [u8],
+    key: &'a [u8],
+) -> impl Iterator<Item = (usize, usize)> + 'a {
+    memchr::memmem::find_iter(lower, key).filter_map(move |at| {
+        let colon = skip_space(body, at + key.len());
+        (body.get(colon) == Some(&b':')).then(|| (at, skip_space(body, colon + 1)))
+    })
 }
 
 /// The first position at or after `at` that is not JSON white space.
