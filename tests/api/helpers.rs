@@ -303,6 +303,18 @@ impl AttemptsLock {
     }
 }
 
+/// The service's statements on this test's database that wait for a lock now (behind an
+/// [`AttemptsLock`]).
+pub async fn statements_waiting_for_a_lock(db: &PgPool) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+         AND application_name = 'idnow-attempts' AND wait_event_type = 'Lock'",
+    )
+    .fetch_one(db)
+    .await
+    .expect("pg_stat_activity")
+}
+
 /// The most a loopback connection's socket buffers can hold, the sender's and the receiver's
 /// together (Linux's `tcp_wmem` and `tcp_rmem` maxima; 64 MiB where they cannot be read):
 /// what a client can have "sent" that the server never read.

@@ -286,11 +286,7 @@ async fn a_chunked_body_whose_framing_has_no_end_is_refused_at_once(pool: PgPool
         request.extend_from_slice(b"\r\n");
     }
     request.extend_from_slice(b"0\r\n\r\n");
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .expect("connect");
-    stream.write_all(&request).await.expect("sent");
-    let (answer, _) = read_until_closed(&mut stream).await;
+    let answer = exchange(port, &request).await;
     assert!(answer.starts_with("HTTP/1.1 202 "), "{answer}");
     assert_eq!(app.attempt_count().await, 1);
 }

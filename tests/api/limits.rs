@@ -66,21 +66,11 @@ async fn a_batch_beside_one_held_up_starts_after_the_acquire_timeout(pool: PgPoo
     })
     .await;
     let lock = AttemptsLock::take(&app.db.connect_options(), "SHARE").await;
-    let held_up = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND application_name = 'idnow-attempts' AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&app.db)
-        .await
-        .expect("pg_stat_activity")
-    };
-
     let first_body = webhook_body("tn-held-1", "SUCCESS", "2026-10-02T09:31:47Z");
     let first = app.deliver(&first_body);
     let second = async {
         // Once the first batch waits for the lock, the second is beside it.
-        wait_until(|| async { held_up().await >= 1 }).await;
+        wait_until(|| async { statements_waiting_for_a_lock(&app.db).await >= 1 }).await;
         let started = Instant::now();
         let response = app
             .deliver(&webhook_body(

@@ -511,17 +511,7 @@ async fn a_slow_statement_is_not_logged_with_its_sql(pool: PgPool) {
     // threshold of a slow statement (1 s): the slowness is what is tested, not a wait for
     // something to happen.
     let release = async {
-        wait_until(|| async {
-            sqlx::query_scalar::<_, i64>(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND application_name = 'idnow-attempts' AND wait_event_type = 'Lock'",
-            )
-            .fetch_one(&service.app.db)
-            .await
-            .expect("pg_stat_activity")
-                >= 1
-        })
-        .await;
+        wait_until(|| async { statements_waiting_for_a_lock(&service.app.db).await >= 1 }).await;
         tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
         lock.release().await;
     };
