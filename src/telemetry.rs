@@ -231,7 +231,7 @@ pub async fn observe(
     let span = Rc::new(RequestSpan {
         request_id: request_id(request.headers()),
         trace_id: trace_id(request.headers()).map(Box::from),
-        method: request.method().clone(),
+        method: json_lines::logged_method(request.method()),
     });
     let log = RequestLog::default();
     request.extensions_mut().insert(log.clone());

@@ -562,3 +562,43 @@ async fn an_ignored_forwarding_header_is_said_once_without_its_value(pool: PgPoo
         "{text}"
     );
 }
+
+/// A request's method is in its lines as one of HTTP's own, else `_OTHER`: an extension method
+/// is whatever token a client sends, up to the head's limit, and was written out as sent, so
+/// that one request made a line of 100 kB holding what the client chose.
+#[sqlx::test(migrations = false)]
+async fn a_method_of_the_clients_own_is_logged_as_other(pool: PgPool) {
+    let service = ServiceProcess::start(&pool, &[]);
+    let long = "SECRET".repeat(10_000);
+    for method in ["PROPFIND", "TOKEN_MUSTERMANN", long.as_str(), "DELETE"] {
+        let request =
+            format!("{method} /health/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let answer = exchange(service.port(), request.as_bytes()).await;
+        assert!(
+            answer.starts_with("HTTP/1.1 405 "),
+            "{method:.20}: {answer}"
+        );
+    }
+    service.signal(Signal::SIGTERM);
+    let (_, log) = service.wait().await;
+    // Sorted: each worker writes its own lines.
+    let mut methods: Vec<String> = events(&log)
+        .into_iter()
+        .filter(|event| event["message"] == "request completed")
+        .map(|event| {
+            event["span"]["http.method"]
+                .as_str()
+                .unwrap_or("?")
+                .to_owned()
+        })
+        .collect();
+    methods.sort();
+    assert_eq!(methods, ["DELETE", "_OTHER", "_OTHER", "_OTHER"]);
+    let text = log.join("\n");
+    assert!(
+        !text.contains("PROPFIND") && !text.contains("MUSTERMANN") && !text.contains("SECRET"),
+        "{text:.2000}"
+    );
+    let longest = log.iter().map(String::len).max().unwrap_or_default();
+    assert!(longest < 2_000, "a line of {longest} bytes");
+}
