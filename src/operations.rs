@@ -96,9 +96,8 @@ pub async fn run(
             Ok(())
         }
         Command::Reencrypt => {
-            // A write's transaction lasts at most its statement timeout (the server's, not
-            // this command's); a minute more for clocks and commits.
-            let writes_last = settings.database.statement_timeout + Duration::from_secs(60);
+            // The server's writes, not this command's.
+            let writes_last = settings.database.writes_last();
             reencrypt(&database.0, &settings.payload_keys, writes_last, out).await
         }
         Command::Purge { dry_run } => purge(&database.0, &settings.retention, dry_run, out).await,

@@ -18,6 +18,7 @@ use crate::edge::linger::Lingering;
 use crate::edge::listener::{self, Stack};
 use crate::edge::{self, body, connection, limits, EdgeLimits};
 use crate::metrics::Metrics;
+use crate::persistence::keys::UnusedKeys;
 use crate::persistence::writer::AttemptWriter;
 use crate::persistence::{self, Database, WorkerPools};
 use crate::routes;
@@ -99,9 +100,15 @@ impl Application {
         // Retention deletes one batch at a time, each within the statement timeout.
         let retention =
             persistence::connect(&settings.database.single_connection(), options.clone());
+        // Looks for key ids no row uses any more read whole tables: no statement timeout.
+        let key_looks = persistence::connect(&settings.database.maintenance(), options.clone());
         let pools =
             persistence::connect_workers(&settings.database, options, settings.http.workers.get());
-        let (server, retention) = serve(listener, pools.clone(), retention, settings, shutdown)?;
+        let databases = BackgroundDatabases {
+            retention,
+            key_looks,
+        };
+        let (server, retention) = serve(listener, pools.clone(), databases, settings, shutdown)?;
         Ok(Self {
             address,
             server,
@@ -145,10 +152,18 @@ impl Application {
     }
 }
 
+/// The connections of the server's work beside the requests.
+struct BackgroundDatabases {
+    /// Deletes one batch at a time, each within the statement timeout.
+    retention: Database,
+    /// For [`UnusedKeys`], without a statement timeout.
+    key_looks: Database,
+}
+
 fn serve(
     listener: TcpListener,
     pools: WorkerPools,
-    retention: Database,
+    databases: BackgroundDatabases,
     settings: Settings,
     shutdown: Shutdown,
 ) -> anyhow::Result<(Server, Background)> {
@@ -161,9 +176,14 @@ fn serve(
     let metrics = Metrics::new(pools.clone(), limits.body_budget.clone(), &methods)
         .context("registering the metrics")?;
     let retention = Background(tokio::spawn(
-        settings.retention.run(retention, metrics.clone()),
+        settings.retention.run(databases.retention, metrics.clone()),
     ));
     let payload_keys = settings.payload_keys;
+    let unused_keys = UnusedKeys::new(
+        databases.key_looks,
+        payload_keys.current().as_str(),
+        settings.database.writes_last(),
+    );
     let draining = Draining::default();
     let drain_on_stop = draining.clone();
     let api_keys = web::Data::new(settings.api_keys);
@@ -190,6 +210,7 @@ fn serve(
             database,
             webhook_auth: webhook_auth.clone(),
             payload_keys: payload_keys.clone(),
+            unused_keys: unused_keys.clone(),
             trusted_proxies: trusted_proxies.clone(),
             limits: limits.clone(),
             metrics: metrics.clone(),

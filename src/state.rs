@@ -9,6 +9,7 @@ use crate::at_rest::PayloadKeys;
 use crate::edge::client_address::TrustedProxies;
 use crate::edge::EdgeLimits;
 use crate::metrics::Metrics;
+use crate::persistence::keys::UnusedKeys;
 use crate::persistence::writer::AttemptWriter;
 use crate::persistence::Database;
 use crate::webhook_auth::WebhookAuth;
@@ -23,6 +24,8 @@ pub struct AppState {
     pub webhook_auth: WebhookAuth,
     /// Seal what is stored, open what is read.
     pub payload_keys: Arc<PayloadKeys>,
+    /// Unregisters key ids that readiness finds not configured, once no row uses them.
+    pub unused_keys: UnusedKeys,
     /// Whose `X-Forwarded-For` tells the client's address.
     pub trusted_proxies: TrustedProxies,
     pub limits: EdgeLimits,

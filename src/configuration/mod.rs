@@ -624,6 +624,13 @@ impl DatabaseSettings {
         }
     }
 
+    /// The longest a write's transaction may run, as a key's unregistering must allow for
+    /// (`persistence::keys::forget_unused`): its statement timeout, and a minute more for
+    /// clocks and commits.
+    pub fn writes_last(&self) -> Duration {
+        self.statement_timeout + Duration::from_secs(60)
+    }
+
     /// As [`DatabaseSettings::single_connection`], without a statement timeout: for
     /// migrations and operator commands, whose statements may read a whole table.
     pub fn maintenance(&self) -> Self {

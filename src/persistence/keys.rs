@@ -2,9 +2,11 @@
 //!
 //! `payload_keys` names every key id any row may be encrypted under: each statement that
 //! encrypts a row registers its key in the same transaction, and [`forget_unused`] removes the
-//! ids no row uses any more. Readiness reads that small table, not the attempts.
+//! ids no row uses any more (`reencrypt` runs it, and so does [`UnusedKeys`] when readiness
+//! finds an id that is not configured). Readiness reads that small table, not the attempts.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
@@ -268,6 +270,81 @@ pub async fn forget_unused(
             .await
         })
         .await
+}
+
+/// How long after a look for unused key ids has ended the next may begin.
+const LOOK_AGAIN_AFTER: Duration = Duration::from_secs(5 * 60);
+
+/// Unregisters, in the background, the key ids that readiness finds registered and not
+/// configured, once no row uses them ([`forget_unused`]).
+///
+/// Retention and erasure may delete every row under a key, which an operator then drops from
+/// `PAYLOAD_ENCRYPTION_KEYS`; the registry still named it, and every replica stayed unready
+/// until someone ran `reencrypt`. Readiness answers from the registry as before and asks this
+/// to look; once the look has unregistered the id, the next probe is ready. While rows do use
+/// a missing key, the replica must not serve, and every probe would ask again: a look reads
+/// the key column of both tables, so a process runs one at a time, at most one per
+/// [`LOOK_AGAIN_AFTER`].
+#[derive(Debug, Clone)]
+pub struct UnusedKeys(Arc<UnusedKeysInner>);
+
+#[derive(Debug)]
+struct UnusedKeysInner {
+    /// Without a statement timeout: a look reads whole tables.
+    database: Database,
+    /// Where looks run: the process' main runtime, not the worker whose probe asked.
+    runtime: tokio::runtime::Handle,
+    current: String,
+    writes_last: Duration,
+    looks: Mutex<Looks>,
+}
+
+#[derive(Debug, Default)]
+struct Looks {
+    running: bool,
+    last_ended: Option<Instant>,
+}
+
+impl UnusedKeys {
+    /// Looks run on the calling runtime, through `database`, never unregistering `current`;
+    /// `writes_last` as for [`forget_unused`].
+    pub fn new(database: Database, current: &str, writes_last: Duration) -> Self {
+        Self(Arc::new(UnusedKeysInner {
+            database,
+            runtime: tokio::runtime::Handle::current(),
+            current: current.to_owned(),
+            writes_last,
+            looks: Mutex::default(),
+        }))
+    }
+
+    /// Starts a look, unless one runs or the last ended less than [`LOOK_AGAIN_AFTER`] ago.
+    pub fn look(&self) {
+        {
+            let mut looks = self.0.looks.lock().unwrap_or_else(PoisonError::into_inner);
+            let recent = looks
+                .last_ended
+                .is_some_and(|ended| ended.elapsed() < LOOK_AGAIN_AFTER);
+            if looks.running || recent {
+                return;
+            }
+            looks.running = true;
+        }
+        let inner = Arc::clone(&self.0);
+        self.0.runtime.spawn(async move {
+            match forget_unused(&inner.database, &inner.current, inner.writes_last).await {
+                Ok(forgotten) if !forgotten.is_empty() => tracing::info!(
+                    key_ids = %forgotten.join(", "),
+                    "no row uses these key ids any more: unregistered"
+                ),
+                Ok(_) => tracing::debug!("every key id that is not configured is still used"),
+                Err(error) => tracing::warn!(%error, "looking for key ids no row uses failed"),
+            }
+            let mut looks = inner.looks.lock().unwrap_or_else(PoisonError::into_inner);
+            looks.running = false;
+            looks.last_ended = Some(Instant::now());
+        });
+    }
 }
 
 #[cfg(test)]

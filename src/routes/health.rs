@@ -43,11 +43,18 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         Ok(Readiness::MigrationsPending) => Err(ApiError::Unavailable(anyhow::anyhow!(
             "database migrations are pending"
         ))),
-        // The request's log line carries this, with the ids (never key material).
-        Ok(Readiness::KeysMissing(ids)) => Err(ApiError::Unavailable(anyhow::anyhow!(
-            "rows are encrypted under key id(s) {}, which PAYLOAD_ENCRYPTION_KEYS does not list",
-            ids.join(", ")
-        ))),
+        // The request's log line carries this, with the ids (never key material). The rows
+        // may all be gone by now (retention, erasure): once a look has found so and
+        // unregistered the ids, a later probe is ready.
+        Ok(Readiness::KeysMissing(ids)) => {
+            state.unused_keys.look();
+            Err(ApiError::Unavailable(anyhow::anyhow!(
+                "rows are encrypted under key id(s) {}, which PAYLOAD_ENCRYPTION_KEYS does not \
+                 list (unless they have all been deleted since: a look for them runs in the \
+                 background)",
+                ids.join(", ")
+            )))
+        }
         Err(error) => Err(ApiError::Unavailable(
             anyhow::Error::new(error).context("checking the database"),
         )),

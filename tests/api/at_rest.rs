@@ -9,6 +9,8 @@ use crate::process::ServiceProcess;
 
 const K1: &str = "k1:MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE=";
 const K2: &str = "k2:MjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjIyMjI=";
+const K3: &str = "k3:MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";
+const OTHER_PERSON: &str = "0b9a6812a14f6cc338cd084208535bcdcper";
 
 /// Every fixture delivered, on two registered signings; returns (signing, fixture) pairs in
 /// the order each signing lists them.
@@ -413,7 +415,6 @@ async fn a_replica_still_on_the_old_key_keeps_it_registered(pool: PgPool) {
 /// stay ready, as no row is under the key it was given.
 #[sqlx::test(migrations = false)]
 async fn reencrypt_with_the_wrong_keys_fails_and_leaves_the_replicas_ready(pool: PgPool) {
-    const K3: &str = "k3:MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";
     let app = spawn_app_with(pool.clone(), with_keys(K1)).await;
     let body = webhook_body("tn-wrong-keys", "SUCCESS", "2026-10-01T10:00:00Z");
     let delivered = app.deliver(&body).await;
@@ -448,13 +449,10 @@ async fn reencrypt_with_the_wrong_keys_fails_and_leaves_the_replicas_ready(pool:
     assert_listed_byte_for_byte(&app, &[("sig-wrong-keys", vec![body])]).await;
 }
 
-/// A key whose rows were all erased is still registered, so a replica started without it is
-/// not ready; `reencrypt` run with the keys that stay forgets it, without the dropped key,
-/// and the replica is ready.
-#[sqlx::test(migrations = false)]
-async fn reencrypt_forgets_a_key_whose_rows_were_all_erased(pool: PgPool) {
-    const K3: &str = "k3:MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM=";
-    let rotated = spawn_app_with(pool.clone(), with_keys(&format!("{K3},{K2}"))).await;
+/// Under k3, first in the list: an attempt and a refused body of a person, then erased. Returns
+/// with k3 registered and no row under it.
+async fn erase_every_row_under_k3(pool: &PgPool) {
+    let rotated = spawn_app_with(pool.clone(), with_keys(&format!("{K3},{K2},{K1}"))).await;
     rotated.register(PERSON, "sig-k3", "tn-k3").await;
     let stored = rotated
         .deliver(&webhook_body("tn-k3", "SUCCESS", "2026-10-01T10:00:00Z"))
@@ -473,15 +471,70 @@ async fn reencrypt_forgets_a_key_whose_rows_were_all_erased(pool: PgPool) {
         counts,
         serde_json::json!({"signings": 1, "attempts": 1, "rejected_deliveries": 1})
     );
-    drop(rotated);
+    assert!(registered_keys(pool).await.contains(&"k3".to_owned()));
+}
 
-    let without_k3 = spawn_app_with(pool.clone(), with_keys(K2)).await;
+async fn registered_keys(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar("SELECT key_id FROM payload_keys ORDER BY key_id")
+        .fetch_all(pool)
+        .await
+        .expect("the registered keys")
+}
+
+/// A key whose rows were all erased is still registered. A replica started without it is not
+/// ready at first, looks whether any row still uses it, unregisters it, and is ready; a key
+/// dropped while rows do use it stays registered, and the replica unready.
+#[sqlx::test(migrations = false)]
+async fn a_replica_without_a_key_whose_rows_are_gone_turns_ready_on_its_own(pool: PgPool) {
+    // A row under k1, which stays.
+    let app = spawn_app_with(pool.clone(), with_keys(K1)).await;
+    app.register(OTHER_PERSON, "sig-k1", "tn-k1").await;
+    let stored = app
+        .deliver(&webhook_body("tn-k1", "SUCCESS", "2026-10-01T10:00:00Z"))
+        .await;
+    assert_eq!(stored.status(), StatusCode::CREATED);
+    drop(app);
+    erase_every_row_under_k3(&pool).await;
+    assert_eq!(registered_keys(&pool).await, ["k1", "k3"]);
+
+    // Without k1 and k3: both are named, and the look unregisters k3 only.
+    let without_both = spawn_app_with(pool.clone(), with_keys(K2)).await;
+    let refused = without_both.get("/health/ready").await;
     assert_error(
-        without_k3.get("/health/ready").await,
+        refused,
         StatusCode::SERVICE_UNAVAILABLE,
         "service_unavailable",
     )
     .await;
+    wait_until(|| async { registered_keys(&pool).await == ["k1"] }).await;
+    assert_error(
+        without_both.get("/health/ready").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+    drop(without_both);
+
+    // Without k3 only: ready at once.
+    let without_k3 = spawn_app_with(pool.clone(), with_keys(&format!("{K2},{K1}"))).await;
+    assert_eq!(
+        without_k3.get("/health/ready").await.status(),
+        StatusCode::OK
+    );
+    without_k3.register(OTHER_PERSON, "sig-k1", "tn-k1").await;
+    assert_eq!(
+        listed(without_k3.list(OTHER_PERSON, "sig-k1", "").await)
+            .await
+            .len(),
+        1
+    );
+}
+
+/// `reencrypt` run with the keys that stay unregisters a key whose rows were all erased, and
+/// says so; a replica started without that key is then ready at its first probe.
+#[sqlx::test(migrations = false)]
+async fn reencrypt_forgets_a_key_whose_rows_were_all_erased(pool: PgPool) {
+    erase_every_row_under_k3(&pool).await;
     let output = operator_command(&pool, &["reencrypt"], &[("PAYLOAD_ENCRYPTION_KEYS", K2)]).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
@@ -493,6 +546,7 @@ async fn reencrypt_forgets_a_key_whose_rows_were_all_erased(pool: PgPool) {
         stdout.contains("no row uses key id(s) k3 any more"),
         "{stdout}"
     );
+    let without_k3 = spawn_app_with(pool.clone(), with_keys(K2)).await;
     assert_eq!(
         without_k3.get("/health/ready").await.status(),
         StatusCode::OK
