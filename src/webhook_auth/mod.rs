@@ -625,33 +625,41 @@ mod tests {
         );
     }
 
+    /// The window is the same whole seconds both ways, at any fraction of the current second
+    /// (a clock read at x.999 s once refused a timestamp 300 s old and took one 300 s ahead).
     #[test]
     fn stale_and_future_timestamps_are_refused() {
         let auth = webhook_auth(&["secret"]);
-        for offset in [-301_i64, 301] {
-            let sent = NOW as i64 + offset;
-            let signature = key("secret").standard_signature("msg", sent, BODY);
-            assert_eq!(
-                verify(
-                    &auth,
-                    standard("msg", &sent.to_string(), &signature),
-                    BODY,
-                    now()
-                ),
-                Err(AuthFailure::Stale),
-                "{offset}"
-            );
-        }
-        for offset in [-300_i64, 300] {
-            let sent = NOW as i64 + offset;
-            let signature = key("secret").standard_signature("msg", sent, BODY);
-            assert!(verify(
-                &auth,
-                standard("msg", &sent.to_string(), &signature),
-                BODY,
-                now()
-            )
-            .is_ok());
+        for fraction in [0, 1, 500, 999] {
+            let now = now() + Duration::from_millis(fraction);
+            for offset in [-301_i64, 301] {
+                let sent = NOW as i64 + offset;
+                let signature = key("secret").standard_signature("msg", sent, BODY);
+                assert_eq!(
+                    verify(
+                        &auth,
+                        standard("msg", &sent.to_string(), &signature),
+                        BODY,
+                        now
+                    ),
+                    Err(AuthFailure::Stale),
+                    "{offset} at +{fraction} ms"
+                );
+            }
+            for offset in [-300_i64, 0, 300] {
+                let sent = NOW as i64 + offset;
+                let signature = key("secret").standard_signature("msg", sent, BODY);
+                assert!(
+                    verify(
+                        &auth,
+                        standard("msg", &sent.to_string(), &signature),
+                        BODY,
+                        now
+                    )
+                    .is_ok(),
+                    "{offset} at +{fraction} ms"
+                );
+            }
         }
     }
 

@@ -55,11 +55,11 @@ impl StandardWebhooks {
         }
     }
 
+    /// In whole seconds, as the timestamp is: against the clock's fraction of a second the
+    /// window reached up to a second less into the past than into the future.
     fn within_tolerance(&self, sent_at: SystemTime, now: SystemTime) -> bool {
-        let skew = now
-            .duration_since(sent_at)
-            .unwrap_or_else(|early| early.duration());
-        skew <= self.tolerance
+        let seconds = |at: SystemTime| at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        seconds(now).abs_diff(seconds(sent_at)) <= self.tolerance.as_secs()
     }
 }
 
