@@ -5,7 +5,8 @@
 //! twice, a body cut short, a raw control character in a free-text field, bytes after its
 //! end, a value of the wrong type. Erasure must still find it, so its bytes are searched:
 //! every value of a key spelled `transactionnumber`, in any case and anywhere in the body, is
-//! taken, whatever surrounds it: a string (raw control characters in it read as if escaped),
+//! taken, whatever surrounds it: a string (raw control characters in it taken as they are,
+//! escapes JSON does not know passed over),
 //! a number as written, or every string and number of an array or object given as the value;
 //! each as it is and trimmed. A string the body ends in, without its closing quote, is taken
 //! as far as it goes. IDnow's `filename` and `href` name the identification too, ahead of
@@ -70,24 +71,20 @@ impl Named {
         }
     }
 
-    /// The string literal `literal` (quotes included) decoded; a raw control character in it,
-    /// which JSON forbids and careless senders write, is read as if it were escaped.
+    /// The string literal `literal` (quotes included), decoded as [`decode_literal`] does.
     fn add_literal(&mut self, literal: &[u8]) {
-        if let Some(text) = decode_literal(literal) {
-            self.add(&text);
-        }
+        self.add(&decode_literal(literal));
     }
 
     /// As [`Named::add_literal`], for a `filename` or `href`: the last segment of its path,
     /// without its extension (`/api/v1/…/identifications/<number>.zip`).
     fn add_file_stem(&mut self, literal: &[u8]) {
-        if let Some(text) = decode_literal(literal) {
-            let file = text.rsplit('/').next().unwrap_or_default();
-            let stem = file
-                .rsplit_once('.')
-                .map_or(file, |(stem, _extension)| stem);
-            self.add(stem);
-        }
+        let text = decode_literal(literal);
+        let file = text.rsplit('/').next().unwrap_or_default();
+        let stem = file
+            .rsplit_once('.')
+            .map_or(file, |(stem, _extension)| stem);
+        self.add(stem);
     }
 
     /// The values of every `"transactionnumber":` in `body`'s bytes, in any case, then the
@@ -168,36 +165,78 @@ impl Named {
 }
 
 /// The string literal `literal` decoded: from its opening quote to its closing one, or to the
-/// end of the body when it has none (a body cut short). A raw control character in it, which
-/// JSON forbids and careless senders write, is read as if it were escaped.
-fn decode_literal(literal: &[u8]) -> Option<String> {
-    let mut closed = literal.to_vec();
-    if string_end(literal, 0).is_none() {
-        // A lone backslash at the cut would escape the closing quote.
-        if closed.len() > 1 && closed.ends_with(b"\\") {
-            let backslashes = closed
-                .iter()
-                .rev()
-                .take_while(|&&byte| byte == b'\\')
-                .count();
-            if backslashes % 2 == 1 {
-                closed.pop();
+/// end of the body when it has none (a body cut short). As JSON reads it, and where JSON would
+/// not read it, as far as it can: a raw control character, which JSON forbids and careless
+/// senders write, is taken as it is; an escape JSON does not know (`\x`, a `\u` without four
+/// hex digits, a surrogate without its pair) is passed over, so that the text around it is
+/// still read (a transaction number followed by `\ud800` is still named); bytes that are not
+/// UTF-8 read as U+FFFD.
+fn decode_literal(literal: &[u8]) -> String {
+    let inner = match string_end(literal, 0) {
+        Some(end) => &literal[1..end - 1],
+        None => literal.get(1..).unwrap_or_default(),
+    };
+    let mut text = Vec::with_capacity(inner.len());
+    let mut rest = inner;
+    while let Some((&byte, after)) = rest.split_first() {
+        rest = after;
+        if byte != b'\\' {
+            text.push(byte);
+            continue;
+        }
+        // A lone backslash where a body was cut short escapes nothing.
+        let Some((&escape, after)) = rest.split_first() else {
+            break;
+        };
+        rest = after;
+        let decoded = match escape {
+            b'"' | b'\\' | b'/' => Some(char::from(escape)),
+            b'b' => Some('\u{8}'),
+            b'f' => Some('\u{c}'),
+            b'n' => Some('\n'),
+            b'r' => Some('\r'),
+            b't' => Some('\t'),
+            b'u' => {
+                let (unit, after) = code_unit(rest);
+                rest = after;
+                match unit {
+                    Some(high @ 0xD800..=0xDBFF) => {
+                        match rest.strip_prefix(b"\\u").map(code_unit) {
+                            Some((Some(low @ 0xDC00..=0xDFFF), after)) => {
+                                rest = after;
+                                char::from_u32(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+                            }
+                            _ => None,
+                        }
+                    }
+                    // A low surrogate alone is no character: `from_u32` says so.
+                    Some(unit) => char::from_u32(unit),
+                    None => None,
+                }
             }
-        }
-        closed.push(b'"');
-    }
-    if let Ok(text) = serde_json::from_slice::<String>(&closed) {
-        return Some(text);
-    }
-    let mut escaped = Vec::with_capacity(closed.len() + 16);
-    for &byte in &closed {
-        if byte < 0x20 {
-            escaped.extend_from_slice(format!("\\u{byte:04x}").as_bytes());
-        } else {
-            escaped.push(byte);
+            _ => None,
+        };
+        if let Some(decoded) = decoded {
+            text.extend_from_slice(decoded.encode_utf8(&mut [0; 4]).as_bytes());
         }
     }
-    serde_json::from_slice::<String>(&escaped).ok()
+    String::from_utf8_lossy(&text).into_owned()
+}
+
+/// The four hex digits of a `\u` escape at the start of `bytes`, and what follows them; where
+/// there are fewer, `None`, and what follows the hex digits there are.
+fn code_unit(bytes: &[u8]) -> (Option<u32>, &[u8]) {
+    let digits = bytes
+        .iter()
+        .take(4)
+        .take_while(|byte| byte.is_ascii_hexdigit())
+        .count();
+    let (hex, rest) = bytes.split_at(digits);
+    let unit = std::str::from_utf8(hex)
+        .ok()
+        .filter(|_| digits == 4)
+        .and_then(|hex| u32::from_str_radix(hex, 16).ok());
+    (unit, rest)
 }
 
 /// Where `key` (quotes included, in lower case) stands in `lower`, `body` in lower case, and
@@ -368,8 +407,23 @@ mod tests {
                 "{\"identificationprocess\":{\"transactionnumber\":\"tn-1\n\"}}",
                 "{\"identificationprocess\":{\"transactionnumber\":\"\ttn-1\r\n\"}}",
                 r#"{"identificationprocess":{"transactionnumber":"tn-1\u0000"}}"#,
+                // Escapes JSON does not know around it, which failed the whole string (a
+                // red-team session's): lone surrogates, an unknown letter, a short `\u`.
+                r#"{"identificationprocess":{"transactionnumber":"tn-1\ud800"}}"#,
+                r#"{"identificationprocess":{"transactionnumber":"tn-1\uDBFF"}}"#,
+                r#"{"identificationprocess":{"transactionnumber":"\udc00tn-1"}}"#,
+                r#"{"identificationprocess":{"transactionnumber":"\ud800\ud800tn-1"}}"#,
+                r#"{"identificationprocess":{"transactionnumber":"tn-1\x"}}"#,
+                r#"{"identificationprocess":{"transactionnumber":"tn-1\u12"}}"#,
+                r#"{"identificationprocess":{"transactionnumber":"tn-1\u12"#,
+                r#"{"identificationprocess":{"filename":"tn-1\ud800.zip"}}"#,
             ],
             &["tn-1"],
+        );
+        // A pair of surrogates is one character, as JSON reads it.
+        assert_each_names(
+            &[r#"{"identificationprocess":{"transactionnumber":"tn-\ud83d\ude00"}}"#],
+            &["tn-\u{1f600}"],
         );
         // Encoded twice: as written, and without its quotes.
         assert!(

@@ -177,7 +177,7 @@ async fn refused_bodies_are_erased_by_every_identification_they_name(pool: PgPoo
     let behind_decoys = format!(
         r#"{{{decoys}"identificationprocess":{{"result":"SUCCESS","transactionnumber":"tn-unreadable"}}}}"#
     );
-    let of_the_person: [&[u8]; 10] = [
+    let of_the_person: [&[u8]; 12] = [
         behind_decoys.as_bytes(),
         br#"{"identificationprocess":{"result":"SUCCESS","transactionnumber":["tn-unreadable"]}}"#,
         br#"{"identificationprocess":{"result":"SUCCESS","result":"SUCCESS","transactionnumber":"tn-unreadable"},"userdata":{"lastname":{"value":"MUSTERMANN"}}}"#,
@@ -188,6 +188,9 @@ async fn refused_bodies_are_erased_by_every_identification_they_name(pool: PgPoo
         // session's).
         br#"{"identificationprocess":{"result":"SUCCESS","filename":"tn-unreadable.zip","agentname":"TRO"#,
         b"{\"identificationprocess\":{\"result\":\"ABORTED\",\"reason\":\"line\nbreak\",\"transactionnumber\":\"tn-unreadable\"}}",
+        // An escape JSON does not know beside the number (a red-team session's).
+        br#"{"identificationprocess":{"result":"A","transactionnumber":"tn-unreadable\ud800"},"userdata":{"firstname":{"value":"MUSTERMANN"}}}"#,
+        br#"{"identificationprocess":{"result":"A","transactionnumber":"tn-unreadable\x"}}"#,
         // Naming both, in either order: erased with either person.
         br#"{"identificationprocess":{"transactionnumber":"tn-unreadable","transactionnumber":"tn-other"}}"#,
         br#"{"identificationprocess":{"transactionnumber":"tn-other","transactionnumber":"tn-unreadable"}}"#,
@@ -205,11 +208,11 @@ async fn refused_bodies_are_erased_by_every_identification_they_name(pool: PgPoo
         app.deliver(of_another).await.status(),
         StatusCode::UNPROCESSABLE_ENTITY
     );
-    assert_eq!(app.rejected_bodies().await.len(), 11);
+    assert_eq!(app.rejected_bodies().await.len(), 13);
 
     assert_eq!(
         erase(&app, PERSON).await,
-        serde_json::json!({"signings": 1, "attempts": 0, "rejected_deliveries": 10})
+        serde_json::json!({"signings": 1, "attempts": 0, "rejected_deliveries": 12})
     );
     let kept = app.rejected_bodies().await;
     assert_eq!(kept.len(), 1);
