@@ -372,15 +372,20 @@ pub trait DbResultExt<T> {
 
 impl<T, E: Transient> DbResultExt<T> for Result<T, E> {
     fn db_context(self, context: &'static str) -> Result<T, ApiError> {
-        self.map_err(|error| {
-            let transient = error.is_transient();
-            let error = anyhow::Error::new(error).context(context);
-            if transient {
-                ApiError::Unavailable(error)
-            } else {
-                ApiError::Unexpected(error)
-            }
-        })
+        self.map_err(|error| ApiError::database(error, context))
+    }
+}
+
+impl ApiError {
+    /// A database failure, while doing `context`: 503 when a retry may succeed, else 500.
+    pub fn database(error: impl Transient, context: &'static str) -> Self {
+        let transient = error.is_transient();
+        let error = anyhow::Error::new(error).context(context);
+        if transient {
+            Self::Unavailable(error)
+        } else {
+            Self::Unexpected(error)
+        }
     }
 }
 

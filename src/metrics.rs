@@ -11,6 +11,7 @@ use prometheus::{
     Registry, TextEncoder,
 };
 
+use crate::edge::answers::PageBudget;
 use crate::edge::body::BodyBudget;
 use crate::edge::refusals::PROTOCOL_REFUSALS;
 use crate::persistence::{Table, WorkerPools};
@@ -128,6 +129,7 @@ impl Metrics {
     pub fn new(
         pools: WorkerPools,
         body_budget: BodyBudget,
+        page_budget: PageBudget,
         methods: &[MethodName],
     ) -> prometheus::Result<Self> {
         let registry = Registry::new();
@@ -205,7 +207,7 @@ impl Metrics {
         build_info.with_label_values(&[VERSION, REVISION]).set(1);
         let writer = WriterMetrics::new()?;
         let pool = PoolCollector::new(pools)?;
-        let body_bytes = BodyBytesCollector::new(body_budget)?;
+        let body_bytes = BodyBytesCollector::new(body_budget, page_budget)?;
 
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(request_duration.clone()))?;
@@ -383,18 +385,27 @@ impl Collector for PoolCollector {
 /// The body bytes requests hold, read from the budget at each scrape, and the bodies it
 /// refused, which it counts itself.
 #[derive(Debug)]
+/// What the process' two byte budgets hold, read when scraped.
 struct BodyBytesCollector {
     budget: BodyBudget,
     in_flight: IntGauge,
+    pages: PageBudget,
+    answers_in_flight: IntGauge,
 }
 
 impl BodyBytesCollector {
-    fn new(budget: BodyBudget) -> prometheus::Result<Self> {
+    fn new(budget: BodyBudget, pages: PageBudget) -> prometheus::Result<Self> {
         Ok(Self {
             budget,
             in_flight: IntGauge::new(
                 "http_request_body_bytes_in_flight",
                 "Request body bytes held by requests now (http.body_budget_bytes at most).",
+            )?,
+            pages,
+            answers_in_flight: IntGauge::new(
+                "http_listing_answer_bytes_in_flight",
+                "Listing answer bytes held now, being written or waiting for the socket \
+                 (http.page_budget_bytes at most).",
             )?,
         })
     }
@@ -404,14 +415,17 @@ impl Collector for BodyBytesCollector {
     fn desc(&self) -> Vec<&Desc> {
         let mut descs = self.in_flight.desc();
         descs.extend(self.budget.refusals().desc());
+        descs.extend(self.answers_in_flight.desc());
         descs
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        self.in_flight
-            .set(i64::try_from(self.budget.in_use()).unwrap_or(i64::MAX));
+        let gauge = |bytes: usize| i64::try_from(bytes).unwrap_or(i64::MAX);
+        self.in_flight.set(gauge(self.budget.in_use()));
+        self.answers_in_flight.set(gauge(self.pages.in_use()));
         let mut families = self.in_flight.collect();
         families.extend(self.budget.refusals().collect());
+        families.extend(self.answers_in_flight.collect());
         families
     }
 }
@@ -427,8 +441,13 @@ mod tests {
         // Opened as the workers would: 4 and 3 connections at most.
         let workers = [pools.open().0, pools.open().0];
         let methods = [MethodName::StandardWebhooks, MethodName::Hmac];
-        let metrics =
-            Metrics::new(pools, BodyBudget::new(1024, 1024), &methods).expect("metrics register");
+        let metrics = Metrics::new(
+            pools,
+            BodyBudget::new(1024, 1024),
+            PageBudget::new(4096),
+            &methods,
+        )
+        .expect("metrics register");
         (metrics, workers)
     }
 
@@ -454,6 +473,7 @@ mod tests {
         assert!(text.contains("db_pool_waiting_requests 0\n"));
         assert!(text.contains("process_resident_memory_bytes "));
         assert!(text.contains("http_request_body_bytes_in_flight 0\n"));
+        assert!(text.contains("http_listing_answer_bytes_in_flight 0\n"));
         assert!(text.contains("http_protocol_refusals_total{kind=\"malformed_request\"} "));
     }
 

@@ -173,8 +173,13 @@ fn serve(
     let trusted_proxies = TrustedProxies::new(settings.webhooks.trusted_proxies);
     let methods: Vec<_> = webhook_auth.methods().collect();
     let openapi = Bytes::from(routes::openapi::served_json(&webhook_auth));
-    let metrics = Metrics::new(pools.clone(), limits.body_budget.clone(), &methods)
-        .context("registering the metrics")?;
+    let metrics = Metrics::new(
+        pools.clone(),
+        limits.body_budget.clone(),
+        limits.page_budget.clone(),
+        &methods,
+    )
+    .context("registering the metrics")?;
     let retention = Background(tokio::spawn(
         settings.retention.run(databases.retention, metrics.clone()),
     ));

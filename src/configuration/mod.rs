@@ -86,6 +86,9 @@ pub struct HttpSettings {
     /// Of [`HttpSettings::body_budget`], what the bodies of one client address may hold at
     /// once (503 beyond), so that no one sender keeps the others' bodies out.
     pub body_budget_per_client: usize,
+    /// Answer bytes the listings of the whole process hold at once, at most (503 beyond; a
+    /// page larger than all of it is refused).
+    pub page_budget: usize,
     /// Connections the whole process holds at once; further ones wait in the listen
     /// backlog until one closes.
     pub max_connections: usize,
@@ -230,6 +233,7 @@ struct HttpFile {
     /// Default: half of `body_budget_bytes`, at least `body_limit_bytes`.
     #[serde(default)]
     body_budget_per_client_bytes: Option<usize>,
+    page_budget_bytes: usize,
     max_connections: usize,
     /// Default: one per core.
     #[serde(default)]
@@ -377,6 +381,14 @@ impl TryFrom<FileSettings> for Settings {
             ));
         }
 
+        if file.http.page_budget_bytes / 2 < file.http.body_limit_bytes {
+            return Err(ConfigError::invalid(
+                "http.page_budget_bytes",
+                "must be at least twice http.body_limit_bytes, or an attempt of the largest \
+                 size could not be listed",
+            ));
+        }
+
         let workers = file
             .http
             .workers
@@ -417,6 +429,7 @@ impl TryFrom<FileSettings> for Settings {
                 body_limit: file.http.body_limit_bytes,
                 body_budget: file.http.body_budget_bytes,
                 body_budget_per_client,
+                page_budget: file.http.page_budget_bytes,
                 max_connections: file.http.max_connections,
                 workers,
                 keep_alive: Duration::from_secs(file.http.keep_alive_seconds),
@@ -1177,6 +1190,32 @@ mod tests {
                 "{error}"
             );
         }
+        std::fs::remove_dir_all(&dir).expect("temp dir removed");
+    }
+
+    /// The page budget holds at least two bodies of the largest size, so that any one attempt
+    /// can be listed.
+    #[test]
+    fn the_page_budget_holds_an_attempt_of_the_largest_size() {
+        let dir =
+            std::env::temp_dir().join(format!("idnow-attempts-config-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("pages.toml");
+        let vars = env(&REQUIRED);
+        let load = |text: &str| {
+            std::fs::write(&file, text).expect("write config");
+            Settings::load_from(Some(&file), |name| vars.get(name).cloned())
+                .map(|settings| settings.http.page_budget)
+        };
+        assert_eq!(load("").expect("valid"), 32 << 20);
+        assert_eq!(
+            load("[http]\npage_budget_bytes = 2097152\n").expect("valid"),
+            2 << 20
+        );
+        let error = load("[http]\npage_budget_bytes = 2097151\n")
+            .expect_err("below two bodies")
+            .to_string();
+        assert!(error.starts_with("http.page_budget_bytes"), "{error}");
         std::fs::remove_dir_all(&dir).expect("temp dir removed");
     }
 

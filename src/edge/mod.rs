@@ -6,12 +6,15 @@
 //! - [`limits`]: the size of a request's headers (431) and the time to its answer (503).
 //! - [`body`]: reading bodies within a size, a time and a process-wide byte budget (413, 408,
 //!   503), and closing connections whose body was left unread.
+//! - [`answers`]: the listings' answers within a process-wide byte budget (503), written in
+//!   pieces that give their room back as they go out.
 //! - [`connection`]: connections whose client takes no answers (closed after the send timeout).
 //! - [`linger`]: a connection the service closes first is read on, within bounds, until its
 //!   client closes too, so that a client still sending is not reset before it reads its answer.
 //! - [`refusals`]: what actix-http refuses itself before any route, counted rather than logged.
 //! - [`contract_shape`]: actix's own error answers in the contract's error body.
 
+pub mod answers;
 pub mod body;
 pub mod client_address;
 pub mod connection;
@@ -28,6 +31,7 @@ use actix_web::http::header;
 use actix_web::middleware::ErrorHandlerResponse;
 use actix_web::HttpResponse;
 
+use self::answers::PageBudget;
 use self::body::{BodyBudget, BodyLimits};
 use crate::configuration::HttpSettings;
 use crate::error::ApiError;
@@ -42,6 +46,8 @@ pub struct EdgeLimits {
     pub body_read_timeout: Duration,
     /// The process' bound on request body bytes held at once, shared by every worker.
     pub body_budget: BodyBudget,
+    /// The process' bound on listing answer bytes held at once, shared by every worker.
+    pub page_budget: PageBudget,
 }
 
 impl EdgeLimits {
@@ -50,6 +56,7 @@ impl EdgeLimits {
             webhook_body: http.body_limit,
             body_read_timeout: http.body_read_timeout,
             body_budget: BodyBudget::new(http.body_budget, http.body_budget_per_client),
+            page_budget: PageBudget::new(http.page_budget),
         }
     }
 

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use futures_util::{Stream, TryStreamExt as _};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -172,13 +173,17 @@ pub async fn insert(
         .collect())
 }
 
+/// A row of a page of a signing's history: the history's figures, and one attempt of the page.
 #[derive(Debug)]
-pub struct History {
+pub struct HistoryRow {
     /// Attempts in the whole history, not only this page.
     pub total: u64,
     /// The signing's identification.
     pub transaction_number: String,
-    pub attempts: Vec<StoredAttempt>,
+    /// What the page's payloads, results and reasons take as stored, in bytes.
+    pub page_bytes: u64,
+    /// `None` on the one row of a page past the end (or of a history without attempts).
+    pub attempt: Option<StoredAttempt>,
 }
 
 #[derive(Debug)]
@@ -226,51 +231,45 @@ impl StoredPayload {
     }
 }
 
-/// One page of a signing's attempt history, oldest first; `None` when the person has no such
-/// signing.
-pub async fn history(
-    conn: &mut PgConnection,
-    person_id: &PersonId,
-    signing_id: &SigningId,
+/// One page of a signing's attempt history, oldest first, row by row as PostgreSQL sends them,
+/// so that the page is never held whole before its answer is written; no row at all when the
+/// person has no such signing.
+pub fn history<'a>(
+    conn: &'a mut PgConnection,
+    person_id: &'a PersonId,
+    signing_id: &'a SigningId,
     page: PageRequest,
-) -> Result<Option<History>, sqlx::Error> {
-    let rows = sqlx::query_file!(
+) -> impl Stream<Item = Result<HistoryRow, sqlx::Error>> + 'a {
+    sqlx::query_file!(
         "src/persistence/sql/history.sql",
         signing_id.as_str(),
         person_id.as_str(),
         page.limit(),
         page.offset(),
     )
-    .fetch_all(&mut *conn)
-    .await?;
-
-    let Some(first) = rows.first() else {
-        return Ok(None);
-    };
-    let total = u64::try_from(first.total).unwrap_or_default();
-    let transaction_number = first.identification_id.clone();
-    let attempts = rows
-        .into_iter()
-        .filter_map(|row| {
-            // A signing without attempts on this page comes back as one row of NULLs.
-            let (id, result): (Uuid, _) = (row.id?, row.result?);
-            Some(StoredAttempt {
-                id: id.into(),
-                result,
-                reason: row.reason,
-                payload: StoredPayload::from_columns(
-                    row.key_id,
-                    row.sealed,
-                    row.plain.map(String::into_bytes),
-                ),
-            })
-        })
-        .collect();
-    Ok(Some(History {
-        total,
-        transaction_number,
-        attempts,
-    }))
+    .fetch(conn)
+    .map_ok(|row| {
+        // A signing without attempts on this page comes back as one row of NULLs.
+        let attempt = row.id.zip(row.result).map(|(id, result)| StoredAttempt {
+            id: id.into(),
+            result,
+            reason: row.reason,
+            payload: StoredPayload::from_columns(
+                row.key_id,
+                row.sealed,
+                row.plain.map(String::into_bytes),
+            ),
+        });
+        HistoryRow {
+            total: u64::try_from(row.total).unwrap_or_default(),
+            transaction_number: row.identification_id,
+            page_bytes: row
+                .page_bytes
+                .and_then(|bytes| u64::try_from(bytes).ok())
+                .unwrap_or_default(),
+            attempt,
+        }
+    })
 }
 
 /// An attempt as `idnow-attempts attempts` shows it.

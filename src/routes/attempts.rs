@@ -1,6 +1,7 @@
 //! `GET /v1/persons/{person_id}/signings/{signing_id}/idnow_attempts`: a signing's history.
 
 use std::fmt::Write as _;
+use std::pin::pin;
 
 use actix_web::http::header::{HeaderName, HeaderValue, LINK};
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -9,11 +10,13 @@ use utoipa::ToSchema;
 use super::extract::{Authorized, SigningPath};
 use super::openapi::ResourceId;
 use crate::api_auth::scopes;
-use crate::at_rest::Binding;
-use crate::domain::AttemptId;
+use futures_util::TryStreamExt as _;
+
+use crate::at_rest::{Binding, PayloadKeys};
 use crate::domain::{PageRequest, PersonId, SigningId};
-use crate::error::{ApiError, DbResultExt as _, ErrorBody};
-use crate::persistence::attempts::{self, StoredAttempt};
+use crate::edge::answers::{Answer, AnswerBody, NoRoom, PageBudget};
+use crate::error::{ApiError, ErrorBody};
+use crate::persistence::attempts::{self, HistoryRow, StoredAttempt};
 use crate::state::AppState;
 use crate::telemetry::RequestLog;
 
@@ -41,12 +44,12 @@ static PER_PAGE: HeaderName = HeaderName::from_static("per-page");
                 ("Total" = u64, description = "Attempts in the whole history."),
                 ("Per-Page" = u32, description = "The page size used."),
             )),
-        (status = 400, description = "`invalid_path_parameter` or `invalid_pagination`.", body = ErrorBody),
+        (status = 400, description = "`invalid_path_parameter`, or `invalid_pagination`: a malformed or out-of-range parameter, or a page too large to answer (ask for fewer attempts per page).", body = ErrorBody),
         (status = 401, description = "`unauthenticated`: no valid bearer token.", body = ErrorBody,
             headers(("WWW-Authenticate" = String, description = "`Bearer`."))),
         (status = 403, description = "`unauthorized_action`: the token lacks scope `idnow_attempts:read`.", body = ErrorBody),
         (status = 404, description = "`not_found`: no such signing is registered for this person.", body = ErrorBody),
-        (status = 503, description = "`service_unavailable`: the service cannot answer now (the database is away or slow, the request took longer than the request timeout, or the process is shutting down); retry.", body = ErrorBody,
+        (status = 503, description = "`service_unavailable`: the service cannot answer now (the database is away or slow, other listings' answers hold the room for answers, the request took longer than the request timeout, or the process is shutting down); retry.", body = ErrorBody,
             headers(("Retry-After" = u32, description = "Seconds to wait before retrying."))),
     ),
     security(("bearer" = ["idnow_attempts:read"])),
@@ -64,58 +67,171 @@ pub async fn list(
     let page = PageRequest::from_query(request.query_string())
         .map_err(|e| ApiError::bad_request("invalid_pagination", e))?;
 
-    let history = state
+    // Rendered as the rows come: a page is never held whole twice.
+    let keys = &state.payload_keys;
+    let budget = &state.limits.page_budget;
+    let rendered = state
         .database
-        .run(async |conn| attempts::history(conn, &person_id, &signing_id, page).await)
+        .run(async |conn| {
+            let mut rows = pin!(attempts::history(conn, &person_id, &signing_id, page));
+            let mut rendering: Option<Rendering> = None;
+            while let Some(row) = rows.try_next().await? {
+                let rendering = match &mut rendering {
+                    Some(rendering) => rendering,
+                    None => rendering.insert(Rendering::start(&row, page, budget)?),
+                };
+                if let Some(attempt) = row.attempt {
+                    rendering.add(attempt, keys)?;
+                }
+            }
+            Ok::<_, Failure>(rendering)
+        })
         .await
-        .db_context("reading the attempt history")?;
-    let history = history.ok_or(ApiError::NotFound(
+        .map_err(|failure| match failure {
+            Failure::Database(error) => ApiError::database(error, "reading the attempt history"),
+            Failure::Answer(error) => error,
+        })?;
+    let rendering = rendered.ok_or(ApiError::NotFound(
         "No such signing is registered for this person.",
     ))?;
-    log.total(history.total);
-
-    let keys = &state.payload_keys;
-    let transaction_number = &history.transaction_number;
-    let attempts = history
-        .attempts
-        .into_iter()
-        .map(
-            |StoredAttempt {
-                 id,
-                 result,
-                 reason,
-                 payload,
-             }| {
-                let binding = Binding::Attempt {
-                    id: id.as_uuid(),
-                    transaction_number,
-                };
-                // A payload that does not open is never served in part or as garbage: the whole
-                // answer is a 500, and the log names the attempt and why, not its bytes.
-                let payload = payload.open(keys, binding).map_err(|error| {
-                    anyhow::anyhow!("opening the payload of attempt {id}: {error}")
-                })?;
-                Ok(Listed {
-                    id,
-                    result,
-                    reason,
-                    payload,
-                })
-            },
-        )
-        .collect::<Result<Vec<_>, ApiError>>()?;
-    let body = render(&attempts)
-        .map_err(|e| anyhow::Error::new(e).context("serialising the attempt history"))?;
+    let total = rendering.total;
+    log.total(total);
 
     Ok(HttpResponse::Ok()
-        .insert_header((
-            LINK,
-            link_header(&person_id, &signing_id, page, history.total),
-        ))
-        .insert_header((TOTAL.clone(), HeaderValue::from(history.total)))
+        .insert_header((LINK, link_header(&person_id, &signing_id, page, total)))
+        .insert_header((TOTAL.clone(), HeaderValue::from(total)))
         .insert_header((PER_PAGE.clone(), HeaderValue::from(page.size())))
         .content_type(mime::APPLICATION_JSON)
-        .body(body))
+        .body(rendering.finish()?))
+}
+
+/// Why a page was not rendered: its database work failed, or its answer could not be made.
+enum Failure {
+    Database(sqlx::Error),
+    Answer(ApiError),
+}
+
+impl From<sqlx::Error> for Failure {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+impl From<ApiError> for Failure {
+    fn from(error: ApiError) -> Self {
+        Self::Answer(error)
+    }
+}
+
+/// What each attempt of the answer adds beside its payload, result and reason: its id and
+/// the object's keys (`{"id":"<36>","result":"","reason":null,"payload":}`, 70 bytes), and the
+/// comma between attempts.
+const PER_ATTEMPT: usize = 72;
+
+/// A page being written as the upstream API reference shows it: `[{"id", "result", "reason",
+/// "payload"}]`, within the [`PageBudget`](crate::edge::answers::PageBudget).
+///
+/// Written by hand so that each stored payload goes out as the bytes it is, without being
+/// parsed again: it was parsed as JSON before it was stored, and AES-GCM proves these are the
+/// bytes stored (a plain payload of before encryption sits in a `json` column). Validating
+/// it once more cost a fifth of the listing's serialisation time for 3 KB payloads.
+struct Rendering {
+    total: u64,
+    transaction_number: String,
+    answer: Answer,
+    /// Each attempt's fields before its payload, reused.
+    head: Vec<u8>,
+    attempts: usize,
+}
+
+impl Rendering {
+    /// From the page's first row, with room for what PostgreSQL says the page takes.
+    fn start(first: &HistoryRow, page: PageRequest, budget: &PageBudget) -> Result<Self, ApiError> {
+        let offset = u64::try_from(page.offset()).unwrap_or_default();
+        let rows = u64::from(page.size()).min(first.total.saturating_sub(offset));
+        let expected = first.page_bytes.saturating_add(rows * PER_ATTEMPT as u64) + 2;
+        let answer = usize::try_from(expected)
+            .map_err(|_| NoRoom::TooLarge)
+            .and_then(|expected| budget.answer(expected))
+            .map_err(no_room)?;
+        let mut rendering = Self {
+            total: first.total,
+            transaction_number: first.transaction_number.clone(),
+            answer,
+            head: Vec::with_capacity(128),
+            attempts: 0,
+        };
+        rendering.write(b"[")?;
+        Ok(rendering)
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> Result<(), ApiError> {
+        self.answer.write(bytes).map_err(no_room)
+    }
+
+    fn add(&mut self, attempt: StoredAttempt, keys: &PayloadKeys) -> Result<(), ApiError> {
+        let StoredAttempt {
+            id,
+            result,
+            reason,
+            payload,
+        } = attempt;
+        let binding = Binding::Attempt {
+            id: id.as_uuid(),
+            transaction_number: &self.transaction_number,
+        };
+        // A payload that does not open is never served in part or as garbage: the whole
+        // answer is a 500, and the log names the attempt and why, not its bytes.
+        let payload = payload
+            .open(keys, binding)
+            .map_err(|error| anyhow::anyhow!("opening the payload of attempt {id}: {error}"))?;
+        let mut head = std::mem::take(&mut self.head);
+        head.clear();
+        if self.attempts > 0 {
+            head.push(b',');
+        }
+        head.extend_from_slice(br#"{"id":"#);
+        json_string(&mut head, &id)?;
+        head.extend_from_slice(br#","result":"#);
+        json_string(&mut head, &result)?;
+        head.extend_from_slice(br#","reason":"#);
+        json_string(&mut head, &reason)?;
+        head.extend_from_slice(br#","payload":"#);
+        let written = self.write(&head);
+        self.head = head;
+        written?;
+        // As received, less the whitespace around it (a body often ends in a newline).
+        self.write(payload.trim_ascii())?;
+        self.write(b"}")?;
+        self.attempts += 1;
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<AnswerBody, ApiError> {
+        self.write(b"]")?;
+        Ok(self.answer.finish())
+    }
+}
+
+fn json_string(out: &mut Vec<u8>, value: &impl serde::Serialize) -> Result<(), ApiError> {
+    serde_json::to_writer(out, value).map_err(|e| {
+        anyhow::Error::new(e)
+            .context("serialising the attempt history")
+            .into()
+    })
+}
+
+/// A page for which there is no room: refused when it could never fit (the client asks for a
+/// smaller one), answered 503 when other answers hold the room now.
+fn no_room(no_room: NoRoom) -> ApiError {
+    match no_room {
+        NoRoom::TooLarge => ApiError::bad_request(
+            "invalid_pagination",
+            "This page of the history is too large to answer; ask for fewer attempts per page \
+             (page[size]).",
+        ),
+        NoRoom::Full => ApiError::Overloaded,
+    }
 }
 
 /// An attempt of a signing's history.
@@ -140,47 +256,6 @@ pub struct Attempt {
 
 /// Any JSON object.
 type Object = serde_json::Map<String, serde_json::Value>;
-
-/// An attempt of the page, its payload opened.
-struct Listed {
-    id: AttemptId,
-    result: String,
-    reason: Option<String>,
-    /// The body as received.
-    payload: Vec<u8>,
-}
-
-/// The page as the upstream API reference shows it: `[{"id", "result", "reason", "payload"}]`.
-///
-/// Written by hand so that each stored payload goes out as the bytes it is, without being
-/// parsed again: it was parsed as JSON before it was stored, and AES-GCM proves these are the
-/// bytes stored (a plain payload of before encryption sits in a `json` column). Validating
-/// it once more cost a fifth of the listing's serialisation time for 3 KB payloads.
-fn render(attempts: &[Listed]) -> Result<Vec<u8>, serde_json::Error> {
-    let capacity = attempts
-        .iter()
-        .map(|attempt| attempt.payload.len() + 160)
-        .sum::<usize>();
-    let mut body = Vec::with_capacity(capacity + 2);
-    body.push(b'[');
-    for (n, attempt) in attempts.iter().enumerate() {
-        if n > 0 {
-            body.push(b',');
-        }
-        body.extend_from_slice(br#"{"id":"#);
-        serde_json::to_writer(&mut body, &attempt.id)?;
-        body.extend_from_slice(br#","result":"#);
-        serde_json::to_writer(&mut body, &attempt.result)?;
-        body.extend_from_slice(br#","reason":"#);
-        serde_json::to_writer(&mut body, &attempt.reason)?;
-        body.extend_from_slice(br#","payload":"#);
-        // As received, less the whitespace around it (a body often ends in a newline).
-        body.extend_from_slice(attempt.payload.trim_ascii());
-        body.push(b'}');
-    }
-    body.push(b']');
-    Ok(body)
-}
 
 /// RFC 8288 links, relative to this host, so that they hold behind any ingress. The ids are
 /// URL-safe by construction; the brackets of the parameter names are escaped.

@@ -843,3 +843,120 @@ async fn clients_pipelining_without_reading_hold_a_bounded_buffer_each(pool: PgP
     );
     drop(clients);
 }
+
+async fn answer_bytes_in_flight(app: &TestApp) -> f64 {
+    scrape(app).await["http_listing_answer_bytes_in_flight"]
+}
+
+/// `count` attempts of `size` bytes each for `identification`, on a signing of [`PERSON`].
+async fn large_history(
+    app: &TestApp,
+    signing: &str,
+    identification: &str,
+    count: usize,
+    size: usize,
+) {
+    app.register(PERSON, signing, identification).await;
+    for n in 0..count {
+        let time = format!("2026-10-01T10:00:{n:02}Z");
+        let body = padded(webhook_body(identification, "SUCCESS", &time), size);
+        assert_eq!(app.deliver(&body).await.status(), StatusCode::CREATED);
+    }
+}
+
+/// A page takes room in the page budget as it is answered, and gives it all back; a page
+/// larger than the whole budget is refused, and the client told to ask for a smaller one. (A
+/// red-team session listed thirty 1 MiB attempts with `page[size]=1000`: 2.3 times the page's
+/// payloads in memory, with no bound.)
+#[sqlx::test(migrations = false)]
+async fn a_page_larger_than_the_page_budget_is_refused_and_a_smaller_one_listed(pool: PgPool) {
+    let app = spawn_app_adjusted(pool, |settings| {
+        settings.http.page_budget = 256 * 1024;
+    })
+    .await;
+    large_history(&app, "sig-large", "tn-large", 6, 60_000).await;
+
+    let listed = app.list(PERSON, "sig-large", "?page%5Bsize%5D=3").await;
+    assert_eq!(listed.status(), StatusCode::OK);
+    let page: Vec<serde_json::Value> = listed.json().await.expect("a JSON array");
+    assert_eq!(page.len(), 3);
+    assert!(page.iter().all(|attempt| attempt["payload"]["padding"]
+        .as_str()
+        .is_some_and(|padding| padding.len() > 59_000)));
+    assert_eq!(answer_bytes_in_flight(&app).await, 0.0);
+
+    for query in ["?page%5Bsize%5D=6", ""] {
+        let refused = app.list(PERSON, "sig-large", query).await;
+        let body = assert_error(refused, StatusCode::BAD_REQUEST, "invalid_pagination").await;
+        assert!(
+            body["detail"]
+                .as_str()
+                .is_some_and(|detail| detail.contains("page[size]")),
+            "{body}"
+        );
+    }
+    // The second page of three is within it.
+    let second = app
+        .list(PERSON, "sig-large", "?page%5Bnumber%5D=2&page%5Bsize%5D=3")
+        .await;
+    assert_eq!(listed_len(second).await, 3);
+    assert_eq!(answer_bytes_in_flight(&app).await, 0.0);
+}
+
+async fn listed_len(response: reqwest::Response) -> usize {
+    assert_eq!(response.status(), StatusCode::OK);
+    let page: Vec<serde_json::Value> = response.json().await.expect("a JSON array");
+    page.len()
+}
+
+/// An answer holds its room while its client has not taken it: another listing that does not
+/// fit beside it is answered 503 with `Retry-After`, and is served once the first client has
+/// gone.
+#[sqlx::test(migrations = false)]
+async fn a_listing_finding_the_page_budget_held_is_answered_503(pool: PgPool) {
+    let app = spawn_app_adjusted(pool, |settings| {
+        settings.http.page_budget = 4 * 1024 * 1024;
+    })
+    .await;
+    // About 3.6 MB as an answer.
+    large_history(&app, "sig-held", "tn-held", 4, 900_000).await;
+    let path = format!("/v1/persons/{PERSON}/signings/sig-held/idnow_attempts");
+
+    // A client that reads the answer's head and nothing more: all but what the sockets
+    // between them hold stays with the service.
+    let mut slow = connect_with_a_small_window(app.port()).await;
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READ_TOKEN}\r\n\r\n");
+    slow.write_all(request.as_bytes()).await.expect("sent");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let byte = slow.read_u8().await.expect("the answer's head");
+        head.push(byte);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200 "),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let held = answer_bytes_in_flight(&app).await;
+    assert!(held > 3_000_000.0, "{held} bytes held");
+
+    let refused = app.list(PERSON, "sig-held", "").await;
+    assert_eq!(
+        refused
+            .headers()
+            .get("retry-after")
+            .and_then(|value| value.to_str().ok()),
+        Some("5")
+    );
+    assert_error(
+        refused,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+
+    drop(slow);
+    wait_until(|| async { answer_bytes_in_flight(&app).await == 0.0 }).await;
+    assert_eq!(listed_len(app.list(PERSON, "sig-held", "").await).await, 4);
+}
