@@ -201,6 +201,20 @@ impl PayloadKeys {
         binding: Binding<'_>,
         mut sealed: Vec<u8>,
     ) -> Result<Vec<u8>, OpenError> {
+        let length = self.open_where_it_lies(key_id, binding, &mut sealed)?.len();
+        sealed.copy_within(HEADER_LEN..HEADER_LEN + length, 0);
+        sealed.truncate(length);
+        Ok(sealed)
+    }
+
+    /// As [`PayloadKeys::open`], leaving the plaintext where it was decrypted: a part of
+    /// `sealed`, returned, for a caller that copies it on (the listing: no move to the front).
+    pub fn open_where_it_lies<'s>(
+        &self,
+        key_id: &str,
+        binding: Binding<'_>,
+        sealed: &'s mut [u8],
+    ) -> Result<&'s [u8], OpenError> {
         let (_, key) = self
             .keys
             .iter()
@@ -209,19 +223,12 @@ impl PayloadKeys {
         if sealed.len() < HEADER_LEN + TAG_LEN || sealed[0] != FORMAT {
             return Err(OpenError::Forged);
         }
-        let nonce = Nonce::try_assume_unique_for_key(&sealed[1..HEADER_LEN])
-            .map_err(|_| OpenError::Forged)?;
-        let length = key
-            .open_in_place(
-                nonce,
-                Aad::from(binding.associated_data()),
-                &mut sealed[HEADER_LEN..],
-            )
-            .map_err(|_| OpenError::Forged)?
-            .len();
-        sealed.copy_within(HEADER_LEN..HEADER_LEN + length, 0);
-        sealed.truncate(length);
-        Ok(sealed)
+        let (header, in_out) = sealed.split_at_mut(HEADER_LEN);
+        let nonce =
+            Nonce::try_assume_unique_for_key(&header[1..]).map_err(|_| OpenError::Forged)?;
+        key.open_in_place(nonce, Aad::from(binding.associated_data()), in_out)
+            .map(|plaintext| &*plaintext)
+            .map_err(|_| OpenError::Forged)
     }
 }
 

@@ -217,6 +217,19 @@ impl StoredPayload {
         }
     }
 
+    /// As [`StoredPayload::open`], where it lies: a part of this value.
+    pub fn open_where_it_lies(
+        &mut self,
+        keys: &PayloadKeys,
+        binding: Binding<'_>,
+    ) -> Result<&[u8], OpenError> {
+        match self {
+            Self::Plain(bytes) => Ok(bytes),
+            Self::Sealed { key_id, sealed } => keys.open_where_it_lies(key_id, binding, sealed),
+            Self::Missing => Err(OpenError::Forged),
+        }
+    }
+
     /// From a row's `key_id`, `sealed` and plain payload columns.
     pub fn from_columns(
         key_id: Option<String>,

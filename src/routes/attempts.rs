@@ -174,7 +174,7 @@ impl Rendering {
             id,
             result,
             reason,
-            payload,
+            mut payload,
         } = attempt;
         let binding = Binding::Attempt {
             id: id.as_uuid(),
@@ -183,7 +183,7 @@ impl Rendering {
         // A payload that does not open is never served in part or as garbage: the whole
         // answer is a 500, and the log names the attempt and why, not its bytes.
         let payload = payload
-            .open(keys, binding)
+            .open_where_it_lies(keys, binding)
             .map_err(|error| anyhow::anyhow!("opening the payload of attempt {id}: {error}"))?;
         let mut head = std::mem::take(&mut self.head);
         head.clear();
