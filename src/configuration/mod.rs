@@ -147,8 +147,12 @@ pub enum ConfigError {
     },
     #[error("{name} is invalid: {reason}")]
     Invalid { name: &'static str, reason: String },
-    #[error("APP_CONFIG names {0}, which does not exist")]
+    #[error("APP_CONFIG names {0}, which is not a file")]
     MissingFile(PathBuf),
+    /// A configuration file that is not TOML: where, never the line's text, which may hold a
+    /// credential.
+    #[error("{file} is not valid TOML{at}")]
+    NotToml { file: String, at: String },
     /// A setting of a file, named by its key and file; the value is never repeated, since a
     /// file may hold credentials.
     #[error("{key} in {file} is invalid: {reason}")]
@@ -578,7 +582,17 @@ fn file_refusal(error: &figment::Error) -> Option<ConfigError> {
         _ => "not a valid value".to_owned(),
     };
     if key.is_empty() && !matches!(error.kind, Kind::UnknownField(..) | Kind::MissingField(_)) {
-        return None;
+        // The parser's message quotes the line; its first line says only where it is.
+        let Kind::Message(message) = &error.kind else {
+            return None;
+        };
+        let at = message
+            .lines()
+            .next()
+            .and_then(|first| first.strip_prefix("TOML parse error "))
+            .map(|place| format!(" ({place})"))
+            .unwrap_or_default();
+        return Some(ConfigError::NotToml { file, at });
     }
     let key = if key.is_empty() {
         "a key".to_owned()
@@ -1127,6 +1141,19 @@ mod tests {
                 "{error}"
             );
         }
+        // Not TOML: the file and the place named, the line's text never.
+        write(&app_config, "api_keys = [\"hunter2\"\n");
+        let error = load(&vars).expect_err("not TOML").to_string();
+        assert!(
+            error.contains("app.toml is not valid TOML (at line 1, column")
+                && !error.contains("hunter2"),
+            "{error}"
+        );
+        // A directory is no file.
+        vars.insert("APP_CONFIG".into(), dir.display().to_string());
+        let error = load(&vars).expect_err("a directory").to_string();
+        assert!(error.ends_with("which is not a file"), "{error}");
+        vars.insert("APP_CONFIG".into(), app_config.display().to_string());
 
         // Workers own shares of the connections: never more workers than connections. By
         // default batches of webhooks may take half the connections, at least one a worker.
