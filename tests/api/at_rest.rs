@@ -552,3 +552,40 @@ async fn reencrypt_forgets_a_key_whose_rows_were_all_erased(pool: PgPool) {
         StatusCode::OK
     );
 }
+
+/// A replica given other material under a key id that rows use is not ready: it would fail
+/// their listings and seal new rows no other replica opens (a contract audit found it ready).
+/// The first replica to look keeps a canary sealed under its material; one whose material
+/// does not open it is told apart, and the right material is ready again.
+#[sqlx::test(migrations = false)]
+async fn a_replica_with_other_material_under_a_key_id_in_use_is_not_ready(pool: PgPool) {
+    const K1_OTHER: &str = "k1:T1RIRVJPVEhFUk9USEVST1RIRVJPVEhFUk9USEVSMDA=";
+    let app = spawn_app_with(pool.clone(), with_keys(K1)).await;
+    app.register(PERSON, "sig-canary", "tn-canary").await;
+    let body = webhook_body("tn-canary", "SUCCESS", "2026-10-01T10:00:00Z");
+    assert_eq!(app.deliver(&body).await.status(), StatusCode::CREATED);
+    assert_eq!(app.get("/health/ready").await.status(), StatusCode::OK);
+    let canaries: Vec<(String, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT key_id, canary FROM payload_keys")
+            .fetch_all(&pool)
+            .await
+            .expect("the registry");
+    assert!(
+        matches!(&canaries[..], [(id, Some(canary))] if id == "k1" && !canary.is_empty()),
+        "{canaries:?}"
+    );
+    drop(app);
+
+    let other = spawn_app_with(pool.clone(), with_keys(K1_OTHER)).await;
+    assert_error(
+        other.get("/health/ready").await,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "service_unavailable",
+    )
+    .await;
+    drop(other);
+
+    let again = spawn_app_with(pool.clone(), with_keys(&format!("{K2},{K1}"))).await;
+    assert_eq!(again.get("/health/ready").await.status(), StatusCode::OK);
+    assert_listed_byte_for_byte(&again, &[("sig-canary", vec![body])]).await;
+}
