@@ -80,8 +80,8 @@ pub enum ApiError {
     /// The process is stopping: readiness from SIGTERM on, at every roll-out, not a fault.
     #[error("The service cannot take the request right now; retry later.")]
     ShuttingDown,
-    /// The process holds as many request body bytes as it allows itself (the body budget):
-    /// load shed before reading, not a fault.
+    /// The process holds as many request body bytes, or listing answer bytes, as it allows
+    /// itself (the body and page budgets): load shed, not a fault.
     #[error("The service cannot take the request right now; retry later.")]
     Overloaded,
     #[error("There was an error.")]

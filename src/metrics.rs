@@ -382,10 +382,10 @@ impl Collector for PoolCollector {
     }
 }
 
-/// The body bytes requests hold, read from the budget at each scrape, and the bodies it
-/// refused, which it counts itself.
+/// What the process' two byte budgets hold, read from them at each scrape: the body bytes
+/// requests hold, and the bodies the body budget refused, which it counts itself; the listing
+/// answer bytes.
 #[derive(Debug)]
-/// What the process' two byte budgets hold, read when scraped.
 struct BodyBytesCollector {
     budget: BodyBudget,
     in_flight: IntGauge,

@@ -385,11 +385,15 @@ impl TryFrom<FileSettings> for Settings {
             ));
         }
 
-        if file.http.page_budget_bytes / 2 < file.http.body_limit_bytes {
+        // An attempt's answer holds its body and its result and reason once more: twice the
+        // body limit at most, short of escapes. So the default page of ten always fits.
+        if file.http.page_budget_bytes / 20 < file.http.body_limit_bytes
+            || u32::try_from(file.http.page_budget_bytes).is_err()
+        {
             return Err(ConfigError::invalid(
                 "http.page_budget_bytes",
-                "must be at least twice http.body_limit_bytes, or an attempt of the largest \
-                 size could not be listed",
+                "must be from twenty times http.body_limit_bytes (the default page of ten \
+                 attempts of the largest size) to 4 GiB - 1",
             ));
         }
 
@@ -1220,8 +1224,8 @@ mod tests {
         std::fs::remove_dir_all(&dir).expect("temp dir removed");
     }
 
-    /// The page budget holds at least two bodies of the largest size, so that any one attempt
-    /// can be listed.
+    /// The page budget holds the default page of attempts of the largest size, and is
+    /// counted in `u32` permits.
     #[test]
     fn the_page_budget_holds_an_attempt_of_the_largest_size() {
         let dir =
@@ -1236,13 +1240,15 @@ mod tests {
         };
         assert_eq!(load("").expect("valid"), 32 << 20);
         assert_eq!(
-            load("[http]\npage_budget_bytes = 2097152\n").expect("valid"),
-            2 << 20
+            load("[http]\npage_budget_bytes = 20971520\n").expect("valid"),
+            20 << 20
         );
-        let error = load("[http]\npage_budget_bytes = 2097151\n")
-            .expect_err("below two bodies")
-            .to_string();
-        assert!(error.starts_with("http.page_budget_bytes"), "{error}");
+        for refused in ["20971519", "4294967296"] {
+            let error = load(&format!("[http]\npage_budget_bytes = {refused}\n"))
+                .expect_err(refused)
+                .to_string();
+            assert!(error.starts_with("http.page_budget_bytes"), "{error}");
+        }
         std::fs::remove_dir_all(&dir).expect("temp dir removed");
     }
 

@@ -8,13 +8,20 @@
 //! whole budget is refused, one that does not fit now is answered 503 with `Retry-After`.
 //! The answer is written in pieces of at most [`PIECE`] bytes, each an allocation of its own,
 //! and gives its room back as actix-http takes the pieces; so what the budget counts is what
-//! the process holds, and what it does not count is at most one piece per connection.
+//! the process holds, and what it does not count is at most one piece per connection. An
+//! answer of more than one piece tells its [`Progress`], so that a client that stops taking
+//! it loses its connection after the send timeout (`edge::connection`), and the room with it:
+//! otherwise one client that reads nothing would hold its room for as long as it stays
+//! connected, and the listings of everyone else would be answered 503.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Instant;
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
@@ -43,7 +50,8 @@ pub enum NoRoom {
 
 impl PageBudget {
     pub fn new(total: usize) -> Self {
-        let total = total.min(Semaphore::MAX_PERMITS);
+        // Taken in `u32` permits at a time.
+        let total = total.min(u32::MAX as usize);
         Self {
             room: Arc::new(Semaphore::new(total)),
             total,
@@ -68,7 +76,21 @@ impl PageBudget {
 
     /// Answer bytes held now.
     pub fn in_use(&self) -> usize {
-        self.total - self.room.available_permits()
+        self.total - self.free()
+    }
+
+    /// Answer bytes free now.
+    pub fn free(&self) -> usize {
+        self.room.available_permits()
+    }
+
+    /// Why an answer of `bytes` finds no room, once it has found none.
+    pub fn refusal(&self, bytes: usize) -> NoRoom {
+        if bytes > self.total {
+            NoRoom::TooLarge
+        } else {
+            NoRoom::Full
+        }
     }
 }
 
@@ -87,7 +109,8 @@ pub struct Answer {
 
 impl Answer {
     fn take(&mut self, bytes: usize) -> Result<(), NoRoom> {
-        if self.length + self.unfilled + bytes > self.budget.total {
+        let needed = self.length + self.unfilled + bytes;
+        if needed > self.budget.total {
             return Err(NoRoom::TooLarge);
         }
         let taken = u32::try_from(bytes)
@@ -146,7 +169,26 @@ impl Answer {
             pieces: std::mem::take(&mut self.pieces),
             length: self.length,
             room: self.room.take(),
+            progress: None,
         }
+    }
+}
+
+/// When an answer last moved: actix-http took a piece of it (or the answer began), and
+/// whether it is over (taken whole, or dropped with its connection).
+#[derive(Debug)]
+pub struct Progress {
+    moved: Cell<Instant>,
+    over: Cell<bool>,
+}
+
+impl Progress {
+    pub fn moved(&self) -> Instant {
+        self.moved.get()
+    }
+
+    pub fn is_over(&self) -> bool {
+        self.over.get()
     }
 }
 
@@ -156,6 +198,32 @@ pub struct AnswerBody {
     pieces: VecDeque<Bytes>,
     length: usize,
     room: Option<OwnedSemaphorePermit>,
+    progress: Option<Rc<Progress>>,
+}
+
+impl AnswerBody {
+    /// The answer's progress, for an answer of more than one piece (one piece goes out as
+    /// any body of bytes does, its room already given back).
+    pub fn progress(&mut self) -> Option<Rc<Progress>> {
+        if self.pieces.len() <= 1 {
+            return None;
+        }
+        let progress = self.progress.get_or_insert_with(|| {
+            Rc::new(Progress {
+                moved: Cell::new(Instant::now()),
+                over: Cell::new(false),
+            })
+        });
+        Some(Rc::clone(progress))
+    }
+}
+
+impl Drop for AnswerBody {
+    fn drop(&mut self) {
+        if let Some(progress) = &self.progress {
+            progress.over.set(true);
+        }
+    }
 }
 
 impl MessageBody for AnswerBody {
@@ -171,6 +239,9 @@ impl MessageBody for AnswerBody {
     ) -> Poll<Option<Result<Bytes, Self::Error>>> {
         let this = self.get_mut();
         let piece = this.pieces.pop_front();
+        if let Some(progress) = &this.progress {
+            progress.moved.set(Instant::now());
+        }
         if let (Some(piece), Some(room)) = (&piece, &mut this.room) {
             // Given to actix-http, which holds it until it is written: one piece at most per
             // connection (a held piece counts as buffered, and no more is asked for).

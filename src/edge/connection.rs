@@ -18,6 +18,7 @@ use std::cell::OnceCell;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd as _, OwnedFd};
+use std::rc::Rc;
 use std::time::Duration;
 
 use actix_web::body::MessageBody;
@@ -26,6 +27,7 @@ use actix_web::middleware::Next;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use tokio::io::Interest;
 
+use super::answers::Progress;
 use super::linger::Lingering;
 use crate::error::ApiError;
 
@@ -107,6 +109,30 @@ impl PeerSocket {
             });
         }
         Ok(())
+    }
+
+    /// Ends the connection once the answer `progress` tells of has not moved for the send
+    /// timeout: its client takes none of it. Nothing else would: [`pace`] waits before a
+    /// request, and an answer being written has no timer of its own, so such a client held
+    /// the answer, and its room in the page budget, for as long as it stayed connected.
+    pub fn close_if_stalled(&self, progress: Rc<Progress>) {
+        let Ok(socket) = self.socket.try_clone() else {
+            return;
+        };
+        let timeout = self.send_timeout;
+        actix_web::rt::spawn(async move {
+            loop {
+                tokio::time::sleep_until((progress.moved() + timeout).into()).await;
+                if progress.is_over() {
+                    return;
+                }
+                if progress.moved().elapsed() >= timeout {
+                    drop(std::net::TcpStream::from(socket).shutdown(Shutdown::Both));
+                    tracing::debug!(target: "idnow_attempts::http", "a client that took none of its answer for the send timeout was disconnected");
+                    return;
+                }
+            }
+        });
     }
 
     /// Ends the connection for both sides: actix-http's next read or write fails, and it

@@ -246,12 +246,14 @@ impl StoredPayload {
 
 /// One page of a signing's attempt history, oldest first, row by row as PostgreSQL sends them,
 /// so that the page is never held whole before its answer is written; no row at all when the
-/// person has no such signing.
+/// person has no such signing. A page whose `page_bytes` exceed `room` comes without its
+/// payloads ([`StoredPayload::Missing`]): not read, not sent, since it will be refused.
 pub fn history<'a>(
     conn: &'a mut PgConnection,
     person_id: &'a PersonId,
     signing_id: &'a SigningId,
     page: PageRequest,
+    room: usize,
 ) -> impl Stream<Item = Result<HistoryRow, sqlx::Error>> + 'a {
     sqlx::query_file!(
         "src/persistence/sql/history.sql",
@@ -259,6 +261,7 @@ pub fn history<'a>(
         person_id.as_str(),
         page.limit(),
         page.offset(),
+        i64::try_from(room).unwrap_or(i64::MAX),
     )
     .fetch(conn)
     .map_ok(|row| {

@@ -5,16 +5,16 @@ use std::pin::pin;
 
 use actix_web::http::header::{HeaderName, HeaderValue, LINK};
 use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::TryStreamExt as _;
 use utoipa::ToSchema;
 
 use super::extract::{Authorized, SigningPath};
 use super::openapi::ResourceId;
 use crate::api_auth::scopes;
-use futures_util::TryStreamExt as _;
-
 use crate::at_rest::{Binding, PayloadKeys};
 use crate::domain::{PageRequest, PersonId, SigningId};
 use crate::edge::answers::{Answer, AnswerBody, NoRoom, PageBudget};
+use crate::edge::connection::PeerSocket;
 use crate::error::{ApiError, ErrorBody};
 use crate::persistence::attempts::{self, HistoryRow, StoredAttempt};
 use crate::state::AppState;
@@ -73,12 +73,14 @@ pub async fn list(
     let rendered = state
         .database
         .run(async |conn| {
-            let mut rows = pin!(attempts::history(conn, &person_id, &signing_id, page));
+            let room = budget.free();
+            let rows = attempts::history(conn, &person_id, &signing_id, page, room);
+            let mut rows = pin!(rows);
             let mut rendering: Option<Rendering> = None;
             while let Some(row) = rows.try_next().await? {
                 let rendering = match &mut rendering {
                     Some(rendering) => rendering,
-                    None => rendering.insert(Rendering::start(&row, page, budget)?),
+                    None => rendering.insert(Rendering::start(&row, page, budget, room)?),
                 };
                 if let Some(attempt) = row.attempt {
                     rendering.add(attempt, keys)?;
@@ -96,13 +98,17 @@ pub async fn list(
     ))?;
     let total = rendering.total;
     log.total(total);
+    let mut body = rendering.finish()?;
+    if let (Some(progress), Some(socket)) = (body.progress(), request.conn_data::<PeerSocket>()) {
+        socket.close_if_stalled(progress);
+    }
 
     Ok(HttpResponse::Ok()
         .insert_header((LINK, link_header(&person_id, &signing_id, page, total)))
         .insert_header((TOTAL.clone(), HeaderValue::from(total)))
         .insert_header((PER_PAGE.clone(), HeaderValue::from(page.size())))
         .content_type(mime::APPLICATION_JSON)
-        .body(rendering.finish()?))
+        .body(body))
 }
 
 /// Why a page was not rendered: its database work failed, or its answer could not be made.
@@ -124,9 +130,10 @@ impl From<ApiError> for Failure {
 }
 
 /// What each attempt of the answer adds beside its payload, result and reason: its id and
-/// the object's keys (`{"id":"<36>","result":"","reason":null,"payload":}`, 70 bytes), and the
-/// comma between attempts.
-const PER_ATTEMPT: usize = 72;
+/// the object's keys (`{"id":"<36>","result":"","reason":null,"payload":}`, 82 bytes), and the
+/// comma between attempts. (A sealed payload is stored 29 bytes longer than it is, its nonce
+/// and tag: some slack, for the escapes a result or reason may need.)
+const PER_ATTEMPT: u64 = 83;
 
 /// A page being written as the upstream API reference shows it: `[{"id", "result", "reason",
 /// "payload"}]`, within the [`PageBudget`](crate::edge::answers::PageBudget).
@@ -145,15 +152,27 @@ struct Rendering {
 }
 
 impl Rendering {
-    /// From the page's first row, with room for what PostgreSQL says the page takes.
-    fn start(first: &HistoryRow, page: PageRequest, budget: &PageBudget) -> Result<Self, ApiError> {
+    /// From the page's first row, with room for what PostgreSQL says the page takes; `room`
+    /// is what the statement was told there was (beyond it, no payload came).
+    fn start(
+        first: &HistoryRow,
+        page: PageRequest,
+        budget: &PageBudget,
+        room: usize,
+    ) -> Result<Self, ApiError> {
         let offset = u64::try_from(page.offset()).unwrap_or_default();
         let rows = u64::from(page.size()).min(first.total.saturating_sub(offset));
-        let expected = first.page_bytes.saturating_add(rows * PER_ATTEMPT as u64) + 2;
-        let answer = usize::try_from(expected)
-            .map_err(|_| NoRoom::TooLarge)
-            .and_then(|expected| budget.answer(expected))
-            .map_err(no_room)?;
+        // The brackets.
+        let expected = first
+            .page_bytes
+            .saturating_add(rows * PER_ATTEMPT)
+            .saturating_add(2);
+        let expected = usize::try_from(expected).unwrap_or(usize::MAX);
+        if usize::try_from(first.page_bytes).map_or(true, |bytes| bytes > room) {
+            // The payloads stayed in PostgreSQL: there was no room when the statement ran.
+            return Err(no_room(budget.refusal(expected)));
+        }
+        let answer = budget.answer(expected).map_err(no_room)?;
         let mut rendering = Self {
             total: first.total,
             transaction_number: first.transaction_number.clone(),
@@ -235,7 +254,7 @@ fn no_room(no_room: NoRoom) -> ApiError {
 }
 
 /// An attempt of a signing's history.
-// Written by `render`, byte for byte; this is its description.
+// Written by `Rendering`, byte for byte; this is its description.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct Attempt {

@@ -885,7 +885,7 @@ async fn a_page_larger_than_the_page_budget_is_refused_and_a_smaller_one_listed(
         .is_some_and(|padding| padding.len() > 59_000)));
     assert_eq!(answer_bytes_in_flight(&app).await, 0.0);
 
-    for query in ["?page%5Bsize%5D=6", ""] {
+    for query in ["?page%5Bsize%5D=6", "?page%5Bsize%5D=1000"] {
         let refused = app.list(PERSON, "sig-large", query).await;
         let body = assert_error(refused, StatusCode::BAD_REQUEST, "invalid_pagination").await;
         assert!(
@@ -959,4 +959,41 @@ async fn a_listing_finding_the_page_budget_held_is_answered_503(pool: PgPool) {
     drop(slow);
     wait_until(|| async { answer_bytes_in_flight(&app).await == 0.0 }).await;
     assert_eq!(listed_len(app.list(PERSON, "sig-held", "").await).await, 4);
+}
+
+/// A client that takes none of a large answer loses its connection after the send timeout,
+/// and the answer's room goes back: it held it for as long as it stayed connected, and every
+/// other listing was answered 503 meanwhile (a review's finding).
+#[sqlx::test(migrations = false)]
+async fn a_client_that_takes_none_of_a_large_answer_gives_its_room_back(pool: PgPool) {
+    let app = spawn_app_adjusted(pool, |settings| {
+        settings.http.page_budget = 4 * 1024 * 1024;
+        settings.http.send_timeout = Duration::from_millis(500);
+    })
+    .await;
+    large_history(&app, "sig-stalled", "tn-stalled", 4, 900_000).await;
+    let path = format!("/v1/persons/{PERSON}/signings/sig-stalled/idnow_attempts");
+    let mut stalled = connect_with_a_small_window(app.port()).await;
+    let request =
+        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READ_TOKEN}\r\n\r\n");
+    stalled.write_all(request.as_bytes()).await.expect("sent");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stalled.read_u8().await.expect("the answer's head"));
+    }
+    assert!(answer_bytes_in_flight(&app).await > 3_000_000.0);
+
+    // Still connected, reading nothing: the service ends it.
+    wait_until(|| async { answer_bytes_in_flight(&app).await == 0.0 }).await;
+    assert_eq!(
+        listed_len(app.list(PERSON, "sig-stalled", "").await).await,
+        4
+    );
+    // What the sockets held, then the end (or a reset): the connection is gone.
+    let mut rest = vec![0; 64 * 1024];
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while matches!(stalled.read(&mut rest).await, Ok(read) if read > 0) {}
+    })
+    .await;
+    assert!(ended.is_ok(), "the connection is closed");
 }
