@@ -6,7 +6,8 @@
 //! end, a value of the wrong type. Erasure must still find it, so its bytes are searched:
 //! every value of a key spelled `transactionnumber`, in any case and anywhere in the body, is
 //! taken, whatever surrounds it: a string (raw control characters in it taken as they are,
-//! escapes JSON does not know passed over),
+//! escapes JSON does not know and bytes that are not UTF-8 passed over, and the text between
+//! them taken on its own too),
 //! a number as written, or every string and number of an array or object given as the value;
 //! each as it is and trimmed. A string the body ends in, without its closing quote, is taken
 //! as far as it goes. IDnow's `filename` and `href` name the identification too, ahead of
@@ -73,18 +74,21 @@ impl Named {
 
     /// The string literal `literal` (quotes included), decoded as [`decode_literal`] does.
     fn add_literal(&mut self, literal: &[u8]) {
-        self.add(&decode_literal(literal));
+        for text in decode_literal(literal) {
+            self.add(&text);
+        }
     }
 
     /// As [`Named::add_literal`], for a `filename` or `href`: the last segment of its path,
     /// without its extension (`/api/v1/…/identifications/<number>.zip`).
     fn add_file_stem(&mut self, literal: &[u8]) {
-        let text = decode_literal(literal);
-        let file = text.rsplit('/').next().unwrap_or_default();
-        let stem = file
-            .rsplit_once('.')
-            .map_or(file, |(stem, _extension)| stem);
-        self.add(stem);
+        for text in decode_literal(literal) {
+            let file = text.rsplit('/').next().unwrap_or_default();
+            let stem = file
+                .rsplit_once('.')
+                .map_or(file, |(stem, _extension)| stem);
+            self.add(stem);
+        }
     }
 
     /// The values of every `"transactionnumber":` in `body`'s bytes, in any case, then the
@@ -168,15 +172,18 @@ impl Named {
 /// end of the body when it has none (a body cut short). As JSON reads it, and where JSON would
 /// not read it, as far as it can: a raw control character, which JSON forbids and careless
 /// senders write, is taken as it is; an escape JSON does not know (`\x`, a `\u` without four
-/// hex digits, a surrogate without its pair) is passed over, so that the text around it is
-/// still read (a transaction number followed by `\ud800` is still named); bytes that are not
-/// UTF-8 read as U+FFFD.
-fn decode_literal(literal: &[u8]) -> String {
+/// hex digits, a surrogate without its pair) and bytes that are not UTF-8 are passed over, and
+/// each piece of text between them is a candidate of its own besides the whole, so that a
+/// transaction number beside one is still named (`"<number>\ud800"`, `"<number>\x41"`).
+/// The whole first, then the pieces when there are several.
+fn decode_literal(literal: &[u8]) -> Vec<String> {
     let inner = match string_end(literal, 0) {
         Some(end) => &literal[1..end - 1],
         None => literal.get(1..).unwrap_or_default(),
     };
     let mut text = Vec::with_capacity(inner.len());
+    // Where `text` was broken by what could not be decoded.
+    let mut breaks = Vec::new();
     let mut rest = inner;
     while let Some((&byte, after)) = rest.split_first() {
         rest = after;
@@ -216,11 +223,23 @@ fn decode_literal(literal: &[u8]) -> String {
             }
             _ => None,
         };
-        if let Some(decoded) = decoded {
-            text.extend_from_slice(decoded.encode_utf8(&mut [0; 4]).as_bytes());
+        match decoded {
+            Some(decoded) => text.extend_from_slice(decoded.encode_utf8(&mut [0; 4]).as_bytes()),
+            None => breaks.push(text.len()),
         }
     }
-    String::from_utf8_lossy(&text).into_owned()
+    let whole = String::from_utf8_lossy(&text).into_owned();
+    let mut pieces = Vec::new();
+    let mut from = 0;
+    for end in breaks.into_iter().chain([text.len()]) {
+        for chunk in text[from..end].utf8_chunks() {
+            pieces.push(chunk.valid().to_owned());
+        }
+        from = end;
+    }
+    pieces.retain(|piece| !piece.is_empty() && *piece != whole);
+    pieces.insert(0, whole);
+    pieces
 }
 
 /// The four hex digits of a `\u` escape at the start of `bytes`, and what follows them; where
@@ -419,6 +438,24 @@ mod tests {
                 r#"{"identificationprocess":{"filename":"tn-1\ud800.zip"}}"#,
             ],
             &["tn-1"],
+        );
+        // Text beside such an escape, or beside bytes that are not UTF-8 (a review's): the
+        // pieces are named besides the whole.
+        for body in [
+            r#"{"identificationprocess":{"transactionnumber":"tn-1\x41"}}"#,
+            r#"{"identificationprocess":{"transactionnumber":"tn-1\ud800x"}}"#,
+            r#"{"identificationprocess":{"transactionnumber":"x\qtn-1"}}"#,
+        ] {
+            assert!(
+                named(body.as_bytes()).contains(&"tn-1".to_owned()),
+                "{body}"
+            );
+        }
+        let mut raw = br#"{"identificationprocess":{"transactionnumber":"tn-1"#.to_vec();
+        raw.extend_from_slice(b"\xff\xfeab\"}}");
+        assert!(
+            named(&raw).contains(&"tn-1".to_owned()),
+            "bytes that are not UTF-8 after the number"
         );
         // A pair of surrogates is one character, as JSON reads it.
         assert_each_names(
