@@ -30,6 +30,8 @@ pub struct Application {
     server: Server,
     pools: WorkerPools,
     retention: Background,
+    /// Closed once the server has stopped (its workers' pools close with them).
+    key_looks: Database,
 }
 
 /// A task that lives as long as its owner: aborted when dropped.
@@ -106,7 +108,7 @@ impl Application {
             persistence::connect_workers(&settings.database, options, settings.http.workers.get());
         let databases = BackgroundDatabases {
             retention,
-            key_looks,
+            key_looks: key_looks.clone(),
         };
         let (server, retention) = serve(listener, pools.clone(), databases, settings, shutdown)?;
         Ok(Self {
@@ -114,6 +116,7 @@ impl Application {
             server,
             pools,
             retention,
+            key_looks,
         })
     }
 
@@ -143,11 +146,16 @@ impl Application {
     /// within the shutdown timeout, and this returns.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self {
-            server, retention, ..
+            server,
+            retention,
+            key_looks,
+            ..
         } = self;
         let served = server.await;
-        // A pass cut short leaves nothing half done: each batch is its own transaction.
+        // A pass cut short leaves nothing half done: each batch is its own transaction; so
+        // does a look for unused keys, whose last step is one.
         drop(retention);
+        key_looks.close();
         served
     }
 }

@@ -163,7 +163,9 @@ pub struct Resealed {
 ///
 /// `key_id` is registered in the same statement, and only when a row was written under it:
 /// a `reencrypt` run with keys that open nothing (the wrong `PAYLOAD_ENCRYPTION_KEYS`) must
-/// leave no id behind that every replica's readiness would then ask for.
+/// leave no id behind that every replica's readiness would then ask for. Its registration is
+/// dated anew: the rows written keep their `received_at`, so that is what tells
+/// [`forget_unused`], scanning meanwhile, that the id has rows now.
 pub async fn rewrite(
     conn: &mut PgConnection,
     table: Table,
@@ -189,7 +191,7 @@ pub async fn rewrite(
             ),
             registered AS (
                 INSERT INTO payload_keys (key_id) SELECT $1 WHERE EXISTS (SELECT FROM written)
-                ON CONFLICT DO NOTHING
+                ON CONFLICT (key_id) DO UPDATE SET registered_at = now()
             )
             SELECT count(*) AS "written!" FROM written
             "#,
@@ -212,7 +214,7 @@ pub async fn rewrite(
             ),
             registered AS (
                 INSERT INTO payload_keys (key_id) SELECT $1 WHERE EXISTS (SELECT FROM written)
-                ON CONFLICT DO NOTHING
+                ON CONFLICT (key_id) DO UPDATE SET registered_at = now()
             )
             SELECT count(*) AS "written!" FROM written
             "#,
@@ -248,7 +250,9 @@ pub async fn count_stale(
 
 /// Unregisters every key id but `current` that no row uses; returns them.
 ///
-/// Which ids rows use is read first, without holding anything: a scan of both tables. Rows
+/// Which ids rows use is read first, without holding anything: a scan of both tables. An id
+/// registered or registered anew since, as `reencrypt` does while it moves old rows under it
+/// (they keep their `received_at`), is kept: its registration is not the one the scan saw. Rows
 /// written meanwhile under an old key (a replica that still encrypts with it) are then found
 /// in one transaction that first waits for every statement that encrypts and is in flight
 /// (each holds ROW EXCLUSIVE on `payload_keys` until it commits; SHARE ROW EXCLUSIVE waits for
@@ -269,7 +273,11 @@ pub async fn forget_unused(
                        ARRAY(SELECT key_id FROM attempts WHERE key_id IS NOT NULL
                              UNION
                              SELECT key_id FROM rejected_deliveries WHERE key_id IS NOT NULL)
-                           AS "used!"
+                           AS "used!",
+                       ARRAY(SELECT key_id FROM payload_keys ORDER BY key_id)
+                           AS "registered!",
+                       ARRAY(SELECT registered_at FROM payload_keys ORDER BY key_id)
+                           AS "registered_at!: Vec<DateTime<Utc>>"
                 "#
             )
             .fetch_one(&mut *conn)
@@ -279,22 +287,31 @@ pub async fn forget_unused(
     let since = scan.started - chrono::Duration::from_std(writes_last).unwrap_or_default();
     database
         .transaction(async |conn| {
+            // Queued behind a long statement that holds the table, the lock would hold every
+            // write behind it: given up instead, and tried again later.
+            sqlx::query!("SET LOCAL lock_timeout = '2s'")
+                .execute(&mut *conn)
+                .await?;
             sqlx::query!("LOCK TABLE payload_keys IN SHARE ROW EXCLUSIVE MODE")
                 .execute(&mut *conn)
                 .await?;
             sqlx::query_scalar!(
                 r#"
                 DELETE FROM payload_keys k
+                USING UNNEST($4::text[], $5::timestamptz[]) AS seen(key_id, registered_at)
                 WHERE k.key_id <> $1 AND k.key_id <> ALL($2)
+                  AND seen.key_id = k.key_id AND seen.registered_at = k.registered_at
                   AND NOT EXISTS (SELECT 1 FROM attempts a
                                   WHERE a.received_at >= $3 AND a.key_id = k.key_id)
                   AND NOT EXISTS (SELECT 1 FROM rejected_deliveries r
                                   WHERE r.received_at >= $3 AND r.key_id = k.key_id)
-                RETURNING key_id
+                RETURNING k.key_id
                 "#,
                 current,
                 &scan.used,
                 since,
+                &scan.registered,
+                &scan.registered_at,
             )
             .fetch_all(&mut *conn)
             .await
@@ -360,8 +377,9 @@ impl UnusedKeys {
             }
             looks.running = true;
         }
-        let inner = Arc::clone(&self.0);
+        let looking = Looking(Arc::clone(&self.0));
         self.0.runtime.spawn(async move {
+            let inner = &looking.0;
             match forget_unused(&inner.database, &inner.current, inner.writes_last).await {
                 Ok(forgotten) if !forgotten.is_empty() => tracing::info!(
                     key_ids = %forgotten.join(", "),
@@ -370,10 +388,19 @@ impl UnusedKeys {
                 Ok(_) => tracing::debug!("every key id that is not configured is still used"),
                 Err(error) => tracing::warn!(%error, "looking for key ids no row uses failed"),
             }
-            let mut looks = inner.looks.lock().unwrap_or_else(PoisonError::into_inner);
-            looks.running = false;
-            looks.last_ended = Some(Instant::now());
         });
+    }
+}
+
+/// A look that runs: it ends when this is dropped, however the look ends (done, failed,
+/// cancelled with its runtime).
+struct Looking(Arc<UnusedKeysInner>);
+
+impl Drop for Looking {
+    fn drop(&mut self) {
+        let mut looks = self.0.looks.lock().unwrap_or_else(PoisonError::into_inner);
+        looks.running = false;
+        looks.last_ended = Some(Instant::now());
     }
 }
 
@@ -388,6 +415,54 @@ mod tests {
             .fetch_all(pool)
             .await
             .expect("registered keys")
+    }
+
+    /// An id registered anew after the look's scan, as `reencrypt` does while it moves rows
+    /// under it (they keep their arrival time, which the look goes by otherwise), is kept;
+    /// one that no row uses and whose registration is as the scan saw it, goes. The second
+    /// registration is made while the look waits for its lock, held here.
+    #[sqlx::test(migrator = "MIGRATOR")]
+    async fn forgetting_keeps_an_id_registered_anew_after_the_scan(pool: PgPool) {
+        sqlx::raw_sql("INSERT INTO payload_keys (key_id) VALUES ('k-old'), ('k-moved')")
+            .execute(&pool)
+            .await
+            .expect("two registrations");
+        let database = Database::new(
+            &crate::configuration::DatabaseSettings::for_tests(),
+            (*pool.connect_options()).clone(),
+        );
+        let mut holder = pool.begin().await.expect("a transaction");
+        sqlx::query("LOCK TABLE payload_keys IN ROW EXCLUSIVE MODE")
+            .execute(&mut *holder)
+            .await
+            .expect("the table held");
+        let look = tokio::spawn(async move {
+            forget_unused(&database, "k-current", Duration::from_secs(60)).await
+        });
+        // The look has scanned once it waits for the lock.
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'payload_keys'::regclass
+                 AND NOT granted",
+            )
+            .fetch_one(&pool)
+            .await
+            .expect("locks");
+            if waiting > 0 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        sqlx::query(
+            "UPDATE payload_keys SET registered_at = clock_timestamp() WHERE key_id = 'k-moved'",
+        )
+        .execute(&mut *holder)
+        .await
+        .expect("registered anew");
+        holder.commit().await.expect("committed");
+        let forgotten = look.await.expect("the look ran").expect("a look");
+        assert_eq!(forgotten, ["k-old"]);
+        assert_eq!(registered(&pool).await, ["k-moved"]);
     }
 
     /// A row is written only if it is still under the key it was read under, and the key id
