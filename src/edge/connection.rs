@@ -35,7 +35,9 @@ use crate::error::ApiError;
 /// descriptor), for as long as the connection lasts.
 #[derive(Debug)]
 pub struct PeerSocket {
-    socket: OwnedFd,
+    /// Shared only with what watches an answer being written ([`PeerSocket::close_if_stalled`]),
+    /// which must not keep the socket open once the connection is over: it holds a `Weak`.
+    socket: Rc<OwnedFd>,
     /// Time the client may leave its answers unread.
     send_timeout: Duration,
     /// Registered with the reactor the first time the client falls behind: most connections
@@ -75,7 +77,7 @@ pub fn remember_socket(
     // Without the duplicate the connection is served all the same, unpaced.
     if let Ok(socket) = stream.as_fd().try_clone_to_owned() {
         data.insert(PeerSocket {
-            socket,
+            socket: Rc::new(socket),
             send_timeout,
             waiting: OnceCell::new(),
             lingering: lingering.clone(),
@@ -116,9 +118,9 @@ impl PeerSocket {
     /// request, and an answer being written has no timer of its own, so such a client held
     /// the answer, and its room in the page budget, for as long as it stayed connected.
     pub fn close_if_stalled(&self, progress: Rc<Progress>) {
-        let Ok(socket) = self.socket.try_clone() else {
-            return;
-        };
+        // Not a duplicate of the descriptor: one would keep the connection open, unclosed, for
+        // as long as this waits after it is over.
+        let socket = Rc::downgrade(&self.socket);
         let timeout = self.send_timeout;
         actix_web::rt::spawn(async move {
             loop {
@@ -127,8 +129,10 @@ impl PeerSocket {
                     return;
                 }
                 if progress.moved().elapsed() >= timeout {
-                    drop(std::net::TcpStream::from(socket).shutdown(Shutdown::Both));
-                    tracing::debug!(target: "idnow_attempts::http", "a client that took none of its answer for the send timeout was disconnected");
+                    if let Some(socket) = socket.upgrade() {
+                        drop(socket2::SockRef::from(&*socket).shutdown(Shutdown::Both));
+                        tracing::debug!(target: "idnow_attempts::http", "a client that took none of its answer for the send timeout was disconnected");
+                    }
                     return;
                 }
             }
