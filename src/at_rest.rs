@@ -61,8 +61,6 @@ pub enum Binding<'a> {
     },
     /// A kept rejected delivery's body.
     Rejected { id: Uuid },
-    /// A key's canary in `payload_keys`, bound to the key's id.
-    Canary { key_id: &'a str },
 }
 
 impl Binding<'_> {
@@ -79,18 +77,10 @@ impl Binding<'_> {
                 transaction_number.as_bytes(),
             ),
             Self::Rejected { id } => (b"idnow-attempts/rejected/1\0", id, b""),
-            Self::Canary { key_id } => (
-                b"idnow-attempts/canary/1\0",
-                &Uuid::nil(),
-                key_id.as_bytes(),
-            ),
         };
         [table, id.as_bytes().as_slice(), rest].concat()
     }
 }
-
-/// What a key's canary holds.
-const CANARY: &[u8] = b"idnow-attempts key canary";
 
 /// `PAYLOAD_ENCRYPTION_KEYS`: the first key seals, every key opens. Its `Debug` shows the
 /// ids only.
@@ -182,29 +172,7 @@ impl PayloadKeys {
 
     /// Seals `plaintext` for `binding` under the first key.
     pub fn seal(&self, binding: Binding<'_>, plaintext: &[u8]) -> Sealed<'_> {
-        self.seal_with(0, binding, plaintext)
-    }
-
-    /// A canary for `key_id`, sealed under its material, for `payload_keys`: a replica whose
-    /// material under that id is other does not open it ([`PayloadKeys::opens_canary`]).
-    /// `None` when `key_id` is not listed.
-    pub fn canary(&self, key_id: &str) -> Option<Vec<u8>> {
-        let listed = self.keys.iter().position(|(id, _)| id.as_str() == key_id)?;
-        Some(
-            self.seal_with(listed, Binding::Canary { key_id }, CANARY)
-                .bytes,
-        )
-    }
-
-    /// Whether `canary`, as [`PayloadKeys::canary`] sealed it, opens under `key_id`'s
-    /// material here.
-    pub fn opens_canary(&self, key_id: &str, canary: Vec<u8>) -> bool {
-        self.open(key_id, Binding::Canary { key_id }, canary)
-            .is_ok_and(|plaintext| plaintext == CANARY)
-    }
-
-    fn seal_with(&self, index: usize, binding: Binding<'_>, plaintext: &[u8]) -> Sealed<'_> {
-        let (id, key) = &self.keys[index];
+        let (id, key) = &self.keys[0];
         let mut nonce = [0; NONCE_LEN];
         // getrandom(2) on Linux, which does not fail once the kernel's pool is initialised.
         self.random
@@ -303,25 +271,6 @@ mod tests {
             ),
             Err(OpenError::UnknownKey("k2".to_owned()))
         );
-    }
-
-    /// A canary opens under the material that sealed it, under that id only, and under no
-    /// other material given the same id.
-    #[test]
-    fn a_canary_tells_other_material_under_the_same_id() {
-        let keys = PayloadKeys::parse(&[K2, K1]).expect("valid");
-        let other = PayloadKeys::parse(&["k1:MTExMTExMTExMTExMTExMTExMTExMTExMTExMTExMTE="])
-            .expect("valid");
-        let canary = keys.canary("k1").expect("k1 is listed");
-        assert!(keys.opens_canary("k1", canary.clone()));
-        assert!(!other.opens_canary("k1", canary.clone()));
-        assert!(!keys.opens_canary("k2", canary.clone()), "bound to its id");
-        assert!(!keys.opens_canary("k1", canary[..canary.len() - 1].to_vec()));
-        assert_eq!(keys.canary("k3"), None);
-        // Nothing else opens as a canary: an attempt's payload of the same bytes does not.
-        let id = Uuid::new_v4();
-        let payload = keys.seal(attempt(id, "tn"), CANARY).bytes;
-        assert!(!keys.opens_canary("k2", payload));
     }
 
     #[test]

@@ -27,36 +27,6 @@ pub async fn unconfigured_in_use(
     .await
 }
 
-/// Every registered key id, with its canary once one is kept.
-pub async fn registered(
-    conn: &mut PgConnection,
-) -> Result<Vec<(String, Option<Vec<u8>>)>, sqlx::Error> {
-    Ok(
-        sqlx::query!("SELECT key_id, canary FROM payload_keys ORDER BY key_id")
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .map(|row| (row.key_id, row.canary))
-            .collect(),
-    )
-}
-
-/// Keeps `canary` for `key_id`, unless one is kept already (another replica's, first).
-pub async fn keep_canary(
-    conn: &mut PgConnection,
-    key_id: &str,
-    canary: &[u8],
-) -> Result<(), sqlx::Error> {
-    sqlx::query!(
-        "UPDATE payload_keys SET canary = $2 WHERE key_id = $1 AND canary IS NULL",
-        key_id,
-        canary,
-    )
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 /// A row to re-encrypt: encrypted under another key, or plain (stored before encryption).
 #[derive(Debug)]
 pub struct Stale {

@@ -123,15 +123,10 @@ pub enum Readiness {
     /// Rows are sealed under these key ids, which `PAYLOAD_ENCRYPTION_KEYS` does not list:
     /// serving would make their attempts look missing.
     KeysMissing(Vec<String>),
-    /// `PAYLOAD_ENCRYPTION_KEYS` gives these key ids other material than rows were sealed
-    /// under: serving would fail their listings, and seal new rows no other replica opens.
-    KeysOther(Vec<String>),
 }
 
 /// Ready when the database answers, every embedded migration has been applied, and every key
-/// rows are sealed under is configured with the material that sealed them (its canary opens;
-/// a key registered without one yet is given this replica's). Two small look-ups, whatever
-/// the size of the tables.
+/// rows are sealed under is configured. Two small look-ups, whatever the size of the tables.
 pub async fn readiness(database: &Database, keys: &PayloadKeys) -> Result<Readiness, sqlx::Error> {
     let expected: Vec<i64> = MIGRATOR
         .iter()
@@ -151,33 +146,11 @@ pub async fn readiness(database: &Database, keys: &PayloadKeys) -> Result<Readin
             if !usize::try_from(applied).is_ok_and(|applied| applied == expected.len()) {
                 return Ok(Readiness::MigrationsPending);
             }
-            let (mut missing, mut other) = (Vec::new(), Vec::new());
-            for (id, canary) in keys::registered(conn).await? {
-                if !configured.contains(&id.as_str()) {
-                    missing.push(id);
-                    continue;
-                }
-                match canary {
-                    Some(canary) => {
-                        if !keys.opens_canary(&id, canary) {
-                            other.push(id);
-                        }
-                    }
-                    // Registered by a statement that sealed a row with this replica's
-                    // material, or another's: the first replica to look keeps its own.
-                    None => {
-                        if let Some(canary) = keys.canary(&id) {
-                            keys::keep_canary(conn, &id, &canary).await?;
-                        }
-                    }
-                }
-            }
-            Ok(if !missing.is_empty() {
-                Readiness::KeysMissing(missing)
-            } else if !other.is_empty() {
-                Readiness::KeysOther(other)
-            } else {
+            let missing = keys::unconfigured_in_use(conn, &configured).await?;
+            Ok(if missing.is_empty() {
                 Readiness::Ready
+            } else {
+                Readiness::KeysMissing(missing)
             })
         })
         .await

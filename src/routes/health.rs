@@ -21,8 +21,8 @@ pub async fn live() -> HttpResponse {
 }
 
 /// Whether to send traffic here: 200 only when the database answers, every migration is
-/// applied and every key rows are encrypted under is configured, with the material they were
-/// encrypted with; 503 otherwise, and once the process has been asked to stop.
+/// applied and every key rows are encrypted under is configured; 503 otherwise, and once the
+/// process has been asked to stop.
 #[utoipa::path(
     get,
     path = "/health/ready",
@@ -55,11 +55,6 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
                 ids.join(", ")
             )))
         }
-        Ok(Readiness::KeysOther(ids)) => Err(ApiError::Unavailable(anyhow::anyhow!(
-            "PAYLOAD_ENCRYPTION_KEYS gives key id(s) {} other key material than the rows \
-             under them were encrypted with",
-            ids.join(", ")
-        ))),
         Err(error) => Err(ApiError::Unavailable(
             anyhow::Error::new(error).context("checking the database"),
         )),
