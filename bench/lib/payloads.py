@@ -103,9 +103,9 @@ if __name__ == "__main__":
         Path(sys.argv[2]).write_text(sql_template())
     elif command == "pgbench-history":
         # pgbench-history SCRIPT: the listing's statement, for -D signing= -D person=
-        # -D limit= -D offset=, with the service's whole page budget as its room (32 MiB).
+        # -D limit= -D offset=.
         Path(sys.argv[2]).write_text(statement("history", {
-            1: ":signing", 2: ":person", 3: ":limit", 4: ":offset", 5: "33554432"}))
+            1: ":signing", 2: ":person", 3: ":limit", 4: ":offset"}))
     elif command == "pgbench-insert":
         # pgbench-insert SCRIPT SEALED: the service's batch INSERT with one attempt per
         # transaction: a fresh id and dedup key each, the transaction number of a loaded

@@ -237,7 +237,9 @@ struct HttpFile {
     /// Default: half of `body_budget_bytes`, at least `body_limit_bytes`.
     #[serde(default)]
     body_budget_per_client_bytes: Option<usize>,
-    page_budget_bytes: usize,
+    /// Default: 32 MiB, at least twenty times `body_limit_bytes`.
+    #[serde(default)]
+    page_budget_bytes: Option<usize>,
     max_connections: usize,
     /// Default: one per core.
     #[serde(default)]
@@ -387,9 +389,12 @@ impl TryFrom<FileSettings> for Settings {
 
         // An attempt's answer holds its body and its result and reason once more: twice the
         // body limit at most, short of escapes. So the default page of ten always fits.
-        if file.http.page_budget_bytes / 20 < file.http.body_limit_bytes
-            || u32::try_from(file.http.page_budget_bytes).is_err()
-        {
+        let page_budget = file.http.page_budget_bytes.unwrap_or(
+            (32 << 20_usize)
+                .max(file.http.body_limit_bytes.saturating_mul(20))
+                .min(u32::MAX as usize),
+        );
+        if page_budget / 20 < file.http.body_limit_bytes || u32::try_from(page_budget).is_err() {
             return Err(ConfigError::invalid(
                 "http.page_budget_bytes",
                 "must be from twenty times http.body_limit_bytes (the default page of ten \
@@ -437,7 +442,7 @@ impl TryFrom<FileSettings> for Settings {
                 body_limit: file.http.body_limit_bytes,
                 body_budget: file.http.body_budget_bytes,
                 body_budget_per_client,
-                page_budget: file.http.page_budget_bytes,
+                page_budget,
                 max_connections: file.http.max_connections,
                 workers,
                 keep_alive: Duration::from_secs(file.http.keep_alive_seconds),
@@ -1239,6 +1244,11 @@ mod tests {
                 .map(|settings| settings.http.page_budget)
         };
         assert_eq!(load("").expect("valid"), 32 << 20);
+        // Twenty bodies of the largest size by default.
+        assert_eq!(
+            load("[http]\nbody_limit_bytes = 4194304\n").expect("valid"),
+            80 << 20
+        );
         assert_eq!(
             load("[http]\npage_budget_bytes = 20971520\n").expect("valid"),
             20 << 20
@@ -1308,6 +1318,7 @@ mod tests {
             "database.write_concurrency",
             "http.workers",
             "http.body_budget_per_client_bytes",
+            "http.page_budget_bytes",
         ] {
             take(computed);
         }

@@ -3,8 +3,8 @@
 //! A page is up to 1,000 attempts whose payloads may each be as large as the body limit: one
 //! listing of large attempts made an answer of a gigabyte, held 2.3 times over while it was
 //! built, and a few at once ended the process (a red-team session). So a listing takes room
-//! in the [`PageBudget`] before it renders its page, as much as PostgreSQL says the page's
-//! payloads take, and more as it writes if that was not enough: a page that cannot fit in the
+//! in the [`PageBudget`] as it renders its page, as much as its first row suggests the page
+//! takes, and more as it writes if that was not enough: a page that cannot fit in the
 //! whole budget is refused, one that does not fit now is answered 503 with `Retry-After`.
 //! The answer is written in pieces of at most [`PIECE`] bytes, each an allocation of its own,
 //! and gives its room back as actix-http takes the pieces; so what the budget counts is what
@@ -82,15 +82,6 @@ impl PageBudget {
     /// Answer bytes free now.
     pub fn free(&self) -> usize {
         self.room.available_permits()
-    }
-
-    /// Why an answer of `bytes` finds no room, once it has found none.
-    pub fn refusal(&self, bytes: usize) -> NoRoom {
-        if bytes > self.total {
-            NoRoom::TooLarge
-        } else {
-            NoRoom::Full
-        }
     }
 }
 

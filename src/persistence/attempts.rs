@@ -180,8 +180,6 @@ pub struct HistoryRow {
     pub total: u64,
     /// The signing's identification.
     pub transaction_number: String,
-    /// What the page's payloads, results and reasons take as stored, in bytes.
-    pub page_bytes: u64,
     /// `None` on the one row of a page past the end (or of a history without attempts).
     pub attempt: Option<StoredAttempt>,
 }
@@ -230,6 +228,15 @@ impl StoredPayload {
         }
     }
 
+    /// Its length as stored: sealed, its nonce and tag besides the body.
+    pub fn stored_len(&self) -> usize {
+        match self {
+            Self::Sealed { sealed, .. } => sealed.len(),
+            Self::Plain(bytes) => bytes.len(),
+            Self::Missing => 0,
+        }
+    }
+
     /// From a row's `key_id`, `sealed` and plain payload columns.
     pub fn from_columns(
         key_id: Option<String>,
@@ -246,14 +253,12 @@ impl StoredPayload {
 
 /// One page of a signing's attempt history, oldest first, row by row as PostgreSQL sends them,
 /// so that the page is never held whole before its answer is written; no row at all when the
-/// person has no such signing. A page whose `page_bytes` exceed `room` comes without its
-/// payloads ([`StoredPayload::Missing`]): not read, not sent, since it will be refused.
+/// person has no such signing.
 pub fn history<'a>(
     conn: &'a mut PgConnection,
     person_id: &'a PersonId,
     signing_id: &'a SigningId,
     page: PageRequest,
-    room: usize,
 ) -> impl Stream<Item = Result<HistoryRow, sqlx::Error>> + 'a {
     sqlx::query_file!(
         "src/persistence/sql/history.sql",
@@ -261,7 +266,6 @@ pub fn history<'a>(
         person_id.as_str(),
         page.limit(),
         page.offset(),
-        i64::try_from(room).unwrap_or(i64::MAX),
     )
     .fetch(conn)
     .map_ok(|row| {
@@ -279,10 +283,6 @@ pub fn history<'a>(
         HistoryRow {
             total: u64::try_from(row.total).unwrap_or_default(),
             transaction_number: row.identification_id,
-            page_bytes: row
-                .page_bytes
-                .and_then(|bytes| u64::try_from(bytes).ok())
-                .unwrap_or_default(),
             attempt,
         }
     })

@@ -165,46 +165,6 @@ mod tests {
     use super::*;
     use crate::domain::{PageRequest, PersonId, SigningId};
 
-    /// A page larger than the room the listing has comes without its payloads, which are
-    /// then neither read from TOAST nor sent; one within it comes whole.
-    #[sqlx::test(migrator = "MIGRATOR")]
-    async fn a_page_beyond_the_room_comes_without_its_payloads(pool: PgPool) {
-        sqlx::raw_sql(
-            "INSERT INTO signings (signing_id, person_id, identification_id)
-             VALUES ('sig-room', 'per-room', 'tn-room');
-             INSERT INTO attempts (id, transaction_number, result, reason, dedup_key, payload)
-             SELECT gen_random_uuid(), 'tn-room', 'SUCCESS', 'R', sha256(g::text::bytea),
-                    json_build_object('n', repeat('x', 1000))
-             FROM generate_series(1, 3) AS g;",
-        )
-        .execute(&pool)
-        .await
-        .expect("a history of three");
-        let mut conn = pool.acquire().await.expect("a connection");
-        let (person, signing) = (
-            PersonId::parse("per-room").expect("an id"),
-            SigningId::parse("sig-room").expect("an id"),
-        );
-        for (room, whole) in [(1 << 20, true), (3000, false)] {
-            let rows: Vec<_> =
-                attempts::history(&mut conn, &person, &signing, PageRequest::default(), room)
-                    .try_collect()
-                    .await
-                    .expect("the page");
-            assert_eq!(rows.len(), 3);
-            for row in rows {
-                // Three payloads of 1,010 bytes, results of 7, reasons of 1.
-                assert_eq!(row.page_bytes, 3 * 1018);
-                let payload = row.attempt.expect("an attempt").payload;
-                assert_eq!(
-                    matches!(payload, attempts::StoredPayload::Plain(_)),
-                    whole,
-                    "{room}: {payload:?}"
-                );
-            }
-        }
-    }
-
     /// Statistics where identifications have 250 attempts each make PostgreSQL, left to choose,
     /// plan the listing anew at every execution (see [`connect_workers`]). The requests'
     /// sessions keep one plan all the same.
@@ -234,15 +194,10 @@ mod tests {
             database
                 .run(async |conn| {
                     for _ in 0..8 {
-                        let rows: Vec<_> = attempts::history(
-                            conn,
-                            &person,
-                            &signing,
-                            PageRequest::default(),
-                            1 << 20,
-                        )
-                        .try_collect()
-                        .await?;
+                        let rows: Vec<_> =
+                            attempts::history(conn, &person, &signing, PageRequest::default())
+                                .try_collect()
+                                .await?;
                         assert_eq!(rows.len(), 1);
                         assert!(rows[0].attempt.is_some());
                     }
