@@ -6,7 +6,7 @@
 //! in the [`PageBudget`] as it renders its page, as much as its first row suggests the page
 //! takes, and more as it writes if that was not enough: a page that cannot fit in the
 //! whole budget is refused, one that does not fit now is answered 503 with `Retry-After`.
-//! The answer is written in pieces of at most [`PIECE`] bytes, each an allocation of its own,
+//! The answer is written in pieces of at most `PIECE` bytes (512 KiB), each an allocation of its own,
 //! and gives its room back as actix-http takes the pieces; so what the budget counts is what
 //! the process holds, and what it does not count is at most one piece per connection. An
 //! answer of more than one piece tells its [`Progress`], so that a client that stops taking
