@@ -244,7 +244,7 @@ impl MessageBody for AnswerBody {
         Poll::Ready(piece.map(Ok))
     }
 
-    /// One piece (every answer up to [`PIECE`] bytes) is the body as bytes: written as any
+    /// One piece (every answer up to `PIECE` bytes) is the body as bytes: written as any
     /// body of bytes is, and its room goes back now.
     fn try_into_bytes(mut self) -> Result<Bytes, Self> {
         if self.pieces.len() <= 1 {

@@ -301,7 +301,7 @@ const LOOK_AGAIN_AFTER: Duration = Duration::from_secs(5 * 60);
 /// to look; once the look has unregistered the id, the next probe is ready. While rows do use
 /// a missing key, the replica must not serve, and every probe would ask again: a look reads
 /// the key column of both tables, so a process runs one at a time, at most one per
-/// [`LOOK_AGAIN_AFTER`].
+/// `LOOK_AGAIN_AFTER` (five minutes).
 #[derive(Debug, Clone)]
 pub struct UnusedKeys(Arc<UnusedKeysInner>);
 
@@ -335,7 +335,7 @@ impl UnusedKeys {
         }))
     }
 
-    /// Starts a look, unless one runs or the last ended less than [`LOOK_AGAIN_AFTER`] ago.
+    /// Starts a look, unless one runs or the last ended less than `LOOK_AGAIN_AFTER` ago.
     pub fn look(&self) {
         {
             let mut looks = self.0.looks.lock().unwrap_or_else(PoisonError::into_inner);
