@@ -864,6 +864,22 @@ async fn large_history(
     }
 }
 
+/// A listing of `signing` of [`PERSON`] on a connection with a small window, read up to the
+/// end of the answer's head and no further: the connection, and the head.
+async fn listed_to_the_head(port: u16, signing: &str) -> (TcpStream, String) {
+    let mut stream = connect_with_a_small_window(port).await;
+    let request = format!(
+        "GET /v1/persons/{PERSON}/signings/{signing}/idnow_attempts HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {READ_TOKEN}\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.expect("sent");
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        head.push(stream.read_u8().await.expect("the answer's head"));
+    }
+    (stream, String::from_utf8_lossy(&head).into_owned())
+}
+
 /// A page takes room in the page budget as it is answered, and gives it all back; a page
 /// larger than the whole budget is refused, and the client told to ask for a smaller one. (A
 /// red-team session listed thirty 1 MiB attempts with `page[size]=1000`: 2.3 times the page's
@@ -920,24 +936,10 @@ async fn a_listing_finding_the_page_budget_held_is_answered_503(pool: PgPool) {
     .await;
     // About 3.6 MB as an answer.
     large_history(&app, "sig-held", "tn-held", 4, 900_000).await;
-    let path = format!("/v1/persons/{PERSON}/signings/sig-held/idnow_attempts");
-
     // A client that reads the answer's head and nothing more: all but what the sockets
     // between them hold stays with the service.
-    let mut slow = connect_with_a_small_window(app.port()).await;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READ_TOKEN}\r\n\r\n");
-    slow.write_all(request.as_bytes()).await.expect("sent");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let byte = slow.read_u8().await.expect("the answer's head");
-        head.push(byte);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200 "),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    let (slow, head) = listed_to_the_head(app.port(), "sig-held").await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     let held = answer_bytes_in_flight(&app).await;
     assert!(held > 2_500_000.0, "{held} bytes held");
 
@@ -972,15 +974,8 @@ async fn a_client_that_takes_none_of_a_large_answer_gives_its_room_back(pool: Pg
     })
     .await;
     large_history(&app, "sig-stalled", "tn-stalled", 4, 900_000).await;
-    let path = format!("/v1/persons/{PERSON}/signings/sig-stalled/idnow_attempts");
-    let mut stalled = connect_with_a_small_window(app.port()).await;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {READ_TOKEN}\r\n\r\n");
-    stalled.write_all(request.as_bytes()).await.expect("sent");
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        head.push(stalled.read_u8().await.expect("the answer's head"));
-    }
+    let (mut stalled, head) = listed_to_the_head(app.port(), "sig-stalled").await;
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
     assert!(answer_bytes_in_flight(&app).await > 2_500_000.0);
 
     // Still connected, reading nothing: the service ends it.
