@@ -150,19 +150,26 @@ impl Answer {
     }
 
     /// The body to answer with; the room it holds goes back as actix-http takes its pieces.
-    pub fn finish(mut self) -> AnswerBody {
-        if !self.piece.is_empty() {
-            self.pieces
-                .push_back(Bytes::from(std::mem::take(&mut self.piece)));
+    pub fn finish(self) -> AnswerBody {
+        let Self {
+            mut pieces,
+            piece,
+            length,
+            mut room,
+            unfilled,
+            ..
+        } = self;
+        if !piece.is_empty() {
+            pieces.push_back(Bytes::from(piece));
         }
         // Room taken and not written to goes back now.
-        if let Some(room) = &mut self.room {
-            drop(room.split(self.unfilled));
+        if let Some(room) = &mut room {
+            drop(room.split(unfilled));
         }
         AnswerBody {
-            pieces: std::mem::take(&mut self.pieces),
-            length: self.length,
-            room: self.room.take(),
+            pieces,
+            length,
+            room,
             progress: None,
         }
     }

@@ -130,7 +130,7 @@ impl PeerSocket {
                 }
                 if progress.moved().elapsed() >= timeout {
                     if let Some(socket) = socket.upgrade() {
-                        drop(socket2::SockRef::from(&*socket).shutdown(Shutdown::Both));
+                        shut_down(&socket);
                         tracing::debug!(target: "idnow_attempts::http", "a client that took none of its answer for the send timeout was disconnected");
                     }
                     return;
@@ -142,10 +142,14 @@ impl PeerSocket {
     /// Ends the connection for both sides: actix-http's next read or write fails, and it
     /// drops the connection with whatever it buffered for it.
     fn close(&self) {
-        if let Ok(socket) = self.socket.try_clone() {
-            drop(std::net::TcpStream::from(socket).shutdown(Shutdown::Both));
-        }
+        shut_down(&self.socket);
     }
+}
+
+/// Shuts `socket` down both ways, on the descriptor it is (nothing duplicated); a socket the
+/// peer has already reset fails, and is over all the same.
+fn shut_down(socket: &OwnedFd) {
+    drop(socket2::SockRef::from(socket).shutdown(Shutdown::Both));
 }
 
 impl Drop for PeerSocket {

@@ -207,21 +207,19 @@ impl Rendering {
         let payload = payload
             .open_where_it_lies(keys, binding)
             .map_err(|error| anyhow::anyhow!("opening the payload of attempt {id}: {error}"))?;
-        let mut head = std::mem::take(&mut self.head);
+        let head = &mut self.head;
         head.clear();
         if self.attempts > 0 {
             head.push(b',');
         }
         head.extend_from_slice(br#"{"id":"#);
-        json_string(&mut head, &id)?;
+        json_string(head, &id)?;
         head.extend_from_slice(br#","result":"#);
-        json_string(&mut head, &result)?;
+        json_string(head, &result)?;
         head.extend_from_slice(br#","reason":"#);
-        json_string(&mut head, &reason)?;
+        json_string(head, &reason)?;
         head.extend_from_slice(br#","payload":"#);
-        let written = self.write(&head);
-        self.head = head;
-        written?;
+        self.answer.write(&self.head).map_err(no_room)?;
         // As received, less the whitespace around it (a body often ends in a newline).
         self.write(payload.trim_ascii())?;
         self.write(b"}")?;
