@@ -266,11 +266,33 @@ pub async fn read_json_body(
     payload: web::Payload,
     limits: BodyLimits<'_>,
 ) -> Result<Body, ApiError> {
-    require_identity_encoding(request)?;
-    require_json(request)?;
+    check_body_head(request, limits)?;
     tokio::time::timeout(limits.timeout, read_within(request, payload, limits))
         .await
         .map_err(|_elapsed| ApiError::BodyTimeout(limits.timeout.as_millis()))?
+}
+
+/// What [`read_json_body`] refuses by the request's head alone, before the body: 415 for a
+/// declared content type that is not JSON or a content coding other than `identity`, 413 for
+/// a declared length over the limit. For a caller with checks of its own to make between
+/// these and the body's reading.
+pub fn check_body_head(request: &HttpRequest, limits: BodyLimits<'_>) -> Result<(), ApiError> {
+    require_identity_encoding(request)?;
+    require_json(request)?;
+    match declared_length(request) {
+        Some(declared) if declared > limits.size => {
+            Err(ApiError::PayloadTooLarge { limit: limits.size })
+        }
+        _ => Ok(()),
+    }
+}
+
+fn declared_length(request: &HttpRequest) -> Option<usize> {
+    request
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok())
 }
 
 async fn read_within(
@@ -278,20 +300,13 @@ async fn read_within(
     mut payload: web::Payload,
     limits: BodyLimits<'_>,
 ) -> Result<Body, ApiError> {
-    let declared = request
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
     let mut held = Held {
         budget: limits.budget,
         share: limits.budget.share(limits.client),
     };
-    if let Some(declared) = declared {
-        if declared > limits.size {
-            return Err(ApiError::PayloadTooLarge { limit: limits.size });
-        }
-        // Checked, not taken: what is taken is what arrives.
+    if let Some(declared) = declared_length(request) {
+        // Over the limit: refused by `check_body_head`. Checked, not taken: what is taken
+        // is what arrives.
         limits.budget.fits(&held.share, declared)?;
     }
     // The body while it is a single chunk, as small bodies arrive: kept without a copy.

@@ -1,7 +1,8 @@
 //! `POST /v1/webhooks/idnow`: IDnow's result webhook.
 //!
 //! The order of checks is the contract's: the source address (403), before anything else of
-//! the request is read; content type and coding (415), size (413), credentials (401), then
+//! the request is read; content type and coding (415), size (413), credentials (401: those
+//! that sign nothing before the body is read, a signature once it is), then
 //! `webhook-id` and shape (400/422), then the store (2xx; 409 for a reused `webhook-id`; 422
 //! for a value the database refuses). What follows authentication is `ingest`'s, which
 //! `rejected replay` runs too. Nothing is read as JSON before the sender is verified;
@@ -18,7 +19,7 @@ use utoipa::ToSchema;
 
 use super::openapi::TransactionNumberText;
 use crate::domain::{transaction_numbers_of, AttemptId, WebhookId, MAX_NAMED};
-use crate::edge::body::read_json_body;
+use crate::edge::body::{check_body_head, read_json_body};
 use crate::edge::client_address::peer_of;
 use crate::error::{ApiError, DbResultExt as _, ErrorBody};
 use crate::ingest::{self, Outcome};
@@ -37,7 +38,8 @@ pub struct Acknowledgement {
 /// Stores one attempt of an IDnow identification.
 ///
 /// Checked in this order: the sender's address (403), the declared content type and coding
-/// (415), the size (413), the credentials (401), then the body (400/422), then the store. An
+/// (415), the size (413), the credentials (401; a delivery without a signature is refused
+/// before its body is read), then the body (400/422), then the store. An
 /// authentic delivery that is refused (400, 409, 422) is kept verbatim for operators. Any one
 /// of the methods `WEBHOOK_AUTH` enables suffices; with `source` enabled, a delivery from
 /// inside `WEBHOOK_ALLOWED_SOURCES` needs no credentials at all.
@@ -83,16 +85,26 @@ pub async fn receive(
     // The sender's share of the body budget is its address's, the one the source check reads
     // (admitted, so known).
     let body_limits = limits.body(limits.webhook_body).from_client(client);
+    let unauthenticated = |refused| {
+        state.metrics.auth_failure(refused);
+        log.refused(refused);
+        ApiError::WebhookUnauthenticated {
+            basic_challenge: auth.challenges_basic(),
+        }
+    };
+    let headers = auth.headers(request.headers());
+    check_body_head(&request, body_limits)?;
+    let verified_early = admitted
+        .verify_before_body(headers, SystemTime::now())
+        .transpose()
+        .map_err(unauthenticated)?;
     let body = read_json_body(&request, payload, body_limits).await?;
-    let verified = admitted
-        .verify(auth.headers(request.headers()), &body, SystemTime::now())
-        .map_err(|refused| {
-            state.metrics.auth_failure(refused);
-            log.refused(refused);
-            ApiError::WebhookUnauthenticated {
-                basic_challenge: auth.challenges_basic(),
-            }
-        })?;
+    let verified = match verified_early {
+        Some(verified) => verified,
+        None => admitted
+            .verify(headers, &body, SystemTime::now())
+            .map_err(unauthenticated)?,
+    };
     log.admitted_by(verified.method);
     // From here on the delivery is authentic: whatever is refused is kept for operators.
     let authentic = Authentic {

@@ -178,6 +178,11 @@ impl Method {
         }
     }
 
+    /// Whether the method's verdict depends on the body: the signatures sign it.
+    fn reads_body(&self) -> bool {
+        matches!(self, Self::StandardWebhooks(_) | Self::Hmac(_))
+    }
+
     fn verify<'a>(
         &self,
         headers: &DeliveryHeaders<'a>,
@@ -363,6 +368,26 @@ impl WebhookAuth {
 pub struct Admitted<'p>(&'p WebhookAuth);
 
 impl Admitted<'_> {
+    /// The verdict on a delivery whose headers attempt no method that reads the body (no
+    /// signature), before the body is read: so that a sender with no credentials, or only
+    /// wrong static ones, costs no body's memory and is not told to send one (`100
+    /// Continue`). `None` when a signature is attempted: [`Admitted::verify`] with the body
+    /// decides then.
+    pub fn verify_before_body<'a>(
+        self,
+        headers: DeliveryHeaders<'a>,
+        now: SystemTime,
+    ) -> Option<Result<Verified<'a>, Refused>> {
+        let signed = self
+            .0
+            .methods
+            .iter()
+            .any(|method| method.reads_body() && method.is_attempted(&headers));
+        // Unsigned, every method attempted decides from the headers alone: the same verdict
+        // as with the body.
+        (!signed).then(|| self.verify(headers, &[], now))
+    }
+
     /// Any one method the delivery attempts suffices. Only a verified Standard Webhooks
     /// signature vouches for its id.
     pub fn verify<'a>(
@@ -797,6 +822,50 @@ mod tests {
                 webhook_id: Some(&b"msg"[..])
             })
         );
+    }
+
+    #[test]
+    fn unsigned_deliveries_are_decided_before_their_body_and_signed_ones_after() {
+        let all = [
+            MethodName::StandardWebhooks,
+            MethodName::Hmac,
+            MethodName::Token,
+        ];
+        let auth = policy(&all, None).expect("valid");
+        let admitted = auth.admit(Some(CLIENT)).expect("admitted");
+        let early = |headers| admitted.verify_before_body(headers, now());
+        assert_eq!(
+            early(DeliveryHeaders::default()),
+            Some(Err(Refused {
+                method: None,
+                failure: AuthFailure::Missing
+            }))
+        );
+        assert_eq!(
+            early(token_sent("wrong")),
+            Some(Err(Refused {
+                method: Some(MethodName::Token),
+                failure: AuthFailure::Mismatch
+            }))
+        );
+        assert_eq!(
+            early(token_sent(TOKEN)).map(|verdict| verdict.map(|v| v.method)),
+            Some(Ok(MethodName::Token))
+        );
+        // A signature beside a token, right or wrong: the body decides, and a Standard
+        // Webhooks signature that verifies still vouches for its id.
+        let signature = key("secret").standard_signature("msg", NOW as i64, BODY);
+        let timestamp = NOW.to_string();
+        let both = DeliveryHeaders {
+            token: SentHeader::One(TOKEN.as_bytes()),
+            ..standard("msg", &timestamp, &signature)
+        };
+        assert_eq!(early(both), None);
+        assert_eq!(
+            admitted.verify(both, BODY, now()).map(|v| v.webhook_id),
+            Ok(Some(&b"msg"[..]))
+        );
+        assert_eq!(early(plain("sha256=00")), None);
     }
 
     #[test]

@@ -447,3 +447,80 @@ async fn fuzzing_seeds_and_regressions_never_get_a_server_error(pool: PgPool) {
     }
     assert!(replayed >= 10, "the seeds were found: {replayed}");
 }
+
+/// `Expect: 100-continue` (RFC 9110 §10.1.1): the client waits to be told to send its body.
+/// The server tells it only once it reads the body, so a delivery refused by its head alone
+/// (413 by its declared length, 415, 401 without credentials) is refused at once, and the
+/// body is never asked for; a signed delivery is asked for its body and stored.
+#[sqlx::test(migrations = false)]
+async fn expect_100_continue_is_answered_only_when_the_body_is_read(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let port = app.port();
+    let signed = key(WEBHOOK_SECRET).hmac_signature(&success());
+    let refused_by_the_head = [
+        (
+            format!("Content-Type: application/json\r\nContent-Length: 2000000\r\nX-Idnow-Signature: {signed}"),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            format!("Content-Type: text/plain\r\nContent-Length: 3000\r\nX-Idnow-Signature: {signed}"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        ),
+        (
+            "Content-Type: application/json\r\nContent-Length: 3000".to_owned(),
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+        ),
+        (
+            "Content-Type: application/json\r\nTransfer-Encoding: chunked".to_owned(),
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+        ),
+    ];
+    for (fields, status, code) in refused_by_the_head {
+        let head = format!(
+            "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\n{fields}\r\n\
+             Expect: 100-continue\r\n\r\n"
+        );
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("connect");
+        stream.write_all(head.as_bytes()).await.expect("sent");
+        // No body is sent: the answer comes without it, well within the body timeout (10 s).
+        let (answer, took) = read_until_closed(&mut stream).await;
+        assert!(
+            took < std::time::Duration::from_secs(3),
+            "{fields}: answered at once, not after {took:?}"
+        );
+        assert_raw_error(&answer, status, code);
+    }
+
+    // Signed: told to go on, then stored.
+    let body = success();
+    let head = format!(
+        "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nX-Idnow-Signature: {signed}\r\nExpect: 100-continue\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connect");
+    stream.write_all(head.as_bytes()).await.expect("sent");
+    let continue_line = b"HTTP/1.1 100 Continue\r\n\r\n";
+    let mut told = vec![0; continue_line.len()];
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        stream.read_exact(&mut told),
+    )
+    .await
+    .expect("told to go on before the body is sent")
+    .expect("read");
+    assert_eq!(told, continue_line);
+    stream.write_all(&body).await.expect("sent");
+    let (answer, _) = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 202 "), "{answer}");
+    assert_eq!(app.attempt_count().await, 1);
+}

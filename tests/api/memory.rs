@@ -133,8 +133,21 @@ async fn bodies_beyond_the_budget_are_answered_503_instead_of_read(pool: PgPool)
     .await;
     let port = app.port();
 
-    // A sender that declares 64 KiB, sends 60 KiB of it and stalls, holding 60 KiB.
-    let holder = stalled_body(port, "", 64 * 1024, 60 * 1024).await;
+    // A sender without credentials holds none of the budget: refused before its body is
+    // read, whatever it declares.
+    let mut anonymous = stalled_body(port, "", 64 * 1024, 60 * 1024).await;
+    let (answer, _) = read_until_closed(&mut anonymous).await;
+    assert_raw_error(&answer, StatusCode::UNAUTHORIZED, "invalid_signature");
+    assert_eq!(body_bytes_in_flight(&app).await, 0.0);
+    // A sender that forges a signature, declares 64 KiB, sends 60 KiB of it and stalls,
+    // holding 60 KiB: a signature is checked against the whole body.
+    let holder = stalled_body(
+        port,
+        "X-Idnow-Signature: sha256=00\r\n",
+        64 * 1024,
+        60 * 1024,
+    )
+    .await;
     // 60 KiB, or up to 64 if its bytes arrived in pieces (buffers double, up to the limit).
     wait_until(|| async { body_bytes_in_flight(&app).await >= (60 * 1024) as f64 }).await;
     let held = body_bytes_in_flight(&app).await;

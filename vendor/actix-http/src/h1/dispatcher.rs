@@ -220,6 +220,13 @@ pin_project! {
         // request's answer (the service then reads what is left, within bounds,
         // src/edge/linger.rs).
         close_requested: bool,
+
+        // PATCHED (idnow-attempts, vendor/README.md): a request sent `Expect: 100-continue`
+        // and its body is still to come: `100 Continue` is sent once the service asks for the
+        // body (`settle_continue`), and never if the service answers without reading it. The
+        // dispatcher sent it as soon as the request was decoded, before any check: a client
+        // told to go on sent a 2 MB body for a 413, or a body without credentials for a 401.
+        continue_owed: bool,
     }
 }
 
@@ -339,6 +346,7 @@ where
                     codec: Codec::new(config),
                     answering: AnswerFraming::default(),
                     close_requested: false,
+                    continue_owed: false,
                 },
             },
 
@@ -522,6 +530,14 @@ where
 
         let size = body.size();
 
+        // PATCHED (idnow-attempts, vendor/README.md): see `continue_owed`. A final answer
+        // settles it: `100 Continue` first if the service read (part of) the body, else never.
+        if std::mem::take(this.continue_owed)
+            && this.payload.as_ref().is_some_and(PayloadSender::was_polled)
+        {
+            this.write_buf.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
+
         // PATCHED (idnow-attempts, vendor/README.md): see `answering`.
         this.codec.answer(*this.answering);
         // PATCHED (idnow-attempts, vendor/README.md): an answer that closes the connection
@@ -691,10 +707,32 @@ where
         Ok(())
     }
 
+    // PATCHED (idnow-attempts, vendor/README.md): see `continue_owed`. Owed only while the
+    // body is still to come: a body already received needs no `100 Continue` (RFC 9110,
+    // 10.1.1).
     fn send_continue(self: Pin<&mut Self>) {
-        self.project()
-            .write_buf
-            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        let this = self.project();
+        *this.continue_owed = this.payload.is_some();
+    }
+
+    // PATCHED (idnow-attempts, vendor/README.md): see `continue_owed`. Sends the `100
+    // Continue` owed once the service has asked for the body; until then, the service's
+    // first read of it wakes the dispatcher.
+    fn settle_continue(self: Pin<&mut Self>, cx: &mut Context<'_>) {
+        let this = self.project();
+        if !*this.continue_owed {
+            return;
+        }
+        match this.payload {
+            Some(payload) if payload.is_wanted(cx) => {
+                this.write_buf
+                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                *this.continue_owed = false;
+            }
+            Some(_) => {}
+            // The whole body is in, or its request is gone.
+            None => *this.continue_owed = false,
+        }
     }
 
     fn poll_response(
@@ -924,8 +962,9 @@ where
                         // expect resolved. write continue to buffer and set InnerDispatcher state
                         // to service call.
                         Poll::Ready(Ok(req)) => {
-                            this.write_buf
-                                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                            // PATCHED (idnow-attempts, vendor/README.md): see
+                            // `continue_owed`.
+                            *this.continue_owed = this.payload.is_some();
                             let fut = this.flow.service.call(req);
                             this.state.set(State::ServiceCall { fut });
                         }
@@ -1601,7 +1640,10 @@ where
                     loop {
                         // poll response to populate write buffer
                         // drain indicates whether write buffer should be emptied before next run
-                        let drain = match inner.as_mut().poll_response(cx)? {
+                        let polled = inner.as_mut().poll_response(cx)?;
+                        // PATCHED (idnow-attempts, vendor/README.md): see `continue_owed`.
+                        inner.as_mut().settle_continue(cx);
+                        let drain = match polled {
                             PollResponse::DrainWriteBuf => true,
 
                             PollResponse::DoNothing => {

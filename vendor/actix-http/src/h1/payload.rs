@@ -138,6 +138,26 @@ impl PayloadSender {
     pub fn is_dropped(&self) -> bool {
         self.inner.strong_count() == 0
     }
+
+    // PATCHED (idnow-attempts, vendor/README.md): whether the payload has been asked for data
+    // yet, the moment a `100 Continue` becomes due. If not, the caller is woken when it is.
+    pub(crate) fn is_wanted(&self, cx: &mut Context<'_>) -> bool {
+        let Some(shared) = self.inner.upgrade() else {
+            return false;
+        };
+        if shared.borrow().polled {
+            return true;
+        }
+        shared.borrow_mut().register_io(cx);
+        false
+    }
+
+    // PATCHED (idnow-attempts, vendor/README.md): see `is_wanted`; without registering.
+    pub(crate) fn was_polled(&self) -> bool {
+        self.inner
+            .upgrade()
+            .is_some_and(|shared| shared.borrow().polled)
+    }
 }
 
 impl Drop for PayloadSender {
@@ -155,6 +175,8 @@ struct Inner {
     err: Option<PayloadError>,
     sender_closed: bool,
     need_read: bool,
+    // PATCHED (idnow-attempts, vendor/README.md): see `PayloadSender::is_wanted`.
+    polled: bool,
     items: VecDeque<Bytes>,
     task: Option<Waker>,
     io_task: Option<Waker>,
@@ -169,6 +191,7 @@ impl Inner {
             sender_closed: eof,
             items: VecDeque::new(),
             need_read: true,
+            polled: false,
             task: None,
             io_task: None,
         }
@@ -246,6 +269,8 @@ impl Inner {
         mut self: Pin<&mut Self>,
         cx: &Context<'_>,
     ) -> Poll<Option<Result<Bytes, PayloadError>>> {
+        // PATCHED (idnow-attempts, vendor/README.md): see `PayloadSender::is_wanted`.
+        self.polled = true;
         if let Some(data) = self.items.pop_front() {
             self.len -= data.len();
             self.need_read = self.len < MAX_BUFFER_SIZE;
