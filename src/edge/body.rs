@@ -19,7 +19,7 @@ use std::time::Duration;
 use actix_web::body::{BodySize, BoxBody, EitherBody, MessageBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::error::PayloadError;
-use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH};
+use actix_web::http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::middleware::Next;
 use actix_web::{web, HttpMessage as _, HttpRequest};
 use futures_util::{Stream, StreamExt as _};
@@ -455,8 +455,13 @@ fn require_identity_encoding(request: &HttpRequest) -> Result<(), ApiError> {
 }
 
 /// 415 for a declared content type that is not JSON (`application/json` or `*/*+json`). A
-/// request that declares none is read as JSON.
+/// request that declares none is read as JSON; one that declares two, as neither.
 fn require_json(request: &HttpRequest) -> Result<(), ApiError> {
+    // A single-value field sent twice (RFC 9110 §5.3) declares no one type: read by its first
+    // value here and by its last at a proxy, one body would be two things.
+    if request.headers().get_all(CONTENT_TYPE).nth(1).is_some() {
+        return Err(ApiError::UnsupportedMediaType);
+    }
     let mime = request
         .mime_type()
         .map_err(|_| ApiError::UnsupportedMediaType)?;

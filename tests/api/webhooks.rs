@@ -584,6 +584,29 @@ async fn declared_content_types_other_than_json_are_refused(pool: PgPool) {
         )
         .await;
     }
+    // Two declared types are none: not read by the first or the last (a proxy may read the
+    // other one), whatever their order.
+    for (first, second) in [
+        ("application/json", "text/plain"),
+        ("text/plain", "application/json"),
+    ] {
+        let response = app
+            .client
+            .post(app.url("/v1/webhooks/idnow"))
+            .header("x-idnow-signature", signature.clone())
+            .header("content-type", first)
+            .header("content-type", second)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("sent");
+        assert_error(
+            response,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+        )
+        .await;
+    }
     assert_eq!(app.attempt_count().await, 0);
 
     let response = send(Some("application/json; charset=utf-8"))
