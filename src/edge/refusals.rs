@@ -51,6 +51,11 @@ pub fn own_answer_body(status: StatusCode) -> (HeaderValue, Bytes) {
             "Request Header Fields Too Large",
             "The request's head has more than 96 header fields or 128 KiB or more.",
         ),
+        StatusCode::URI_TOO_LONG => (
+            "uri_too_long",
+            "URI Too Long",
+            "The request's target is longer than 65,534 bytes.",
+        ),
         StatusCode::REQUEST_TIMEOUT => (
             "request_timeout",
             "Request Timeout",

@@ -336,6 +336,11 @@ impl Modify for EveryAnswer {
              the same body but without `X-Request-Id`.)",
         )
         .build();
+        let uri_too_long = error(
+            "`uri_too_long`: the request target (path and query) is over 65,534 bytes; \
+             refused by the HTTP layer before routing, without `X-Request-Id`.",
+        )
+        .build();
         let body_timeout = error(
             "`request_timeout`: the body did not arrive within the body read timeout; \
              nothing was stored.",
@@ -382,6 +387,9 @@ impl Modify for EveryAnswer {
                 responses
                     .entry("405".to_owned())
                     .or_insert_with(|| method_not_allowed.clone().into());
+                responses
+                    .entry("414".to_owned())
+                    .or_insert_with(|| uri_too_long.clone().into());
                 responses
                     .entry("431".to_owned())
                     .or_insert_with(|| header_fields_too_large.clone().into());

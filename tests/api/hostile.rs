@@ -524,3 +524,21 @@ async fn expect_100_continue_is_answered_only_when_the_body_is_read(pool: PgPool
     assert!(answer.starts_with("HTTP/1.1 202 "), "{answer}");
     assert_eq!(app.attempt_count().await, 1);
 }
+
+/// A request target longer than the server takes is 414 (RFC 9112 §3), in the contract's
+/// shape: past what a URI holds (65,534 bytes), and past the read buffer, where the request
+/// line does not even end. One of exactly that length is served.
+#[sqlx::test(migrations = false)]
+async fn a_request_target_too_long_to_take_is_414(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let request = |target_len: usize| {
+        let query = "a".repeat(target_len - "/health/live?".len());
+        format!("GET /health/live?{query} HTTP/1.1\r\nHost: idnow\r\nConnection: close\r\n\r\n")
+    };
+    let answer = exchange(app.port(), request(65_534).as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{}", &answer[..80]);
+    for target_len in [65_535, 200_000] {
+        let answer = exchange(app.port(), request(target_len).as_bytes()).await;
+        assert_raw_error(&answer, StatusCode::URI_TOO_LONG, "uri_too_long");
+    }
+}

@@ -179,6 +179,13 @@ pub enum ParseError {
     #[display("message head is too large")]
     TooLarge,
 
+    // PATCHED (idnow-attempts, vendor/README.md): a request target too long to take, which
+    // RFC 9112 §3 answers 414, where it was 400 (past what `Uri` holds) or 431 (past the
+    // read buffer).
+    /// A request target longer than the server takes.
+    #[display("request target is too long")]
+    UriTooLong,
+
     /// A message reached EOF, but is not complete.
     #[display("message is incomplete")]
     Incomplete,

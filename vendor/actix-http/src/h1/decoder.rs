@@ -18,6 +18,10 @@ use super::chunked::ChunkedState;
 use crate::{error::ParseError, header::HeaderMap, ConnectionType, Request, ResponseHead};
 
 pub(crate) const MAX_BUFFER_SIZE: usize = 131_072;
+
+// PATCHED (idnow-attempts, vendor/README.md): the longest request target taken, as `http`'s
+// `Uri` holds at most (`u16::MAX - 1` bytes); a longer one is answered 414.
+pub(crate) const MAX_URI_LEN: usize = 65_534;
 const MAX_HEADERS: usize = 96;
 
 /// Incoming message decoder
@@ -316,6 +320,10 @@ impl MessageType for Request {
                 httparse::Status::Complete(len) => {
                     let method = Method::from_bytes(req.method.unwrap().as_bytes())
                         .map_err(|_| ParseError::Method)?;
+                    // PATCHED (idnow-attempts, vendor/README.md): see `MAX_URI_LEN`.
+                    if req.path.unwrap().len() > MAX_URI_LEN {
+                        return Err(ParseError::UriTooLong);
+                    }
                     let uri = Uri::try_from(req.path.unwrap())?;
                     let version = if req.version.unwrap() == 1 {
                         Version::HTTP_11
@@ -331,6 +339,12 @@ impl MessageType for Request {
                 httparse::Status::Partial => {
                     return if src.len() >= MAX_BUFFER_SIZE {
                         trace!("MAX_BUFFER_SIZE unprocessed data reached, closing");
+                        // PATCHED (idnow-attempts, vendor/README.md): see `MAX_URI_LEN`. A
+                        // request line that does not end within the buffer, past its method,
+                        // has too long a target; a head of many fields is 431 still.
+                        if req.method.is_some() && !src.contains(&b'\n') {
+                            return Err(ParseError::UriTooLong);
+                        }
                         Err(ParseError::TooLarge)
                     } else {
                         // Return None to notify more read are needed for parsing request

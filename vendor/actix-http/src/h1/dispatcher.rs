@@ -1204,6 +1204,21 @@ where
                     break;
                 }
 
+                // PATCHED (idnow-attempts, vendor/README.md): see `decoder::MAX_URI_LEN`.
+                Err(ParseError::UriTooLong) => {
+                    if let Some(mut payload) = this.payload.take() {
+                        payload.set_error(PayloadError::Overflow);
+                    }
+                    this.messages
+                        .push_back(DispatcherMessage::Error(Response::with_body(
+                            StatusCode::URI_TOO_LONG,
+                            (),
+                        )));
+                    this.flags.insert(Flags::READ_DISCONNECT);
+                    *this.error = Some(ParseError::UriTooLong.into());
+                    break;
+                }
+
                 Err(ParseError::TooLarge) => {
                     trace!("request head was too big; returning 431 response");
 
