@@ -26,12 +26,36 @@ pub struct RejectedDelivery<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kept {
     Kept(Uuid),
+    /// Kept already: the same delivery, refused the same way, was kept before (a retry).
+    Before,
     /// Not kept: its identification was erased.
     Erased,
 }
 
+/// What tells one kept delivery from another: the SHA-256 of what its sender sent and was
+/// answered, each part framed by its length so that no two deliveries run together.
+fn digest(delivery: &RejectedDelivery<'_>) -> [u8; 32] {
+    use sha2::{Digest as _, Sha256};
+
+    let mut digest = Sha256::new();
+    let mut part = |bytes: Option<&[u8]>| match bytes {
+        None => digest.update([0]),
+        Some(bytes) => {
+            digest.update([1]);
+            digest.update((bytes.len() as u64).to_be_bytes());
+            digest.update(bytes);
+        }
+    };
+    part(Some(&delivery.status.to_be_bytes()));
+    part(Some(delivery.error_code.as_bytes()));
+    part(delivery.webhook_id.map(str::as_bytes));
+    part(delivery.content_type.map(str::as_bytes));
+    part(Some(delivery.body));
+    digest.finalize().into()
+}
+
 /// Keeps the delivery, its body sealed under the first of `keys`, unless an identification it
-/// names was erased.
+/// names was erased, or the same delivery is kept already.
 pub async fn keep(
     conn: &mut PgConnection,
     keys: &PayloadKeys,
@@ -50,17 +74,27 @@ pub async fn keep(
         .iter()
         .map(|number| number.digest().to_vec())
         .collect();
-    let kept = sqlx::query_scalar!(
+    let kept = sqlx::query!(
         r#"
         WITH registered AS (
             INSERT INTO payload_keys (key_id) VALUES ($7) ON CONFLICT DO NOTHING
+        ),
+        erased AS (
+            SELECT EXISTS (
+                SELECT 1 FROM erased_identifications WHERE digest = ANY($9)
+            ) AS erased
+        ),
+        kept AS (
+            INSERT INTO rejected_deliveries
+                (id, status, error_code, webhook_id, content_type, transaction_number,
+                 also_named, key_id, sealed, digest)
+            SELECT $1, $2, $3, $4, $5, $6, $10, $7, $8, $11
+            WHERE NOT (SELECT erased FROM erased)
+            -- Kept before, or by a retry committing beside this one.
+            ON CONFLICT (digest) DO NOTHING
+            RETURNING id
         )
-        INSERT INTO rejected_deliveries
-            (id, status, error_code, webhook_id, content_type, transaction_number, also_named,
-             key_id, sealed)
-        SELECT $1, $2, $3, $4, $5, $6, $10, $7, $8
-        WHERE NOT EXISTS (SELECT 1 FROM erased_identifications WHERE digest = ANY($9))
-        RETURNING id
+        SELECT (SELECT erased FROM erased) AS "erased!", (SELECT id FROM kept) AS kept
         "#,
         id,
         i16::try_from(delivery.status).unwrap_or(i16::MAX),
@@ -75,10 +109,15 @@ pub async fn keep(
         sealed.bytes,
         &identifications,
         also_named.as_deref() as Option<&[&str]>,
+        &digest(delivery)[..],
     )
-    .fetch_optional(&mut *conn)
+    .fetch_one(&mut *conn)
     .await?;
-    Ok(kept.map_or(Kept::Erased, Kept::Kept))
+    Ok(match (kept.erased, kept.kept) {
+        (true, _) => Kept::Erased,
+        (false, Some(id)) => Kept::Kept(id),
+        (false, None) => Kept::Before,
+    })
 }
 
 /// A kept delivery as `rejected list` shows it.

@@ -202,11 +202,13 @@ impl Authentic<'_> {
             .run(async |conn| rejected::keep(conn, keys, &rejected).await)
             .await
             .db_context("keeping a rejected delivery")?;
-        if kept == Kept::Erased {
-            return Ok(self.erased());
+        match kept {
+            Kept::Erased => return Ok(self.erased()),
+            Kept::Kept(_) => self.log.outcome("rejected_kept"),
+            // A retry: refused as before, and not kept twice.
+            Kept::Before => self.log.outcome("rejected_kept_before"),
         }
         self.state.metrics.rejected(refusal.code());
-        self.log.outcome("rejected_kept");
         Err(refusal)
     }
 

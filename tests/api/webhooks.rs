@@ -520,14 +520,52 @@ async fn authentic_but_unusable_deliveries_are_refused_and_kept_verbatim(pool: P
     );
 
     assert_eq!(app.attempt_count().await, 0);
+    let kept = vec![
+        (400, "invalid_json".to_owned(), not_json.clone()),
+        (400, "invalid_json".to_owned(), invalid_utf8.clone()),
+        (422, "invalid_webhook_payload".to_owned(), no_result.clone()),
+        (
+            422,
+            "invalid_webhook_payload".to_owned(),
+            no_transaction.clone(),
+        ),
+    ];
+    assert_eq!(app.rejected_bodies().await, kept);
+
+    // IDnow retries what it was not answered 2xx for: every retry is refused as the first
+    // was, one after another or four at once, and none is kept again.
+    for (status, code, body) in &kept {
+        let status =
+            StatusCode::from_u16(u16::try_from(*status).expect("a status")).expect("a status");
+        assert_error(app.deliver(body).await, status, code).await;
+        let retries = futures_util::future::join_all((0..4).map(|_| app.deliver(body))).await;
+        for response in retries {
+            assert_error(response, status, code).await;
+        }
+    }
+    assert_eq!(app.rejected_bodies().await, kept);
+
+    // The same bytes under a webhook-id of their own are another delivery: kept, once.
+    for _ in 0..2 {
+        let signed = Signed::Standard {
+            secret: WEBHOOK_SECRET,
+            id: "msg-no-result",
+            timestamp: unix_now(),
+        };
+        let response = app.post_webhook(&no_result, signed).await;
+        assert_error(
+            response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_webhook_payload",
+        )
+        .await;
+    }
+    let rejected = app.rejected().await;
+    assert_eq!(rejected.len(), kept.len() + 1);
     assert_eq!(
-        app.rejected_bodies().await,
-        vec![
-            (400, "invalid_json".to_owned(), not_json),
-            (400, "invalid_json".to_owned(), invalid_utf8),
-            (422, "invalid_webhook_payload".to_owned(), no_result),
-            (422, "invalid_webhook_payload".to_owned(), no_transaction),
-        ]
+        rejected[kept.len()].2.as_deref(),
+        Some("msg-no-result"),
+        "kept with its webhook-id"
     );
 }
 
