@@ -14,9 +14,15 @@
 use std::fmt;
 
 use base64::Engine as _;
+use hmac::{Hmac, Mac as _};
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
+use sha2::Sha256;
 use uuid::Uuid;
+
+/// What the key of [`PayloadKeys::fingerprint`] is derived with; changing it changes every
+/// fingerprint.
+const FINGERPRINT_LABEL: &[u8] = b"idnow-attempts fingerprint v1";
 
 /// The first byte of every sealed value: the format above. Another algorithm would get
 /// another byte, so that both can be read during a migration.
@@ -86,6 +92,8 @@ impl Binding<'_> {
 /// ids only.
 pub struct PayloadKeys {
     keys: Vec<(KeyId, LessSafeKey)>,
+    /// [`PayloadKeys::fingerprint`]'s key, derived from the sealing key's material.
+    fingerprints: Hmac<Sha256>,
     random: SystemRandom,
 }
 
@@ -133,6 +141,7 @@ impl PayloadKeys {
     /// Parses `key_id:<base64>` entries (standard alphabet, padded or not).
     pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, KeyError> {
         let mut keys: Vec<(KeyId, LessSafeKey)> = Vec::with_capacity(entries.len());
+        let mut fingerprints = None;
         for (index, entry) in entries.iter().enumerate() {
             let (id, material) = entry
                 .as_ref()
@@ -150,14 +159,42 @@ impl PayloadKeys {
             let key =
                 UnboundKey::new(&AES_256_GCM, &material).map_err(|_| KeyError::Material(index))?;
             keys.push((id, LessSafeKey::new(key)));
+            // A key of its own for fingerprints, so that no value is both sealed and hashed
+            // under one key: HMAC-SHA256 of a fixed label, keyed with the sealing key.
+            fingerprints.get_or_insert_with(|| {
+                let mut derive = Hmac::<Sha256>::new_from_slice(&material)
+                    .expect("HMAC takes keys of any length");
+                derive.update(FINGERPRINT_LABEL);
+                Hmac::<Sha256>::new_from_slice(&derive.finalize().into_bytes())
+                    .expect("HMAC takes keys of any length")
+            });
         }
-        if keys.is_empty() {
-            return Err(KeyError::Empty);
-        }
+        let fingerprints = fingerprints.ok_or(KeyError::Empty)?;
         Ok(Self {
             keys,
+            fingerprints,
             random: SystemRandom::new(),
         })
+    }
+
+    /// A keyed digest of `parts` (HMAC-SHA256 under a key derived from the sealing key),
+    /// each framed by its length so that no two lists run together: what tells equal
+    /// identity data apart from other data without revealing it. Unlike a plain SHA-256, a
+    /// copy of the database cannot confirm a guessed value by it. A new sealing key gives
+    /// new fingerprints.
+    pub fn fingerprint(&self, parts: &[Option<&[u8]>]) -> [u8; 32] {
+        let mut mac = self.fingerprints.clone();
+        for part in parts {
+            match part {
+                None => mac.update(&[0]),
+                Some(bytes) => {
+                    mac.update(&[1]);
+                    mac.update(&(bytes.len() as u64).to_be_bytes());
+                    mac.update(bytes);
+                }
+            }
+        }
+        mac.finalize().into_bytes().into()
     }
 
     /// The key that seals.
@@ -249,6 +286,41 @@ mod tests {
             id,
             transaction_number,
         }
+    }
+
+    #[test]
+    fn fingerprints_are_the_sealing_keys_and_tell_every_framing_apart() {
+        let k1 = PayloadKeys::parse(&[K1]).expect("valid");
+        let parts: [Option<&[u8]>; 2] = [Some(b"ab"), Some(b"c")];
+        let print = k1.fingerprint(&parts);
+        // Only the sealing key counts: the same with older keys listed after it.
+        assert_eq!(
+            PayloadKeys::parse(&[K1, K2])
+                .expect("valid")
+                .fingerprint(&parts),
+            print
+        );
+        assert_ne!(
+            PayloadKeys::parse(&[K2, K1])
+                .expect("valid")
+                .fingerprint(&parts),
+            print
+        );
+        // Neither the plain SHA-256 of the parts, nor of their concatenation.
+        use sha2::Digest as _;
+        assert_ne!(<[u8; 32]>::from(Sha256::digest(b"abc")), print);
+        for other in [
+            [Some(&b"a"[..]), Some(&b"bc"[..])],
+            [Some(&b"abc"[..]), None],
+            [Some(&b"ab"[..]), Some(&b""[..])],
+            [None, Some(&b"c"[..])],
+        ] {
+            assert_ne!(k1.fingerprint(&other), print, "{other:?}");
+        }
+        assert_ne!(
+            k1.fingerprint(&[Some(b"abc")]),
+            k1.fingerprint(&[Some(b"abc"), None])
+        );
     }
 
     #[test]

@@ -202,7 +202,7 @@ fn serve(
     let api_keys = web::Data::new(settings.api_keys);
     let lingering = Lingering::default();
     let workers = pools.workers();
-    // The answers actix-http gives before any route (400, 431, 408) carry the contract's
+    // The answers actix-http gives before any route (400, 414, 431, 408) carry the contract's
     // error body too. Process-wide; every server of the process sets the same.
     actix_http::h1::set_own_answer_body(edge::refusals::own_answer_body);
     // No route upgrades a connection or tunnels one: a request asking for either is served

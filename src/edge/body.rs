@@ -1,7 +1,8 @@
 //! Reading request bodies at the edge, before anything knows who sent them.
 //!
-//! A webhook's signature can only be checked over its whole body, so bodies are read before
-//! the sender is known. What an unauthenticated client can make the process hold is
+//! A webhook's signature can only be checked over its whole body, so a signed delivery's body
+//! is read before the sender is known (a delivery without a signature is decided by its
+//! headers first: `routes::webhooks`). What an unauthenticated client can make the process hold is
 //! therefore bounded twice: each body by the body limit (413), and all bodies together by a
 //! process-wide [`BodyBudget`] (503 with `Retry-After` beyond it), of which the bodies of one
 //! client address may hold a share only. Buffers grow with the bytes that arrive, never with

@@ -32,26 +32,17 @@ pub enum Kept {
     Erased,
 }
 
-/// What tells one kept delivery from another: the SHA-256 of what its sender sent and was
-/// answered, each part framed by its length so that no two deliveries run together.
-fn digest(delivery: &RejectedDelivery<'_>) -> [u8; 32] {
-    use sha2::{Digest as _, Sha256};
-
-    let mut digest = Sha256::new();
-    let mut part = |bytes: Option<&[u8]>| match bytes {
-        None => digest.update([0]),
-        Some(bytes) => {
-            digest.update([1]);
-            digest.update((bytes.len() as u64).to_be_bytes());
-            digest.update(bytes);
-        }
-    };
-    part(Some(&delivery.status.to_be_bytes()));
-    part(Some(delivery.error_code.as_bytes()));
-    part(delivery.webhook_id.map(str::as_bytes));
-    part(delivery.content_type.map(str::as_bytes));
-    part(Some(delivery.body));
-    digest.finalize().into()
+/// What tells one kept delivery from another: the keyed digest of what its sender sent and
+/// was answered (the body holds identity data: a plain hash would let a copy of the database
+/// confirm a guessed body).
+fn digest(keys: &PayloadKeys, delivery: &RejectedDelivery<'_>) -> [u8; 32] {
+    keys.fingerprint(&[
+        Some(&delivery.status.to_be_bytes()),
+        Some(delivery.error_code.as_bytes()),
+        delivery.webhook_id.map(str::as_bytes),
+        delivery.content_type.map(str::as_bytes),
+        Some(delivery.body),
+    ])
 }
 
 /// Keeps the delivery, its body sealed under the first of `keys`, unless an identification it
@@ -109,7 +100,7 @@ pub async fn keep(
         sealed.bytes,
         &identifications,
         also_named.as_deref() as Option<&[&str]>,
-        &digest(delivery)[..],
+        &digest(keys, delivery)[..],
     )
     .fetch_one(&mut *conn)
     .await?;

@@ -401,8 +401,9 @@ impl Modify for EveryAnswer {
                 responses
                     .entry("500".to_owned())
                     .or_insert_with(|| fault.clone().into());
-                for response in responses.values_mut() {
-                    if let openapi::RefOr::T(response) = response {
+                for (status, response) in responses.iter_mut() {
+                    // The HTTP layer's 414 comes before any request has an id.
+                    if let (openapi::RefOr::T(response), false) = (response, status == "414") {
                         response
                             .headers
                             .insert("X-Request-Id".to_owned(), request_id.clone());

@@ -866,6 +866,32 @@ mod tests {
             Ok(Some(&b"msg"[..]))
         );
         assert_eq!(early(plain("sha256=00")), None);
+
+        // Basic is read off its header; with `source` enabled, a delivery without credentials
+        // passes before its body, as it passes with it.
+        let methods = [MethodName::Hmac, MethodName::Basic, MethodName::Source];
+        let auth = policy(&methods, Some(&["192.0.2.0/24"])).expect("valid");
+        let admitted = auth.admit(Some(CLIENT)).expect("admitted");
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("idnow:{PASSWORD}"))
+        );
+        let basic = DeliveryHeaders {
+            authorization: SentHeader::One(basic.as_bytes()),
+            ..Default::default()
+        };
+        for (headers, method) in [
+            (basic, MethodName::Basic),
+            (DeliveryHeaders::default(), MethodName::Source),
+        ] {
+            assert_eq!(
+                admitted
+                    .verify_before_body(headers, now())
+                    .map(|verdict| verdict.map(|v| v.method)),
+                Some(Ok(method))
+            );
+        }
+        assert_eq!(admitted.verify_before_body(plain("sha256=00"), now()), None);
     }
 
     #[test]

@@ -509,6 +509,89 @@ async fn expect_100_continue_is_answered_only_when_the_body_is_read(pool: PgPool
         .await
         .expect("connect");
     stream.write_all(head.as_bytes()).await.expect("sent");
+    assert_told_to_go_on(&mut stream).await;
+    stream.write_all(&body).await.expect("sent");
+    let (answer, _) = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 202 "), "{answer}");
+    assert_eq!(app.attempt_count().await, 1);
+}
+
+/// A request target longer than the server takes is 414 (RFC 9112 §3), in the contract's
+/// shape: past what a URI holds (65,534 bytes), and past the read buffer (128 KiB), where the
+/// request line does not even end. One of exactly that length is served; a head that fills
+/// the buffer with its fields after a target of a length taken is 431.
+#[sqlx::test(migrations = false)]
+async fn a_request_target_too_long_to_take_is_414(pool: PgPool) {
+    let app = spawn_app(pool).await;
+    let request = |before: &str, target_len: usize, fields: &str| {
+        let query = "a".repeat(target_len - "/health/live?".len());
+        format!(
+            "{before}GET /health/live?{query} HTTP/1.1\r\nHost: idnow\r\n{fields}\
+             Connection: close\r\n\r\n"
+        )
+    };
+    let answer = exchange(app.port(), request("", 65_534, "").as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{}", &answer[..80]);
+    // Three fields of 25,000 bytes: with the target, past the read buffer.
+    let large_fields = format!("X-Large: {}\r\n", "b".repeat(25_000)).repeat(3);
+    for (before, target_len, fields) in [
+        ("", 65_535, ""),
+        ("", 200_000, ""),
+        // Empty lines before a request line are skipped (RFC 9112 §2.2).
+        ("\r\n", 200_000, ""),
+        ("", 70_000, large_fields.as_str()),
+    ] {
+        let answer = exchange(app.port(), request(before, target_len, fields).as_bytes()).await;
+        assert_raw_error(&answer, StatusCode::URI_TOO_LONG, "uri_too_long");
+    }
+    let answer = exchange(app.port(), request("", 60_000, &large_fields).as_bytes()).await;
+    assert_raw_error(
+        &answer,
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        "request_header_fields_too_large",
+    );
+}
+
+/// A delivery admitted by its static token is told to go on once the token is checked, and
+/// stored; a wrong token is refused before any body is asked for.
+#[sqlx::test(migrations = false)]
+async fn a_token_delivery_is_told_to_go_on_once_its_token_is_checked(pool: PgPool) {
+    let app = spawn_app_adding(
+        pool,
+        &[
+            ("WEBHOOK_AUTH", "hmac,token"),
+            ("WEBHOOK_TOKENS", &sha256_hex("the-token")),
+        ],
+    )
+    .await;
+    let body = success();
+    let head = |token: &str| {
+        format!(
+            "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nX-Auth-Token: {token}\r\nExpect: 100-continue\r\n\
+             Connection: close\r\n\r\n",
+            body.len()
+        )
+    };
+    let answer = exchange(app.port(), head("a-wrong-token").as_bytes()).await;
+    assert_raw_error(&answer, StatusCode::UNAUTHORIZED, "invalid_signature");
+
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connect");
+    stream
+        .write_all(head("the-token").as_bytes())
+        .await
+        .expect("sent");
+    assert_told_to_go_on(&mut stream).await;
+    stream.write_all(&body).await.expect("sent");
+    let (answer, _) = read_until_closed(&mut stream).await;
+    assert!(answer.starts_with("HTTP/1.1 202 "), "{answer}");
+    assert_eq!(app.attempt_count().await, 1);
+}
+
+/// Reads what a client that sent `Expect: 100-continue` waits for before its body.
+async fn assert_told_to_go_on(stream: &mut tokio::net::TcpStream) {
     let continue_line = b"HTTP/1.1 100 Continue\r\n\r\n";
     let mut told = vec![0; continue_line.len()];
     tokio::time::timeout(
@@ -519,26 +602,4 @@ async fn expect_100_continue_is_answered_only_when_the_body_is_read(pool: PgPool
     .expect("told to go on before the body is sent")
     .expect("read");
     assert_eq!(told, continue_line);
-    stream.write_all(&body).await.expect("sent");
-    let (answer, _) = read_until_closed(&mut stream).await;
-    assert!(answer.starts_with("HTTP/1.1 202 "), "{answer}");
-    assert_eq!(app.attempt_count().await, 1);
-}
-
-/// A request target longer than the server takes is 414 (RFC 9112 §3), in the contract's
-/// shape: past what a URI holds (65,534 bytes), and past the read buffer, where the request
-/// line does not even end. One of exactly that length is served.
-#[sqlx::test(migrations = false)]
-async fn a_request_target_too_long_to_take_is_414(pool: PgPool) {
-    let app = spawn_app(pool).await;
-    let request = |target_len: usize| {
-        let query = "a".repeat(target_len - "/health/live?".len());
-        format!("GET /health/live?{query} HTTP/1.1\r\nHost: idnow\r\nConnection: close\r\n\r\n")
-    };
-    let answer = exchange(app.port(), request(65_534).as_bytes()).await;
-    assert!(answer.starts_with("HTTP/1.1 200 "), "{}", &answer[..80]);
-    for target_len in [65_535, 200_000] {
-        let answer = exchange(app.port(), request(target_len).as_bytes()).await;
-        assert_raw_error(&answer, StatusCode::URI_TOO_LONG, "uri_too_long");
-    }
 }

@@ -66,12 +66,17 @@ async fn the_description_is_served_as_committed_and_covers_every_route(pool: PgP
     .collect();
     assert_eq!(operations, expected);
 
-    // Every answer of every operation documents X-Request-Id, every error the error body.
+    // Every answer of every operation documents X-Request-Id (but the HTTP layer's 414,
+    // which comes before a request has an id), every error the error body.
     for (path, item) in document["paths"].as_object().expect("paths") {
         for (method, operation) in item.as_object().expect("a path item") {
             for (status, answer) in operation["responses"].as_object().expect("responses") {
                 let at = format!("{method} {path} {status}");
-                assert!(answer["headers"]["X-Request-Id"].is_object(), "{at}");
+                assert_eq!(
+                    answer["headers"]["X-Request-Id"].is_object(),
+                    status != "414",
+                    "{at}"
+                );
                 if status.starts_with('4') || status.starts_with('5') {
                     assert_eq!(
                         answer["content"]["application/json"]["schema"]["$ref"],

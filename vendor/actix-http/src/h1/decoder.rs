@@ -339,10 +339,15 @@ impl MessageType for Request {
                 httparse::Status::Partial => {
                     return if src.len() >= MAX_BUFFER_SIZE {
                         trace!("MAX_BUFFER_SIZE unprocessed data reached, closing");
-                        // PATCHED (idnow-attempts, vendor/README.md): see `MAX_URI_LEN`. A
-                        // request line that does not end within the buffer, past its method,
-                        // has too long a target; a head of many fields is 431 still.
-                        if req.method.is_some() && !src.contains(&b'\n') {
+                        // PATCHED (idnow-attempts, vendor/README.md): see `MAX_URI_LEN`. The
+                        // buffer filled with the target unfinished (past the method, which
+                        // httparse sets first), or after too long a one; otherwise the fields
+                        // filled it, and that is 431 still.
+                        let target_too_long = match req.path {
+                            Some(path) => path.len() > MAX_URI_LEN,
+                            None => req.method.is_some(),
+                        };
+                        if target_too_long {
                             return Err(ParseError::UriTooLong);
                         }
                         Err(ParseError::TooLarge)
