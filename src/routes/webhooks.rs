@@ -2,9 +2,10 @@
 //!
 //! The order of checks is the contract's: the source address (403), before anything else of
 //! the request is read; content type and coding (415), size (413 by the declared length),
-//! credentials (401: those that sign nothing before the body is read, so that an unsigned
-//! delivery gets its 401 before anything reading the body would answer; a signature once the
-//! body is read, within its limits: 413, 503, 408, 400), then
+//! credentials (401: what the headers decide before the body is read, so that a delivery
+//! without a signature that could verify gets its 401 before anything reading the body would
+//! answer; a signature that could, once the body is read within its limits: 413, 503, 408,
+//! 400), then
 //! `webhook-id` and shape (400/422), then the store (2xx; 409 for a reused `webhook-id`; 422
 //! for a value the database refuses). What follows authentication is `ingest`'s, which
 //! `rejected replay` runs too. Nothing is read as JSON before the sender is verified;
@@ -40,8 +41,9 @@ pub struct Acknowledgement {
 /// Stores one attempt of an IDnow identification.
 ///
 /// Checked in this order: the sender's address (403), the declared content type and coding
-/// (415), the declared size (413), the credentials (401; a delivery without a signature is
-/// refused before its body is read, a signed one once it is read within the limits), then
+/// (415), the declared size (413), the credentials (401; a delivery without a signature that
+/// could verify is refused before its body is read, a signed one once it is read within
+/// the limits), then
 /// the body (400/422), then the store. An
 /// authentic delivery that is refused (400, 409, 422) is kept verbatim for operators. Any one
 /// of the methods `WEBHOOK_AUTH` enables suffices; with `source` enabled, a delivery from

@@ -178,9 +178,18 @@ impl Method {
         }
     }
 
-    /// Whether the method's verdict depends on the body: the signatures sign it.
-    fn reads_body(&self) -> bool {
-        matches!(self, Self::StandardWebhooks(_) | Self::Hmac(_))
+    /// The verdict the headers alone give: `Some` unless it depends on the body, as a
+    /// signature's does once its headers are well formed and, for Standard Webhooks, recent.
+    fn verify_headers<'a>(
+        &self,
+        headers: &DeliveryHeaders<'a>,
+        now: SystemTime,
+    ) -> Option<Result<VouchedId<'a>, AuthFailure>> {
+        match self {
+            Self::StandardWebhooks(method) => method.read(headers, now).err().map(Err),
+            Self::Hmac(_) => HmacSignature::read(headers).err().map(Err),
+            Self::Token(_) | Self::Basic(_) | Self::Source => Some(self.verify(headers, &[], now)),
+        }
     }
 
     fn verify<'a>(
@@ -368,24 +377,41 @@ impl WebhookAuth {
 pub struct Admitted<'p>(&'p WebhookAuth);
 
 impl Admitted<'_> {
-    /// The verdict on a delivery whose headers attempt no method that reads the body (no
-    /// signature), before the body is read: so that a sender with no credentials, or only
-    /// wrong static ones, costs no body's memory and is not told to send one (`100
-    /// Continue`). `None` when a signature is attempted: [`Admitted::verify`] with the body
-    /// decides then.
+    /// The verdict on a delivery before its body is read, when its headers give it: so that
+    /// a sender with no credentials, wrong static ones or signature headers that could
+    /// never verify (malformed, or a stale timestamp) costs no body's memory and is not
+    /// told to send one (`100 Continue`). `None` when a signature could verify: then
+    /// [`Admitted::verify`] decides with the body. Methods are tried in the same order, so
+    /// the verdict is the one `verify` gives.
     pub fn verify_before_body<'a>(
         self,
         headers: DeliveryHeaders<'a>,
         now: SystemTime,
     ) -> Option<Result<Verified<'a>, Refused>> {
-        let signed = self
-            .0
-            .methods
-            .iter()
-            .any(|method| method.reads_body() && method.is_attempted(&headers));
-        // Unsigned, every method attempted decides from the headers alone: the same verdict
-        // as with the body.
-        (!signed).then(|| self.verify(headers, &[], now))
+        let mut first_refusal = None;
+        for method in &self.0.methods {
+            if !method.is_attempted(&headers) {
+                continue;
+            }
+            match method.verify_headers(&headers, now)? {
+                Ok(webhook_id) => {
+                    return Some(Ok(Verified {
+                        method: method.name(),
+                        webhook_id,
+                    }))
+                }
+                Err(failure) => {
+                    first_refusal.get_or_insert(Refused {
+                        method: Some(method.name()),
+                        failure,
+                    });
+                }
+            }
+        }
+        Some(Err(first_refusal.unwrap_or(Refused {
+            method: None,
+            failure: AuthFailure::Missing,
+        })))
     }
 
     /// Any one method the delivery attempts suffices. Only a verified Standard Webhooks
@@ -865,7 +891,40 @@ mod tests {
             admitted.verify(both, BODY, now()).map(|v| v.webhook_id),
             Ok(Some(&b"msg"[..]))
         );
-        assert_eq!(early(plain("sha256=00")), None);
+        // A signature that may match waits for the body; one whose headers alone cannot
+        // (malformed, stale) does not, and is refused as `verify` would refuse it.
+        let forged = format!("sha256={}", "0".repeat(64));
+        assert_eq!(early(plain(&forged)), None);
+        let stale = (NOW - 3_600).to_string();
+        for (headers, failure, method) in [
+            (plain("sha256=00"), AuthFailure::Malformed, MethodName::Hmac),
+            (
+                standard("msg", &stale, &signature),
+                AuthFailure::Stale,
+                MethodName::StandardWebhooks,
+            ),
+            (
+                standard("msg", &timestamp, "v1,not-base64"),
+                AuthFailure::Malformed,
+                MethodName::StandardWebhooks,
+            ),
+        ] {
+            let refused = Refused {
+                method: Some(method),
+                failure,
+            };
+            assert_eq!(early(headers), Some(Err(refused)));
+            assert_eq!(admitted.verify(headers, BODY, now()), Err(refused));
+        }
+        // A malformed signature beside a valid token: the token passes, before the body.
+        let token_beside = DeliveryHeaders {
+            token: SentHeader::One(TOKEN.as_bytes()),
+            ..plain("sha256=00")
+        };
+        assert_eq!(
+            early(token_beside).map(|verdict| verdict.map(|v| v.method)),
+            Some(Ok(MethodName::Token))
+        );
 
         // Basic is read off its header; with `source` enabled, a delivery without credentials
         // passes before its body, as it passes with it.
@@ -891,7 +950,7 @@ mod tests {
                 Some(Ok(method))
             );
         }
-        assert_eq!(admitted.verify_before_body(plain("sha256=00"), now()), None);
+        assert_eq!(admitted.verify_before_body(plain(&forged), now()), None);
     }
 
     #[test]

@@ -10,6 +10,13 @@ use base64::Engine as _;
 use super::signing_key::{any_key_matches, SigningKey, DIGEST_LEN};
 use super::{AuthFailure, DeliveryHeaders, SentHeader, VouchedId};
 
+/// A delivery's Standard Webhooks headers, read.
+pub(super) struct Sent<'a> {
+    id: &'a [u8],
+    timestamp: &'a str,
+    candidates: Vec<[u8; DIGEST_LEN]>,
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct StandardWebhooks {
     pub(super) keys: Vec<SigningKey>,
@@ -28,6 +35,26 @@ impl StandardWebhooks {
         body: &[u8],
         now: SystemTime,
     ) -> Result<VouchedId<'a>, AuthFailure> {
+        let Sent {
+            id,
+            timestamp,
+            candidates,
+        } = self.read(headers, now)?;
+        let signed = [id, b".", timestamp.as_bytes(), b".", body];
+        if any_key_matches(&self.keys, &signed, &candidates) {
+            Ok(Some(id))
+        } else {
+            Err(AuthFailure::Mismatch)
+        }
+    }
+
+    /// What the headers say, and what they alone refuse: a missing or malformed header, a
+    /// timestamp out of tolerance. Only the signatures' match needs the body.
+    pub(super) fn read<'a>(
+        &self,
+        headers: &DeliveryHeaders<'a>,
+        now: SystemTime,
+    ) -> Result<Sent<'a>, AuthFailure> {
         // The id's length and characters are not checked here: a correctly signed delivery
         // is authentic whatever its id, and an id unfit to store is the handler's 400.
         let id = headers.webhook_id.bytes(AuthFailure::Malformed)?;
@@ -37,7 +64,6 @@ impl StandardWebhooks {
         if !self.within_tolerance(sent_at, now) {
             return Err(AuthFailure::Stale);
         }
-
         let candidates: Vec<[u8; DIGEST_LEN]> = signatures
             .split(' ')
             .filter_map(|entry| entry.strip_prefix("v1,"))
@@ -47,12 +73,11 @@ impl StandardWebhooks {
         if candidates.is_empty() {
             return Err(AuthFailure::Malformed);
         }
-        let signed = [id, b".", timestamp.as_bytes(), b".", body];
-        if any_key_matches(&self.keys, &signed, &candidates) {
-            Ok(Some(id))
-        } else {
-            Err(AuthFailure::Mismatch)
-        }
+        Ok(Sent {
+            id,
+            timestamp,
+            candidates,
+        })
     }
 
     /// In whole seconds, as the timestamp is: against the clock's fraction of a second the

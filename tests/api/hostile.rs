@@ -236,7 +236,7 @@ async fn a_chunked_body_whose_framing_has_no_end_is_refused_at_once(pool: PgPool
     let port = app.port();
     let head =
         "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
-                X-Idnow-Signature: sha256=00\r\nTransfer-Encoding: chunked\r\n\r\n";
+                X-Idnow-Signature: sha256=0000000000000000000000000000000000000000000000000000000000000000\r\nTransfer-Encoding: chunked\r\n\r\n";
     let endless: [(&str, &[u8], &[u8]); 4] = [
         ("a chunk extension", b"1;", b"a"),
         ("leading zeros", b"", b"0"),
@@ -450,8 +450,9 @@ async fn fuzzing_seeds_and_regressions_never_get_a_server_error(pool: PgPool) {
 
 /// `Expect: 100-continue` (RFC 9110 §10.1.1): the client waits to be told to send its body.
 /// The server tells it only once it reads the body, so a delivery refused by its head alone
-/// (413 by its declared length, 415, 401 without credentials) is refused at once, and the
-/// body is never asked for; a signed delivery is asked for its body and stored.
+/// (413 by its declared length, 415, 401 without credentials or with signature headers that
+/// could never verify) is refused at once, and the body is never asked for; a signed
+/// delivery is asked for its body and stored.
 #[sqlx::test(migrations = false)]
 async fn expect_100_continue_is_answered_only_when_the_body_is_read(pool: PgPool) {
     let app = spawn_app(pool).await;
@@ -475,6 +476,24 @@ async fn expect_100_continue_is_answered_only_when_the_body_is_read(pool: PgPool
         ),
         (
             "Content-Type: application/json\r\nTransfer-Encoding: chunked".to_owned(),
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+        ),
+        // Signature headers that could never verify, whatever the body.
+        (
+            "Content-Type: application/json\r\nContent-Length: 3000\r\n\
+             X-Idnow-Signature: garbage"
+                .to_owned(),
+            StatusCode::UNAUTHORIZED,
+            "invalid_signature",
+        ),
+        (
+            format!(
+                "Content-Type: application/json\r\nContent-Length: 3000\r\n\
+                 webhook-id: msg-stale\r\nwebhook-timestamp: {}\r\n\
+                 webhook-signature: v1,AAAA",
+                unix_now() - 3_600
+            ),
             StatusCode::UNAUTHORIZED,
             "invalid_signature",
         ),
@@ -550,6 +569,17 @@ async fn a_request_target_too_long_to_take_is_414(pool: PgPool) {
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
         "request_header_fields_too_large",
     );
+
+    // A target still being sent is answered once it is past the limit, not after the head
+    // timeout (5 s).
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", app.port()))
+        .await
+        .expect("connect");
+    let unfinished = format!("GET /?{}", "a".repeat(65_540));
+    stream.write_all(unfinished.as_bytes()).await.expect("sent");
+    let (answer, took) = read_until_closed(&mut stream).await;
+    assert!(took < std::time::Duration::from_secs(3), "after {took:?}");
+    assert_raw_error(&answer, StatusCode::URI_TOO_LONG, "uri_too_long");
 }
 
 /// A delivery admitted by its static token is told to go on once the token is checked, and

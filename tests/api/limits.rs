@@ -310,7 +310,7 @@ async fn a_client_still_sending_a_refused_request_reads_its_answer_not_a_reset(p
 
     let mut huge_body = format!(
         "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
-         X-Idnow-Signature: sha256=00\r\nContent-Length: {size}\r\n\r\n"
+         X-Idnow-Signature: sha256=0000000000000000000000000000000000000000000000000000000000000000\r\nContent-Length: {size}\r\n\r\n"
     )
     .into_bytes();
     huge_body.resize(huge_body.len() + size, b' ');
@@ -403,7 +403,7 @@ async fn a_refused_client_that_sends_without_end_is_cut_off(pool: PgPool) {
     .await;
     refused_then_sending(
         b"POST /v1/webhooks/idnow HTTP/1.1\r\nHost: idnow\r\nContent-Type: application/json\r\n\
-          X-Idnow-Signature: sha256=00\r\nContent-Length: 2000000\r\n\r\n",
+          X-Idnow-Signature: sha256=0000000000000000000000000000000000000000000000000000000000000000\r\nContent-Length: 2000000\r\n\r\n",
         StatusCode::PAYLOAD_TOO_LARGE,
         "payload_too_large",
     )

@@ -143,7 +143,7 @@ async fn bodies_beyond_the_budget_are_answered_503_instead_of_read(pool: PgPool)
     // holding 60 KiB: a signature is checked against the whole body.
     let holder = stalled_body(
         port,
-        "X-Idnow-Signature: sha256=00\r\n",
+        "X-Idnow-Signature: sha256=0000000000000000000000000000000000000000000000000000000000000000\r\n",
         64 * 1024,
         60 * 1024,
     )
@@ -220,7 +220,7 @@ async fn one_client_holds_its_share_of_the_budget_and_no_more(pool: PgPool) {
     // Two bodies of the hostile client, each 60 KiB sent of 64 declared, then stalled.
     let mut holders = Vec::new();
     for _ in 0..2 {
-        let headers = format!("X-Forwarded-For: {HOSTILE}\r\nX-Idnow-Signature: sha256=00\r\n");
+        let headers = format!("X-Forwarded-For: {HOSTILE}\r\nX-Idnow-Signature: sha256=0000000000000000000000000000000000000000000000000000000000000000\r\n");
         holders.push(stalled_body(app.port(), &headers, 64 * 1024, 60 * 1024).await);
     }
     // 60 KiB each, or 64 if its bytes arrived in pieces (buffers double, up to the limit).
@@ -687,7 +687,7 @@ async fn a_body_still_coming_for_a_request_behind_is_not_the_answer_before_its_b
     let body = webhook_body("tn-first", "SUCCESS", "2026-10-02T09:00:00Z");
     let mut requests = format!(
         "POST /v1/webhooks/idnow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-         X-Idnow-Signature: sha256=00\r\nContent-Length: {}\r\n\r\n",
+         X-Idnow-Signature: sha256=0000000000000000000000000000000000000000000000000000000000000000\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -695,7 +695,7 @@ async fn a_body_still_coming_for_a_request_behind_is_not_the_answer_before_its_b
     // The second: chunked, one chunk, then nothing more from the client.
     requests.extend_from_slice(
         b"POST /v1/webhooks/idnow HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
-          X-Idnow-Signature: sha256=00\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n",
+          X-Idnow-Signature: sha256=0000000000000000000000000000000000000000000000000000000000000000\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n",
     );
     stream.write_all(&requests).await.expect("written");
     let (received, _) = read_until_closed(&mut stream).await;

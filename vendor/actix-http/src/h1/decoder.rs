@@ -337,19 +337,24 @@ impl MessageType for Request {
                 }
 
                 httparse::Status::Partial => {
+                    // PATCHED (idnow-attempts, vendor/README.md): see `MAX_URI_LEN`. A target
+                    // too long is answered as soon as it is known to be: whole (httparse sets
+                    // the path once it ends), or unfinished (past the method, which httparse
+                    // sets first) beyond the limit or when the buffer is full. A buffer that
+                    // the fields fill is 431 still.
+                    let target_too_long = match (req.method, req.path) {
+                        (_, Some(path)) => path.len() > MAX_URI_LEN,
+                        (Some(method), None) => {
+                            src.len() >= MAX_BUFFER_SIZE
+                                || src.len() > method.len() + 1 + MAX_URI_LEN
+                        }
+                        (None, None) => false,
+                    };
+                    if target_too_long {
+                        return Err(ParseError::UriTooLong);
+                    }
                     return if src.len() >= MAX_BUFFER_SIZE {
                         trace!("MAX_BUFFER_SIZE unprocessed data reached, closing");
-                        // PATCHED (idnow-attempts, vendor/README.md): see `MAX_URI_LEN`. The
-                        // buffer filled with the target unfinished (past the method, which
-                        // httparse sets first), or after too long a one; otherwise the fields
-                        // filled it, and that is 431 still.
-                        let target_too_long = match req.path {
-                            Some(path) => path.len() > MAX_URI_LEN,
-                            None => req.method.is_some(),
-                        };
-                        if target_too_long {
-                            return Err(ParseError::UriTooLong);
-                        }
                         Err(ParseError::TooLarge)
                     } else {
                         // Return None to notify more read are needed for parsing request
