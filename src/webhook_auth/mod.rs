@@ -388,12 +388,35 @@ impl Admitted<'_> {
         headers: DeliveryHeaders<'a>,
         now: SystemTime,
     ) -> Option<Result<Verified<'a>, Refused>> {
+        self.decide(&headers, |method| method.verify_headers(&headers, now))
+    }
+
+    /// Any one method the delivery attempts suffices. Only a verified Standard Webhooks
+    /// signature vouches for its id.
+    pub fn verify<'a>(
+        self,
+        headers: DeliveryHeaders<'a>,
+        body: &[u8],
+        now: SystemTime,
+    ) -> Result<Verified<'a>, Refused> {
+        self.decide(&headers, |method| Some(method.verify(&headers, body, now)))
+            .unwrap_or_else(|| unreachable!("with the body, every method decides"))
+    }
+
+    /// The first attempted method, in order, that `verdict` passes; else the first refusal
+    /// (`Missing` when nothing was attempted). `None` as soon as a verdict is `None`: that
+    /// method cannot decide yet, and the methods after it may not decide in its place.
+    fn decide<'a>(
+        self,
+        headers: &DeliveryHeaders<'a>,
+        mut verdict: impl FnMut(&Method) -> Option<Result<VouchedId<'a>, AuthFailure>>,
+    ) -> Option<Result<Verified<'a>, Refused>> {
         let mut first_refusal = None;
         for method in &self.0.methods {
-            if !method.is_attempted(&headers) {
+            if !method.is_attempted(headers) {
                 continue;
             }
-            match method.verify_headers(&headers, now)? {
+            match verdict(method)? {
                 Ok(webhook_id) => {
                     return Some(Ok(Verified {
                         method: method.name(),
@@ -412,40 +435,6 @@ impl Admitted<'_> {
             method: None,
             failure: AuthFailure::Missing,
         })))
-    }
-
-    /// Any one method the delivery attempts suffices. Only a verified Standard Webhooks
-    /// signature vouches for its id.
-    pub fn verify<'a>(
-        self,
-        headers: DeliveryHeaders<'a>,
-        body: &[u8],
-        now: SystemTime,
-    ) -> Result<Verified<'a>, Refused> {
-        let mut first_refusal = None;
-        for method in &self.0.methods {
-            if !method.is_attempted(&headers) {
-                continue;
-            }
-            match method.verify(&headers, body, now) {
-                Ok(webhook_id) => {
-                    return Ok(Verified {
-                        method: method.name(),
-                        webhook_id,
-                    })
-                }
-                Err(failure) => {
-                    first_refusal.get_or_insert(Refused {
-                        method: Some(method.name()),
-                        failure,
-                    });
-                }
-            }
-        }
-        Err(first_refusal.unwrap_or(Refused {
-            method: None,
-            failure: AuthFailure::Missing,
-        }))
     }
 }
 
