@@ -2,8 +2,8 @@
 //!
 //! A webhook's signature can only be checked over its whole body, so a signed delivery's body
 //! is read before the sender is known (a delivery without a signature is decided by its
-//! headers first: `routes::webhooks`). What an unauthenticated client can make the process hold is
-//! therefore bounded twice: each body by the body limit (413), and all bodies together by a
+//! headers first: `routes::webhooks`). What an unauthenticated client can make the process
+//! hold is therefore bounded twice: each body by the body limit (413), and all bodies together by a
 //! process-wide [`BodyBudget`] (503 with `Retry-After` beyond it), of which the bodies of one
 //! client address may hold a share only. Buffers grow with the bytes that arrive, never with
 //! what a `Content-Length` promises.

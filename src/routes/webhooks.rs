@@ -5,8 +5,7 @@
 //! credentials (401: what the headers decide before the body is read, so that a delivery
 //! without a signature that could verify gets its 401 before anything reading the body would
 //! answer; a signature that could, once the body is read within its limits: 413, 503, 408,
-//! 400), then
-//! `webhook-id` and shape (400/422), then the store (2xx; 409 for a reused `webhook-id`; 422
+//! 400), then `webhook-id` and shape (400/422), then the store (2xx; 409 for a reused `webhook-id`; 422
 //! for a value the database refuses). What follows authentication is `ingest`'s, which
 //! `rejected replay` runs too. Nothing is read as JSON before the sender is verified;
 //! an authentic delivery that is refused is kept verbatim; a 2xx is sent only once the
@@ -43,11 +42,10 @@ pub struct Acknowledgement {
 /// Checked in this order: the sender's address (403), the declared content type and coding
 /// (415), the declared size (413), the credentials (401; a delivery without a signature that
 /// could verify is refused before its body is read, a signed one once it is read within
-/// the limits), then
-/// the body (400/422), then the store. An
-/// authentic delivery that is refused (400, 409, 422) is kept verbatim for operators. Any one
-/// of the methods `WEBHOOK_AUTH` enables suffices; with `source` enabled, a delivery from
-/// inside `WEBHOOK_ALLOWED_SOURCES` needs no credentials at all.
+/// the limits), then the body (400/422), then the store. An authentic delivery that is
+/// refused (400, 409, 422) is kept verbatim for operators. Any one of the methods
+/// `WEBHOOK_AUTH` enables suffices; with `source` enabled, a delivery from inside
+/// `WEBHOOK_ALLOWED_SOURCES` needs no credentials at all.
 #[utoipa::path(
     post,
     path = "/v1/webhooks/idnow",
