@@ -43,6 +43,33 @@ async fn wrong_methods_are_405_with_allow(pool: PgPool) {
             "/health/ready".to_owned(),
             "GET, HEAD",
         ),
+        // Every other route of the contract, and a method no route takes.
+        (
+            reqwest::Method::GET,
+            format!("/v1/persons/{PERSON}"),
+            "DELETE",
+        ),
+        (
+            reqwest::Method::PUT,
+            format!("/v1/persons/{PERSON}"),
+            "DELETE",
+        ),
+        (
+            reqwest::Method::PATCH,
+            "/v1/webhooks/idnow".to_owned(),
+            "POST",
+        ),
+        (
+            reqwest::Method::DELETE,
+            "/health/live".to_owned(),
+            "GET, HEAD",
+        ),
+        (reqwest::Method::POST, "/metrics".to_owned(), "GET, HEAD"),
+        (
+            reqwest::Method::POST,
+            "/openapi.json".to_owned(),
+            "GET, HEAD",
+        ),
     ] {
         let response = app
             .client

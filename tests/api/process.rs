@@ -38,9 +38,19 @@ impl ServiceProcess {
 
     /// As [`ServiceProcess::start`], on the database at `url`, which `pool` also reaches.
     pub fn start_on(url: &str, pool: &PgPool, environment: &[(&str, &str)]) -> Self {
+        Self::start_with_arguments(url, pool, &["serve"], environment)
+    }
+
+    /// As [`ServiceProcess::start_on`], the binary given `arguments` (`serve`, or none).
+    pub fn start_with_arguments(
+        url: &str,
+        pool: &PgPool,
+        arguments: &[&str],
+        environment: &[(&str, &str)],
+    ) -> Self {
         let secrets = test_environment();
         let mut child = binary()
-            .arg("serve")
+            .args(arguments)
             .env("DATABASE_URL", url)
             .env("PORT", "0")
             .env("IDNOW_WEBHOOK_SECRETS", &secrets["IDNOW_WEBHOOK_SECRETS"])

@@ -242,3 +242,25 @@ async fn stored_count(pool: &PgPool) -> i64 {
         .await
         .expect("count attempts")
 }
+
+/// With no subcommand the binary serves, as `serve` does, and stops on SIGTERM with exit 0.
+#[sqlx::test(migrations = false)]
+async fn serve_is_what_the_binary_does_without_a_subcommand(pool: PgPool) {
+    let url = database_url(&pool.connect_options());
+    let service = ServiceProcess::start_with_arguments(&url, &pool, &[], &[]);
+    assert_eq!(
+        fresh_get(&service.app.address, "/health/ready")
+            .await
+            .expect("answered"),
+        StatusCode::OK
+    );
+    let body = webhook_body("tn-default", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    assert_eq!(
+        service.app.deliver(&body).await.status(),
+        StatusCode::ACCEPTED
+    );
+    service.signal(Signal::SIGTERM);
+    let (status, _) = service.wait().await;
+    assert!(status.success(), "{status}");
+    assert_eq!(stored_count(&pool).await, 1);
+}

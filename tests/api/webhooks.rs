@@ -135,6 +135,83 @@ async fn a_redelivery_returns_the_original_id_and_stores_nothing(pool: PgPool) {
     assert_eq!(app.attempt_count().await, 1);
 }
 
+/// A duplicate is the same event: the same transaction number, IDnow ident id, result and
+/// identification time. Each of the four tells events apart; nothing else does (the rest of
+/// the payload, the reason).
+#[sqlx::test(migrations = false)]
+async fn the_four_fields_of_an_event_and_only_they_make_a_duplicate(pool: PgPool) {
+    type Edit<'a> = &'a dyn Fn(&mut serde_json::Value);
+    let app = spawn_app(pool).await;
+    let event = |edit: Edit<'_>| {
+        let mut body: serde_json::Value = serde_json::from_slice(&webhook_body(
+            "tn-key",
+            "ABORTED",
+            "2026-10-02T09:31:47+02:00",
+        ))
+        .expect("JSON");
+        edit(&mut body);
+        serde_json::to_vec(&body).expect("serialises")
+    };
+    let original = acknowledged_id(app.deliver(&event(&|_| {})).await).await;
+    let others: [(&str, Edit<'_>); 4] = [
+        ("transactionnumber", &|b| {
+            b["identificationprocess"]["transactionnumber"] = "tn-key-2".into()
+        }),
+        ("id", &|b| {
+            b["identificationprocess"]["id"] = "TST-OTHER".into()
+        }),
+        ("result", &|b| {
+            b["identificationprocess"]["result"] = "SUCCESS".into()
+        }),
+        ("identificationtime", &|b| {
+            b["identificationprocess"]["identificationtime"] = "2026-10-02T09:41:47+02:00".into()
+        }),
+    ];
+    for (field, edit) in others {
+        let response = app.deliver(&event(edit)).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "another {field}");
+        assert_ne!(acknowledged_id(response).await, original, "another {field}");
+    }
+    let same: [(&str, Edit<'_>); 2] = [
+        ("reason", &|b| {
+            b["identificationprocess"]["reason"] = "USER_CANCELLATION".into()
+        }),
+        ("customdata", &|b| {
+            b["customdata"]["custom1"] = "changed".into()
+        }),
+    ];
+    for (field, edit) in same {
+        let response = app.deliver(&event(edit)).await;
+        assert_eq!(response.status(), StatusCode::OK, "another {field} only");
+        assert_eq!(
+            acknowledged_id(response).await,
+            original,
+            "another {field} only"
+        );
+    }
+    assert_eq!(app.attempt_count().await, 5);
+}
+
+/// `WEBHOOK_TOLERANCE_SECONDS` sets the accepted clock skew of a Standard Webhooks
+/// timestamp, both ways.
+#[sqlx::test(migrations = false)]
+async fn the_timestamp_tolerance_is_the_one_configured(pool: PgPool) {
+    let app = spawn_app_adding(pool, &[("WEBHOOK_TOLERANCE_SECONDS", "10")]).await;
+    let body = webhook_body("tn-skew", "ABORTED", "2026-10-02T09:31:47+02:00");
+    let sent_at = |skew: i64| Signed::Standard {
+        secret: WEBHOOK_SECRET,
+        id: "msg-skew",
+        timestamp: unix_now() + skew,
+    };
+    for skew in [-30, 30, -60] {
+        let response = app.post_webhook(&body, sent_at(skew)).await;
+        assert_error(response, StatusCode::UNAUTHORIZED, "invalid_signature").await;
+    }
+    assert_eq!(app.attempt_count().await, 0);
+    let response = app.post_webhook(&body, sent_at(-8)).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+}
+
 #[sqlx::test(migrations = false)]
 async fn a_repeated_webhook_id_is_a_duplicate(pool: PgPool) {
     let app = spawn_app(pool).await;
@@ -572,6 +649,15 @@ async fn authentic_but_unusable_deliveries_are_refused_and_kept_verbatim(pool: P
 #[sqlx::test(migrations = false)]
 async fn oversized_bodies_are_refused(pool: PgPool) {
     let app = spawn_app(pool).await;
+    // The limit itself is taken: a body of exactly 1 MiB is stored.
+    let mut whole = webhook_body("tn-limit", "SUCCESS", "2026-10-02T09:31:47+02:00");
+    whole.pop();
+    whole.extend_from_slice(br#","padding":""#);
+    whole.resize(1024 * 1024 - 2, b'x');
+    whole.extend_from_slice(b"\"}");
+    assert_eq!(whole.len(), 1024 * 1024);
+    assert_eq!(app.deliver(&whole).await.status(), StatusCode::ACCEPTED);
+
     let mut body = webhook_body("tn-big", "SUCCESS", "2026-10-02T09:31:47+02:00");
     body.pop();
     body.extend_from_slice(br#","padding":""#);
@@ -590,7 +676,7 @@ async fn oversized_bodies_are_refused(pool: PgPool) {
         .deliver_streamed(&body, reqwest::Body::wrap_stream(stream))
         .await;
     assert_error(response, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
-    assert_eq!(app.attempt_count().await, 0);
+    assert_eq!(app.attempt_count().await, 1);
 }
 
 #[sqlx::test(migrations = false)]
