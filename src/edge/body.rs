@@ -267,47 +267,60 @@ pub async fn read_json_body(
     payload: web::Payload,
     limits: BodyLimits<'_>,
 ) -> Result<Body, ApiError> {
-    check_body_head(request, limits)?;
-    tokio::time::timeout(limits.timeout, read_within(request, payload, limits))
-        .await
-        .map_err(|_elapsed| ApiError::BodyTimeout(limits.timeout.as_millis()))?
+    check_body_head(request, limits)?.read(payload).await
 }
 
 /// What [`read_json_body`] refuses by the request's head alone, before the body: 415 for a
 /// declared content type that is not JSON or a content coding other than `identity`, 413 for
 /// a declared length over the limit. For a caller with checks of its own to make between
-/// these and the body's reading.
-pub fn check_body_head(request: &HttpRequest, limits: BodyLimits<'_>) -> Result<(), ApiError> {
+/// these and the body's reading, which [`CheckedHead::read`] does.
+pub fn check_body_head<'a>(
+    request: &HttpRequest,
+    limits: BodyLimits<'a>,
+) -> Result<CheckedHead<'a>, ApiError> {
     require_identity_encoding(request)?;
     require_json(request)?;
-    match declared_length(request) {
-        Some(declared) if declared > limits.size => {
-            Err(ApiError::PayloadTooLarge { limit: limits.size })
-        }
-        _ => Ok(()),
-    }
-}
-
-fn declared_length(request: &HttpRequest) -> Option<usize> {
-    request
+    let declared = request
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    match declared {
+        Some(declared) if declared > limits.size => {
+            Err(ApiError::PayloadTooLarge { limit: limits.size })
+        }
+        _ => Ok(CheckedHead { declared, limits }),
+    }
 }
 
-async fn read_within(
-    request: &HttpRequest,
-    mut payload: web::Payload,
-    limits: BodyLimits<'_>,
-) -> Result<Body, ApiError> {
+/// A request whose head [`check_body_head`] let through: its body is still to read.
+#[derive(Debug)]
+pub struct CheckedHead<'a> {
+    /// Its `Content-Length`, within the limit.
+    declared: Option<usize>,
+    limits: BodyLimits<'a>,
+}
+
+impl CheckedHead<'_> {
+    /// The whole body, read within the limits: 503 when the budget cannot hold the declared
+    /// length now; then 413 as soon as the body outgrows the limit, 503 as soon as the budget
+    /// runs out, 408 when the client is too slow.
+    pub async fn read(self, payload: web::Payload) -> Result<Body, ApiError> {
+        let timeout = self.limits.timeout;
+        tokio::time::timeout(timeout, read_within(self, payload))
+            .await
+            .map_err(|_elapsed| ApiError::BodyTimeout(timeout.as_millis()))?
+    }
+}
+
+async fn read_within(head: CheckedHead<'_>, mut payload: web::Payload) -> Result<Body, ApiError> {
+    let CheckedHead { declared, limits } = head;
     let mut held = Held {
         budget: limits.budget,
         share: limits.budget.share(limits.client),
     };
-    if let Some(declared) = declared_length(request) {
-        // Over the limit: refused by `check_body_head`. Checked, not taken: what is taken
-        // is what arrives.
+    if let Some(declared) = declared {
+        // Checked, not taken: what is taken is what arrives.
         limits.budget.fits(&held.share, declared)?;
     }
     // The body while it is a single chunk, as small bodies arrive: kept without a copy.

@@ -21,7 +21,7 @@ use utoipa::ToSchema;
 
 use super::openapi::TransactionNumberText;
 use crate::domain::{transaction_numbers_of, AttemptId, WebhookId, MAX_NAMED};
-use crate::edge::body::{check_body_head, read_json_body};
+use crate::edge::body::check_body_head;
 use crate::edge::client_address::peer_of;
 use crate::error::{ApiError, DbResultExt as _, ErrorBody};
 use crate::ingest::{self, Outcome};
@@ -96,12 +96,12 @@ pub async fn receive(
         }
     };
     let headers = auth.headers(request.headers());
-    check_body_head(&request, body_limits)?;
+    let head = check_body_head(&request, body_limits)?;
     let verified_early = admitted
         .verify_before_body(headers, SystemTime::now())
         .transpose()
         .map_err(unauthenticated)?;
-    let body = read_json_body(&request, payload, body_limits).await?;
+    let body = head.read(payload).await?;
     let verified = match verified_early {
         Some(verified) => verified,
         None => admitted
