@@ -752,6 +752,21 @@ mod tests {
         }
     }
 
+    /// The `Authorization` value of the listed Basic user, with its password.
+    fn basic_authorization() -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("idnow:{PASSWORD}"))
+        )
+    }
+
+    fn authorization_sent(value: &str) -> DeliveryHeaders<'_> {
+        DeliveryHeaders {
+            authorization: SentHeader::One(value.as_bytes()),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn the_gate_admits_only_allowed_clients_and_never_an_unknown_one() {
         let gated = policy(&[MethodName::Token], Some(&["192.0.2.0/24"])).expect("valid");
@@ -790,14 +805,8 @@ mod tests {
                 failure: AuthFailure::Mismatch
             })
         );
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("idnow:{PASSWORD}"))
-        );
-        let headers = DeliveryHeaders {
-            authorization: SentHeader::One(basic.as_bytes()),
-            ..Default::default()
-        };
+        let basic = basic_authorization();
+        let headers = authorization_sent(&basic);
         assert_eq!(
             admitted.verify(headers, BODY, now()).map(|v| v.method),
             Ok(MethodName::Basic)
@@ -920,16 +929,9 @@ mod tests {
         let methods = [MethodName::Hmac, MethodName::Basic, MethodName::Source];
         let auth = policy(&methods, Some(&["192.0.2.0/24"])).expect("valid");
         let admitted = auth.admit(Some(CLIENT)).expect("admitted");
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("idnow:{PASSWORD}"))
-        );
-        let basic = DeliveryHeaders {
-            authorization: SentHeader::One(basic.as_bytes()),
-            ..Default::default()
-        };
+        let basic = basic_authorization();
         for (headers, method) in [
-            (basic, MethodName::Basic),
+            (authorization_sent(&basic), MethodName::Basic),
             (DeliveryHeaders::default(), MethodName::Source),
         ] {
             assert_eq!(
